@@ -1,0 +1,204 @@
+//! Renders runs for people and for scripts: a text timeline (one `key=value` event per line,
+//! virtual time first), a summary, and JSON.
+//!
+//! ```
+//! use conclave_sim::{run::{run_scenario, RunOptions}, scenario::Scenario};
+//! let s = Scenario::from_str(r#"Scenario(algorithm: Bully(), nodes: [(name: "a", id: 1), (name: "b", id: 2)],
+//!     run_for: "3s", expect: [LeaderIs(node: "b")])"#, "two.ron").unwrap();
+//! let r = run_scenario(&s, "two.ron", 0, &RunOptions { record_trace: true });
+//! let timeline = conclave_reports::timeline(&r);
+//! assert!(timeline.lines().next().unwrap().starts_with("t=0s node=a event=start"));
+//! assert!(conclave_reports::summary(&r).contains("ok      LeaderIs(b, end)"));
+//! ```
+
+use conclave_algorithms::{Duration, Role};
+use conclave_sim::run::RunReport;
+use conclave_sim::trace::{TraceEvent, What};
+use std::fmt::Write;
+
+fn us(t: u64) -> String {
+    Duration(t).to_string()
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Idle => "idle",
+        Role::Candidate => "candidate",
+        Role::Follower => "follower",
+        Role::Leader => "leader",
+        Role::Service => "service",
+    }
+}
+
+/// One trace event as a line: `t=1.01s node=node2 event=deliver from=node1 msg=Election`.
+pub fn event_line(e: &TraceEvent) -> String {
+    let mut s = format!("t={} node={} event=", us(e.time_us), e.node);
+    match &e.what {
+        What::Start => s.push_str("start"),
+        What::Restart => s.push_str("restart"),
+        What::Crash => s.push_str("crash"),
+        What::Pause => s.push_str("pause"),
+        What::Resume => s.push_str("resume"),
+        What::Send { to, msg } => {
+            let _ = write!(s, "send to={to} msg={msg}");
+        }
+        What::Deliver { from, msg } => {
+            let _ = write!(s, "deliver from={from} msg={msg}");
+        }
+        What::Drop {
+            from,
+            to,
+            msg,
+            reason,
+        } => {
+            let _ = write!(
+                s,
+                "drop from={from} to={to} msg={msg} reason={}",
+                reason.as_str()
+            );
+        }
+        What::Duplicate { from, to, msg } => {
+            let _ = write!(s, "duplicate from={from} to={to} msg={msg}");
+        }
+        What::Timer { timer } => {
+            let _ = write!(s, "timer name={timer}");
+        }
+        What::Role {
+            role,
+            leader,
+            status,
+        } => {
+            let leader = leader.as_deref().unwrap_or("none");
+            let _ = write!(
+                s,
+                "role role={} leader={leader} status={status}",
+                role_name(*role)
+            );
+        }
+        What::Partition { groups } => {
+            let groups: Vec<String> = groups
+                .iter()
+                .map(|g| format!("{{{}}}", g.join(",")))
+                .collect();
+            let _ = write!(s, "partition groups={}", groups.join(""));
+        }
+        What::Block { a, b } => {
+            let _ = write!(s, "block a={a} b={b}");
+        }
+        What::Unblock { a, b } => {
+            let _ = write!(s, "unblock a={a} b={b}");
+        }
+        What::Heal => s.push_str("heal"),
+    }
+    s
+}
+
+/// The whole trace, one event per line; empty if the run kept no trace.
+pub fn timeline(r: &RunReport) -> String {
+    let mut out = String::new();
+    for e in r.trace.iter().flatten() {
+        out.push_str(&event_line(e));
+        out.push('\n');
+    }
+    out
+}
+
+/// The human summary of a run.
+pub fn summary(r: &RunReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "scenario {} ({}), seed {}: {} of virtual time, {} events",
+        r.scenario,
+        r.algorithm,
+        r.seed,
+        us(r.end_time_us),
+        r.events
+    );
+    let width = r
+        .nodes
+        .iter()
+        .map(|n| n.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        o,
+        "  {:width$}  {:>20}  {:8}  {:10}  {:22}  leader",
+        "node", "id", "state", "role", "status"
+    );
+    for n in &r.nodes {
+        let _ = writeln!(
+            o,
+            "  {:width$}  {:>20}  {:8}  {:10}  {:22}  {}",
+            n.name,
+            n.id,
+            n.state,
+            role_name(n.role),
+            n.status,
+            n.leader.as_deref().unwrap_or("-")
+        );
+    }
+    let stable = match r.time_to_stable_leader_us {
+        Some(t) => format!("stable leader {} after the last fault or start", us(t)),
+        None => "no stable leader at the end".into(),
+    };
+    let _ = writeln!(
+        o,
+        "elections: {} started, {} won; {stable}",
+        r.elections.started, r.elections.won
+    );
+    let kinds: Vec<String> = r
+        .messages
+        .by_kind
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let _ = writeln!(
+        o,
+        "messages: {} sent ({} election): {}; {} delivered, {} dropped, {} duplicated",
+        r.messages.total,
+        r.messages.election,
+        if kinds.is_empty() {
+            "none".into()
+        } else {
+            kinds.join(", ")
+        },
+        r.messages.delivered,
+        r.messages.dropped,
+        r.messages.duplicated
+    );
+    if r.expectations.is_empty() {
+        let _ = writeln!(o, "expectations: none");
+    } else {
+        let _ = writeln!(o, "expectations:");
+    }
+    for e in &r.expectations {
+        let verdict = if e.ok { "ok    " } else { "FAILED" };
+        let expected = if e.expected == "violated" {
+            " (expected violated)"
+        } else {
+            ""
+        };
+        let _ = write!(o, "  {verdict}  {}{expected}", e.name);
+        match (&e.detail, e.failed_at_us) {
+            (Some(d), Some(t)) => {
+                let _ = write!(o, ": at t={}: {d}", us(t));
+            }
+            (Some(d), None) => {
+                let _ = write!(o, ": {d}");
+            }
+            _ => {}
+        }
+        o.push('\n');
+    }
+    let _ = writeln!(o, "trace hash: {}", r.trace_hash);
+    let _ = writeln!(o, "replay: {}", r.replay);
+    let _ = writeln!(o, "result: {}", if r.ok { "ok" } else { "FAILED" });
+    o
+}
+
+/// The report as one JSON object on one line.
+pub fn json(r: &RunReport) -> String {
+    serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}

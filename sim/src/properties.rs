@@ -1,0 +1,413 @@
+//! The named properties of DESIGN.md, evaluated over node states and the network topology.
+//!
+//! The functions here read a slice of [`NodeStatus`] and a [`Topology`], so the simulator and
+//! the explorer share them. Which nodes count:
+//!
+//! - `AtMostOneLeader` and `OneLeaderPerComponent` count every node that is up, *including
+//!   paused ones*: a frozen process still believes it leads and acts on it when it resumes.
+//! - `Agreement`, `HighestWins`, `LeaderIs` and `EventualLeader` speak of *running* nodes (up
+//!   and not paused): a paused node names nobody the others could ask.
+//! - A component is a connected component of the graph of working links between voters
+//!   (partitions and blocked links cut edges); a crashed node still belongs to its component.
+//!
+//! ```
+//! use conclave_sim::properties::{NodeStatus, Topology, at_most_one_leader};
+//! use conclave_algorithms::{Pid, Role, View};
+//! let leader = |p| NodeStatus::running(10, View { role: Role::Leader, leader: Some(Pid(p)), status: "" });
+//! let names = ["a".to_string(), "b".to_string()];
+//! let two = [leader(0), leader(1)];
+//! assert_eq!(at_most_one_leader(&two, &names), Err("a and b both lead".to_string()));
+//! ```
+
+use conclave_algorithms::{Pid, Role, Time, View};
+use std::collections::BTreeSet;
+
+/// What the properties need to know of one process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// Started and not crashed.
+    pub up: bool,
+    pub paused: bool,
+    /// Takes part in elections (services do not).
+    pub voter: bool,
+    pub priority: u64,
+    pub view: View,
+}
+
+impl NodeStatus {
+    pub const DOWN_VIEW: View = View {
+        role: Role::Idle,
+        leader: None,
+        status: "Down",
+    };
+
+    /// A running voter with this view (for tests and examples).
+    pub fn running(priority: u64, view: View) -> Self {
+        NodeStatus {
+            up: true,
+            paused: false,
+            voter: true,
+            priority,
+            view,
+        }
+    }
+    pub fn is_running(&self) -> bool {
+        self.up && !self.paused && self.voter
+    }
+    /// Up (paused or not) and believing itself leader.
+    pub fn believes_leader(&self) -> bool {
+        self.up && self.voter && self.view.role == Role::Leader
+    }
+}
+
+/// Who can talk to whom: partition groups and blocked links.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Topology {
+    group: Vec<u32>,
+    blocked: BTreeSet<(u32, u32)>,
+    component: Vec<u32>,
+}
+
+impl Topology {
+    pub fn new(n: usize) -> Self {
+        Topology {
+            group: vec![0; n],
+            blocked: BTreeSet::new(),
+            component: vec![0; n],
+        }
+    }
+
+    fn key(a: Pid, b: Pid) -> (u32, u32) {
+        (a.0.min(b.0), a.0.max(b.0))
+    }
+
+    /// Whether a message can cross from `a` to `b` (links are symmetric).
+    #[inline]
+    pub fn connected(&self, a: Pid, b: Pid) -> bool {
+        self.group[a.index()] == self.group[b.index()]
+            && (self.blocked.is_empty() || !self.blocked.contains(&Self::key(a, b)))
+    }
+
+    /// Splits the network: each listed group is one side, the unlisted nodes one more.
+    pub fn partition(&mut self, groups: &[Vec<Pid>]) {
+        self.group.iter_mut().for_each(|g| *g = 0);
+        for (i, group) in groups.iter().enumerate() {
+            for p in group {
+                self.group[p.index()] = i as u32 + 1;
+            }
+        }
+        self.recompute();
+    }
+    pub fn block(&mut self, a: Pid, b: Pid) {
+        self.blocked.insert(Self::key(a, b));
+        self.recompute();
+    }
+    pub fn unblock(&mut self, a: Pid, b: Pid) {
+        self.blocked.remove(&Self::key(a, b));
+        self.recompute();
+    }
+    pub fn heal(&mut self) {
+        self.group.iter_mut().for_each(|g| *g = 0);
+        self.blocked.clear();
+        self.recompute();
+    }
+    pub fn is_whole(&self) -> bool {
+        self.blocked.is_empty() && self.group.iter().all(|&g| g == 0)
+    }
+
+    /// The component id of a process: equal ids, same connected component.
+    #[inline]
+    pub fn component(&self, p: Pid) -> u32 {
+        self.component[p.index()]
+    }
+
+    /// Connected components by union-find over working links (only needed with blocks;
+    /// without them the components are the partition groups).
+    fn recompute(&mut self) {
+        let n = self.group.len();
+        if self.blocked.is_empty() {
+            self.component.clone_from(&self.group);
+            return;
+        }
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        fn find(parent: &mut [u32], mut x: u32) -> u32 {
+            while parent[x as usize] != x {
+                parent[x as usize] = parent[parent[x as usize] as usize];
+                x = parent[x as usize];
+            }
+            x
+        }
+        for a in 0..n as u32 {
+            for b in a + 1..n as u32 {
+                if self.connected(Pid(a), Pid(b)) {
+                    let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                    if ra != rb {
+                        parent[ra.max(rb) as usize] = ra.min(rb);
+                    }
+                }
+            }
+        }
+        self.component = (0..n as u32).map(|x| find(&mut parent, x)).collect();
+    }
+}
+
+fn leaders(status: &[NodeStatus]) -> impl Iterator<Item = Pid> + '_ {
+    status
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.believes_leader())
+        .map(|(i, _)| Pid(i as u32))
+}
+
+/// `AtMostOneLeader` at one instant.
+pub fn at_most_one_leader(status: &[NodeStatus], names: &[String]) -> Result<(), String> {
+    let ls: Vec<Pid> = leaders(status).collect();
+    if ls.len() <= 1 {
+        return Ok(());
+    }
+    let named: Vec<&str> = ls.iter().map(|p| names[p.index()].as_str()).collect();
+    Err(format!("{} both lead", named.join(" and ")))
+}
+
+/// `OneLeaderPerComponent` at one instant.
+pub fn one_leader_per_component(
+    status: &[NodeStatus],
+    topo: &Topology,
+    names: &[String],
+) -> Result<(), String> {
+    let ls: Vec<Pid> = leaders(status).collect();
+    for (i, &a) in ls.iter().enumerate() {
+        for &b in &ls[i + 1..] {
+            if topo.component(a) == topo.component(b) {
+                return Err(format!(
+                    "{} and {} both lead in one component",
+                    names[a.index()],
+                    names[b.index()]
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `Agreement`: in every component, every running voter names the same running leader, which
+/// is in that component and considers itself leader. Returns the agreed leaders.
+pub fn agreement(
+    status: &[NodeStatus],
+    topo: &Topology,
+    names: &[String],
+) -> Result<Vec<Pid>, String> {
+    // Per component id: the leader its first running voter names.
+    let mut named: Vec<Option<Option<Pid>>> = vec![None; status.len() + 1];
+    for (i, s) in status.iter().enumerate() {
+        if !s.is_running() {
+            continue;
+        }
+        let p = Pid(i as u32);
+        let c = topo.component(p) as usize;
+        match named[c] {
+            None => named[c] = Some(s.view.leader),
+            Some(l) if l == s.view.leader => {}
+            Some(l) => {
+                return Err(format!(
+                    "{} names {} but another node of its component names {}",
+                    names[i],
+                    name_of(s.view.leader, names),
+                    name_of(l, names)
+                ))
+            }
+        }
+    }
+    let mut agreed = Vec::new();
+    for (c, entry) in named.iter().enumerate() {
+        let Some(leader) = entry else { continue };
+        let Some(l) = *leader else {
+            return Err(format!("the running nodes of component {c} name no leader"));
+        };
+        let ls = &status[l.index()];
+        if !ls.is_running() || ls.view.role != Role::Leader || topo.component(l) as usize != c {
+            return Err(format!(
+                "nodes name {} as leader, but it is not a running leader they can reach",
+                names[l.index()]
+            ));
+        }
+        agreed.push(l);
+    }
+    Ok(agreed)
+}
+
+/// `HighestWins`: agreement, and each agreed leader is its component's highest running voter.
+pub fn highest_wins(
+    status: &[NodeStatus],
+    topo: &Topology,
+    names: &[String],
+) -> Result<(), String> {
+    let agreed = agreement(status, topo, names)?;
+    for l in agreed {
+        let c = topo.component(l);
+        let best = status
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| s.is_running() && topo.component(Pid(*i as u32)) == c)
+            .max_by_key(|(_, s)| s.priority)
+            .map(|(i, _)| i);
+        if let Some(b) = best {
+            if b != l.index() {
+                return Err(format!(
+                    "{} leads, but {} has a higher priority in its component",
+                    names[l.index()],
+                    names[b]
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `LeaderIs(node)`: `node` runs, leads, and every running voter of its component names it.
+pub fn leader_is(
+    status: &[NodeStatus],
+    topo: &Topology,
+    names: &[String],
+    node: Pid,
+) -> Result<(), String> {
+    let s = &status[node.index()];
+    if !s.is_running() {
+        return Err(format!("{} is not running", names[node.index()]));
+    }
+    if s.view.role != Role::Leader {
+        return Err(format!(
+            "{} is not leader (it names {})",
+            names[node.index()],
+            name_of(s.view.leader, names)
+        ));
+    }
+    let c = topo.component(node);
+    for (i, o) in status.iter().enumerate() {
+        if o.is_running() && topo.component(Pid(i as u32)) == c && o.view.leader != Some(node) {
+            return Err(format!(
+                "{} names {}, not {}",
+                names[i],
+                name_of(o.view.leader, names),
+                names[node.index()]
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn name_of(p: Option<Pid>, names: &[String]) -> &str {
+    p.map_or("no leader", |p| names[p.index()].as_str())
+}
+
+/// Watches a run as it goes: the first violation of each safety property, and since when the
+/// agreed leaders have been stable.
+#[derive(Clone, Debug, Default)]
+pub struct Monitor {
+    pub at_most_one: Option<(Time, String)>,
+    pub per_component: Option<(Time, String)>,
+    /// The leaders agreed on now, and since when, if the cluster is settled.
+    pub settled: Option<(Time, Vec<Pid>)>,
+}
+
+impl Monitor {
+    /// Call after anything that can change a property: a role change, a crash, a restart, a
+    /// pause, a resume, a topology change.
+    pub fn observe(&mut self, now: Time, status: &[NodeStatus], topo: &Topology, names: &[String]) {
+        if self.at_most_one.is_none() {
+            if let Err(why) = at_most_one_leader(status, names) {
+                self.at_most_one = Some((now, why));
+            }
+        }
+        if self.per_component.is_none() {
+            if let Err(why) = one_leader_per_component(status, topo, names) {
+                self.per_component = Some((now, why));
+            }
+        }
+        self.settled = match (agreement(status, topo, names), self.settled.take()) {
+            (Ok(agreed), Some((since, before))) if agreed == before => Some((since, before)),
+            (Ok(agreed), _) => Some((now, agreed)),
+            (Err(_), _) => None,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(role: Role, leader: Option<u32>, prio: u64) -> NodeStatus {
+        NodeStatus::running(
+            prio,
+            View {
+                role,
+                leader: leader.map(Pid),
+                status: "",
+            },
+        )
+    }
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn agreement_and_highest_wins_per_component() {
+        let nm = names(4);
+        let mut topo = Topology::new(4);
+        // n3 leads everyone.
+        let all = [
+            st(Role::Follower, Some(3), 1),
+            st(Role::Follower, Some(3), 2),
+            st(Role::Follower, Some(3), 3),
+            st(Role::Leader, Some(3), 4),
+        ];
+        assert_eq!(agreement(&all, &topo, &nm), Ok(vec![Pid(3)]));
+        assert_eq!(highest_wins(&all, &topo, &nm), Ok(()));
+        // Partitioned: {0,1} led by 1, {2,3} led by 3.
+        topo.partition(&[vec![Pid(0), Pid(1)], vec![Pid(2), Pid(3)]]);
+        let split = [
+            st(Role::Follower, Some(1), 1),
+            st(Role::Leader, Some(1), 2),
+            st(Role::Follower, Some(3), 3),
+            st(Role::Leader, Some(3), 4),
+        ];
+        assert!(agreement(&split, &topo, &nm).is_ok());
+        assert!(at_most_one_leader(&split, &nm).is_err());
+        assert!(one_leader_per_component(&split, &topo, &nm).is_ok());
+        topo.heal();
+        assert!(one_leader_per_component(&split, &topo, &nm).is_err());
+        assert!(agreement(&split, &topo, &nm).is_err());
+        // The wrong node leads.
+        let low = [st(Role::Leader, Some(0), 1), st(Role::Follower, Some(0), 2)];
+        assert!(highest_wins(&low, &Topology::new(2), &nm)
+            .unwrap_err()
+            .contains("n1 has a higher"));
+    }
+
+    #[test]
+    fn blocked_links_split_components_only_when_the_graph_splits() {
+        let mut t = Topology::new(3);
+        t.block(Pid(0), Pid(1));
+        assert!(!t.connected(Pid(0), Pid(1)));
+        assert_eq!(
+            t.component(Pid(0)),
+            t.component(Pid(1)),
+            "joined through n2"
+        );
+        t.block(Pid(0), Pid(2));
+        assert_ne!(t.component(Pid(0)), t.component(Pid(1)));
+        t.heal();
+        assert!(t.is_whole());
+    }
+
+    #[test]
+    fn paused_leader_still_counts_for_safety_but_not_agreement() {
+        let nm = names(2);
+        let mut paused = st(Role::Leader, Some(0), 1);
+        paused.paused = true;
+        let s = [paused, st(Role::Leader, Some(1), 2)];
+        assert!(at_most_one_leader(&s, &nm).is_err());
+        assert_eq!(agreement(&s, &Topology::new(2), &nm), Ok(vec![Pid(1)]));
+    }
+}

@@ -1,0 +1,228 @@
+//! `conclave`: the command line. It parses arguments, calls the libraries, prints, and maps
+//! outcomes to exit codes (0 held, 1 violated, 2 bad input, 3 internal error).
+
+use clap::{Parser, Subcommand};
+use conclave_sim::run::{run_scenario, RunOptions, RunReport};
+use conclave_sim::scenario::{Scenario, ScenarioError};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const HELD: u8 = 0;
+const VIOLATED: u8 = 1;
+const BAD_INPUT: u8 = 2;
+const INTERNAL: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "conclave",
+    version,
+    about = "Deterministic simulator and model checker for leader election"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario and print its summary (and its timeline with --trace).
+    Run {
+        /// The scenario file (RON).
+        file: PathBuf,
+        /// Seed to run with, instead of the scenario's first seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Print every event of the run, one per line.
+        #[arg(long)]
+        trace: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every .ron scenario under the paths, with each of its seeds.
+    Check {
+        /// Scenario files or folders (searched recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("internal error (a bug in conclave, please report it): {info}");
+    }));
+    let code = std::panic::catch_unwind(|| match cli.command {
+        Command::Run {
+            file,
+            seed,
+            trace,
+            json,
+        } => cmd_run(&file, seed, trace, json),
+        Command::Check { paths } => cmd_check(&paths),
+    })
+    .unwrap_or(INTERNAL);
+    ExitCode::from(code)
+}
+
+/// Prints a scenario error with the offending source line and a caret under the column.
+fn print_scenario_error(e: &ScenarioError) {
+    eprintln!("error: {e}");
+    if let (Some((line, col)), Ok(src)) = (e.position, std::fs::read_to_string(&e.file)) {
+        if let Some(text) = src.lines().nth(line.saturating_sub(1)) {
+            eprintln!("{line:>5} | {text}");
+            eprintln!("      | {}^", " ".repeat(col.saturating_sub(1)));
+        }
+    }
+}
+
+fn cmd_run(file: &Path, seed: Option<u64>, trace: bool, json: bool) -> u8 {
+    let scenario = match Scenario::load(file) {
+        Ok(s) => s,
+        Err(e) => {
+            print_scenario_error(&e);
+            return BAD_INPUT;
+        }
+    };
+    let seed = seed.unwrap_or(scenario.seeds[0]);
+    let opts = RunOptions {
+        record_trace: trace,
+    };
+    let report = run_scenario(&scenario, &file.to_string_lossy(), seed, &opts);
+    if json {
+        println!("{}", conclave_reports::json(&report));
+    } else {
+        if trace {
+            print!("{}", conclave_reports::timeline(&report));
+            println!();
+        }
+        print!("{}", conclave_reports::summary(&report));
+    }
+    if report.ok {
+        HELD
+    } else {
+        VIOLATED
+    }
+}
+
+/// Every `.ron` file under `path`, sorted so that the order is the same on every machine.
+fn scenario_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()?;
+        entries.sort();
+        for e in entries {
+            if e.is_dir() || e.extension().is_some_and(|x| x == "ron") {
+                scenario_files(&e, out)?;
+            }
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+fn failure_lines(r: &RunReport) -> Vec<String> {
+    r.expectations
+        .iter()
+        .filter(|e| !e.ok)
+        .map(|e| {
+            let what = if e.expected == "holds" {
+                "violated"
+            } else {
+                "held, expected violated"
+            };
+            let mut s = format!("{} {what}", e.name);
+            if let Some(t) = e.failed_at_us {
+                s.push_str(&format!(" at t={}", conclave_algorithms::Duration(t)));
+            }
+            if let Some(d) = &e.detail {
+                s.push_str(&format!(": {d}"));
+            }
+            s
+        })
+        .collect()
+}
+
+fn cmd_check(paths: &[PathBuf]) -> u8 {
+    let mut files = Vec::new();
+    for p in paths {
+        if let Err(e) = scenario_files(p, &mut files) {
+            eprintln!("error: {}: {e}", p.display());
+            return BAD_INPUT;
+        }
+    }
+    if files.is_empty() {
+        eprintln!(
+            "error: no .ron scenario under {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return BAD_INPUT;
+    }
+    let (mut passed, mut failed, mut bad, mut runs) = (0, 0, 0, 0);
+    for file in &files {
+        let scenario = match Scenario::load(file) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("BAD     {}", file.display());
+                print_scenario_error(&e);
+                bad += 1;
+                continue;
+            }
+        };
+        let mut failures = Vec::new();
+        for &seed in &scenario.seeds {
+            runs += 1;
+            let r = run_scenario(
+                &scenario,
+                &file.to_string_lossy(),
+                seed,
+                &RunOptions::default(),
+            );
+            if !r.ok {
+                failures.push((seed, failure_lines(&r), r.replay.clone()));
+            }
+        }
+        let seeds = scenario.seeds.len();
+        if failures.is_empty() {
+            passed += 1;
+            println!(
+                "ok      {} ({} seed{})",
+                file.display(),
+                seeds,
+                if seeds == 1 { "" } else { "s" }
+            );
+        } else {
+            failed += 1;
+            println!(
+                "FAILED  {} ({} of {} seeds failed)",
+                file.display(),
+                failures.len(),
+                seeds
+            );
+            for (seed, lines, replay) in failures {
+                for l in lines {
+                    println!("        seed {seed}: {l}");
+                }
+                println!("        replay: {replay}");
+            }
+        }
+    }
+    println!(
+        "{} scenario files, {runs} runs, {bad} with bad input",
+        files.len()
+    );
+    println!("check: {passed} passed, {failed} failed");
+    if bad > 0 {
+        BAD_INPUT
+    } else if failed > 0 {
+        VIOLATED
+    } else {
+        HELD
+    }
+}
