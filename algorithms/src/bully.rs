@@ -23,6 +23,7 @@
 //! crash-stop nodes that restart fresh. Under a partition, or when messages are late, the
 //! algorithm elects more than one leader; the simulator shows this rather than hiding it.
 
+use crate::pidset::PidSet;
 use crate::{Algorithm, Cluster, Ctx, Duration, Message, Pid, Role, View};
 use serde::{Deserialize, Serialize};
 
@@ -112,18 +113,16 @@ pub struct Bully {
     params: BullyParams,
     status: Status,
     leader: Option<Pid>,
-    /// The other processes this node knows, sorted: initially every voter of the cluster,
-    /// then the coordinator's list from its heartbeat answers.
-    processes: Vec<Pid>,
+    /// The other processes this node knows: initially every voter of the cluster, then the
+    /// coordinator's list from its heartbeat answers.
+    processes: PidSet,
     heartbeat_outstanding: bool,
 }
 
 impl Bully {
     fn know(&mut self, pid: Pid) {
         if pid != self.me {
-            if let Err(at) = self.processes.binary_search(&pid) {
-                self.processes.insert(at, pid);
-            }
+            self.processes.insert(pid);
         }
     }
 
@@ -134,7 +133,7 @@ impl Bully {
         ctx.cancel_timer(BullyTimer::Coordinator);
         ctx.cancel_timer(BullyTimer::HeartbeatTimeout);
         let cluster = ctx.cluster();
-        for &p in &self.processes {
+        for p in self.processes.iter() {
             if cluster.priority(p) > self.priority {
                 ctx.send(p, BullyMsg::Election);
             }
@@ -146,7 +145,7 @@ impl Bully {
         self.status = Status::Coordinator;
         self.leader = Some(self.me);
         let cluster = ctx.cluster();
-        for &p in &self.processes {
+        for p in self.processes.iter() {
             if cluster.priority(p) < self.priority {
                 ctx.send(p, BullyMsg::Coordinator);
             }
@@ -225,9 +224,8 @@ impl Algorithm for Bully {
             BullyMsg::Heartbeat => {
                 if self.status == Status::Coordinator {
                     let mut processes = self.processes.clone();
-                    if let Err(at) = processes.binary_search(&self.me) {
-                        processes.insert(at, self.me);
-                    }
+                    processes.insert(self.me);
+                    let processes = processes.iter().collect();
                     ctx.send(from, BullyMsg::HeartbeatAck { processes });
                 }
             }
@@ -400,11 +398,14 @@ mod tests {
             }
         );
         let mut low = Bully::new(Pid(0), &c, &BullyParams::default());
-        low.processes = vec![Pid(2)];
+        low.processes = [Pid(2)].into_iter().collect();
         low.status = Status::Follower;
         low.leader = Some(Pid(2));
         step(&mut low, &c, |n, ctx| n.on_message(Pid(2), ack, ctx));
-        assert_eq!(low.processes, vec![Pid(1), Pid(2)]);
+        assert_eq!(
+            low.processes.iter().collect::<Vec<_>>(),
+            vec![Pid(1), Pid(2)]
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@
 //! ```
 
 pub mod bully;
+pub mod pidset;
 pub mod time;
 
 use serde::de::DeserializeOwned;

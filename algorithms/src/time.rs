@@ -132,7 +132,7 @@ impl FromStr for Duration {
         let mut place = scale;
         for d in frac.bytes() {
             let digit = u64::from(d - b'0');
-            if place % 10 != 0 {
+            if !place.is_multiple_of(10) {
                 if digit != 0 {
                     return Err(bad("finer than one microsecond"));
                 }

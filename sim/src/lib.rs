@@ -20,6 +20,7 @@
 
 pub mod locate;
 pub mod properties;
+pub mod queue;
 pub mod run;
 pub mod scenario;
 pub mod trace;

@@ -290,9 +290,17 @@ fn parse(src: &str, file: &str) -> Result<Scenario, ScenarioError> {
         Ok(s) => s,
         Err(err) => {
             let path = err.path().to_string();
-            let path = if path == "." { String::new() } else { path };
+            let path = if path == "." || path == "?" {
+                String::new()
+            } else {
+                path
+            };
             let spanned = de.span_error(err.into_inner());
-            return Err(syntax(spanned.position, path, spanned.code.to_string()));
+            let mut message = spanned.code.to_string();
+            if de.remainder().trim().is_empty() {
+                message.push_str(" (the file ends here: is a closing bracket missing?)");
+            }
+            return Err(syntax(spanned.position, path, message));
         }
     };
     de.end().map_err(|e| {

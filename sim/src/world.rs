@@ -20,6 +20,7 @@
 //! ```
 
 use crate::properties::{Monitor, NodeStatus, Topology};
+use crate::queue::EventQueue;
 use crate::scenario::{Delay, NetworkSpec};
 use crate::trace::{tag, DropReason, TraceEvent, TraceHasher, What};
 use conclave_algorithms::{
@@ -27,8 +28,7 @@ use conclave_algorithms::{
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 
 /// A fault, with nodes resolved to process ids.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -51,30 +51,6 @@ enum Ev<M, T> {
     Fault(u32),
     Deliver { from: Pid, to: Pid, msg: M },
     Timer { pid: Pid, timer: T, token: u64 },
-}
-
-struct Queued<M, T> {
-    time: Time,
-    seq: u64,
-    ev: Ev<M, T>,
-}
-
-impl<M, T> PartialEq for Queued<M, T> {
-    fn eq(&self, o: &Self) -> bool {
-        (self.time, self.seq) == (o.time, o.seq)
-    }
-}
-impl<M, T> Eq for Queued<M, T> {}
-impl<M, T> PartialOrd for Queued<M, T> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<M, T> Ord for Queued<M, T> {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest event first.
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.time, o.seq).cmp(&(self.time, self.seq))
-    }
 }
 
 /// Counts gathered during a run.
@@ -106,8 +82,7 @@ pub struct World<A: Algorithm> {
     timers: Vec<Timers<A::Timer>>,
     deferred: Vec<Timers<A::Timer>>,
     voters: Vec<Pid>,
-    queue: BinaryHeap<Queued<A::Msg, A::Timer>>,
-    seq: u64,
+    queue: EventQueue<Ev<A::Msg, A::Timer>>,
     now: Time,
     topo: Topology,
     delay: Delay,
@@ -159,8 +134,7 @@ impl<A: Algorithm> World<A> {
             status,
             timers: vec![Vec::new(); n],
             deferred: vec![Vec::new(); n],
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: EventQueue::new(),
             now: Time::ZERO,
             topo: Topology::new(n),
             delay: net.delay.clone(),
@@ -193,12 +167,7 @@ impl<A: Algorithm> World<A> {
     }
 
     fn push(&mut self, time: Time, ev: Ev<A::Msg, A::Timer>) {
-        self.queue.push(Queued {
-            time,
-            seq: self.seq,
-            ev,
-        });
-        self.seq += 1;
+        self.queue.push(time.as_micros(), ev);
     }
 
     pub fn now(&self) -> Time {
@@ -242,13 +211,16 @@ impl<A: Algorithm> World<A> {
 
     /// Processes every event up to and including time `until`; the clock then reads `until`.
     pub fn run_until(&mut self, until: Time) {
-        while let Some(top) = self.queue.peek() {
-            if top.time > until {
+        while self
+            .queue
+            .peek_time()
+            .is_some_and(|t| t <= until.as_micros())
+        {
+            let Some((time, ev)) = self.queue.pop() else {
                 break;
-            }
-            let Some(q) = self.queue.pop() else { break };
-            self.now = q.time;
-            self.dispatch(q.ev);
+            };
+            self.now = Time(time);
+            self.dispatch(ev);
         }
         self.now = self.now.max(until);
     }
@@ -363,7 +335,7 @@ impl<A: Algorithm> World<A> {
                     }
                 }
                 Effect::SetTimer { timer, after } => {
-                    let token = self.seq;
+                    let token = self.queue.next_seq();
                     let timers = &mut self.timers[p.index()];
                     match timers.iter_mut().find(|(t, _)| *t == timer) {
                         Some(slot) => slot.1 = token,

@@ -1,0 +1,226 @@
+//! The `conclave` binary as users and CI scripts drive it: exit codes, messages, JSON keys,
+//! and determinism across processes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn conclave(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the conclave binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every bad scenario in `tests/bad/`, the error it must give (file:line:col: path: message)
+/// and exit code 2. A new bad file without a row here fails the test.
+#[test]
+fn bad_scenarios_are_reported_with_position_and_path_and_exit_2() {
+    let cases: &[(&str, &str)] = &[
+        ("duplicate_id.ron", "duplicate_id.ron:5:25: nodes[1].id: duplicate node id 7 (also nodes[0]): priorities must be distinct"),
+        ("duplicate_name.ron", "duplicate_name.ron:5:16: nodes[1].name: duplicate node name \"a\" (also nodes[0])"),
+        ("foreign_parameter.ron", "foreign_parameter.ron:2:28: algorithm.Bully.quorum: Unexpected field named `quorum` in `Bully`"),
+        ("negative_duration.ron", "negative_duration.ron:8:55: faults[1].at: invalid duration \"-5s\": durations cannot be negative"),
+        ("no_nodes.ron", "no_nodes.ron:3:12: nodes: a scenario needs at least one node"),
+        ("not_utf8.ron", "not_utf8.ron: cannot read scenario: stream did not contain valid UTF-8"),
+        ("partition_twice.ron", "partition_twice.ron:8:56: faults[0].fault[0][1][0]: node \"a\" is listed twice in the partition"),
+        ("probability.ron", "probability.ron:8:21: network.loss: probability 1.5 is outside 0..1"),
+        ("restart_running.ron", "restart_running.ron:8:32: faults[0].fault: \"a\" is running at 1s, so this fault cannot apply"),
+        ("syntax_missing_comma.ron", "syntax_missing_comma.ron:8:44: faults: Expected comma"),
+        ("unclosed.ron", "unclosed.ron:2:1: Expected comma (the file ends here"),
+        ("unknown_algorithm.ron", "unknown_algorithm.ron:2:20: algorithm: Unexpected variant named `Raft` in enum `AlgorithmSpec`"),
+        ("unknown_expect_node.ron", "unknown_expect_node.ron:8:29: expect[0].node: unknown node \"c\" (nodes are: a, b)"),
+        ("unknown_fault_node.ron", "unknown_fault_node.ron:8:69: faults[1].fault[0]: unknown node \"zed\" (nodes are: a, b)"),
+        ("unknown_field.ron", "unknown_field.ron:8:11: colour: Unexpected field named `colour` in `Scenario`"),
+        ("unparsable_duration.ron", "unparsable_duration.ron:7:27: run_for: invalid duration \"ten seconds\": unknown unit"),
+        ("wrong_type.ron", "wrong_type.ron:5:25: nodes[1].id: Expected integer"),
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    let listed: Vec<String> = cases.iter().map(|(f, _)| f.to_string()).collect();
+    assert_eq!(on_disk, listed, "every file in tests/bad has a case");
+    for (file, expected) in cases {
+        let path = format!("tests/bad/{file}");
+        let out = conclave(&["run", &path]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{file}: exit code; stderr: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("error: tests/bad/{expected}")),
+            "{file}: got {err}"
+        );
+        assert!(!err.contains("panicked"), "{file}: {err}");
+    }
+    // check reports the same files as bad input, with exit code 2.
+    let out = conclave(&["check", "tests/bad"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).contains("check: 0 passed, 0 failed"));
+}
+
+#[test]
+fn bad_flags_and_missing_files_exit_2() {
+    let out = conclave(&["run", "scenarios/consul_four_nodes.ron", "--sed", "3"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unexpected argument '--sed'"));
+    let out = conclave(&[
+        "run",
+        "scenarios/consul_four_nodes.ron",
+        "--seed",
+        "minus-one",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid value 'minus-one' for '--seed <SEED>'"));
+    let out = conclave(&["run", "scenarios/no_such_scenario.ron"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no_such_scenario.ron: cannot read scenario"));
+    let out = conclave(&["check", "no_such_folder"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn every_shipped_scenario_passes_check() {
+    let out = conclave(&["check", "scenarios"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("ok      scenarios/consul_four_nodes.ron (8 seeds)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("check: ") && text.contains(" passed, 0 failed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_has_the_documented_keys() {
+    let out = conclave(&[
+        "run",
+        "scenarios/consul_four_nodes.ron",
+        "--json",
+        "--seed",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    assert_eq!(v["scenario"], "consul_four_nodes");
+    assert_eq!(v["algorithm"], "Bully");
+    assert_eq!(v["seed"], 5);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["trace_hash"].as_str().unwrap().len(), 16);
+    for node in ["node1", "node2", "node3", "node4"] {
+        assert_eq!(v["leaders"][node], "node2", "{node}");
+    }
+    assert_eq!(v["messages"]["by_kind"]["Election"], 6);
+    assert!(v["messages"]["total"].as_u64().unwrap() >= 15);
+    let names: Vec<&str> = v["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["ok"], true);
+            e["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "AtMostOneLeader",
+            "Agreement",
+            "HighestWins",
+            "LeaderIs(node2, end)",
+            "EventualLeader(2s)"
+        ]
+    );
+}
+
+#[test]
+fn same_seed_same_hash_across_processes() {
+    let hash = |seed: &str| {
+        let out = conclave(&[
+            "run",
+            "scenarios/bully_coordinator_crash.ron",
+            "--json",
+            "--seed",
+            seed,
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v["trace_hash"].as_str().unwrap().to_string()
+    };
+    assert_eq!(hash("11"), hash("11"));
+    assert_ne!(hash("11"), hash("12"));
+}
+
+#[test]
+fn a_violated_expectation_exits_1_with_the_replay_command() {
+    let dir = std::env::temp_dir().join(format!("conclave-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Plain Bully under a partition elects two leaders: expecting AtMostOneLeader fails.
+    let src = std::fs::read_to_string("scenarios/bully_partition_split.ron").unwrap();
+    let wrong = src
+        .replace("expect_violated: [AtMostOneLeader],", "")
+        .replace("expect: [", "expect: [\n        AtMostOneLeader,");
+    let file = dir.join("wrong.ron");
+    std::fs::write(&file, wrong).unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let out = conclave(&["run", &file, "--seed", "3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("FAILED  AtMostOneLeader: at t="), "{text}");
+    assert!(text.contains("n2 and n4 both lead"), "{text}");
+    assert!(
+        text.contains(&format!("replay: conclave run {file} --seed 3")),
+        "{text}"
+    );
+    let out = conclave(&["check", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("seed 0: AtMostOneLeader violated at t="),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("replay: conclave run {file} --seed 0")),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn trace_prints_one_event_per_line_with_time_first() {
+    let out = conclave(&["run", "scenarios/consul_four_nodes.ron", "--trace"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let first: Vec<&str> = text.lines().take(3).collect();
+    assert_eq!(
+        first,
+        [
+            "t=0s node=node1 event=start",
+            "t=0s node=node1 event=role role=candidate leader=none status=Election",
+            "t=0s node=node1 event=send to=node2 msg=Election",
+        ]
+    );
+    assert!(text.contains("event=role role=leader leader=node2 status=Coordinator"));
+}
