@@ -86,7 +86,8 @@ fn the_network_faults_really_happen() {
 /// order or the random streams is noticed. Change it only on purpose, and say so.
 #[test]
 fn golden_trace_hash_of_the_consul_scenario() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/consul_four_nodes.ron");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/consul_four_nodes.ron");
     let s = Scenario::load(&path).unwrap();
     let r = run_scenario(&s, "consul_four_nodes.ron", 0, &RunOptions::default());
     assert_eq!(r.trace_hash, "d0ffec5307775098");
