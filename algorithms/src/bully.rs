@@ -19,12 +19,19 @@
 //!   records the sender and answers ACK with its list of processes, which the follower stores
 //!   and uses as the set of nodes it runs elections against (seed 001).
 //!
+//! With `discovery: Registry(..)` the nodes find each other as in seed 000 (Consul): the
+//! registry is a service process of the world; a node registers at start, waits `wait`,
+//! asks the registry for the registered nodes and only then elects. The registry checks its
+//! members' health every `health_interval` and drops those that do not answer within
+//! `health_timeout` (Consul's TCP check: 10 s and 1 s in the seed). If the registry does not
+//! answer a lookup, the node asks again after `wait`.
+//!
 //! Assumptions: a synchronous network (every message arrives within the answer timeout) and
 //! crash-stop nodes that restart fresh. Under a partition, or when messages are late, the
 //! algorithm elects more than one leader; the simulator shows this rather than hiding it.
 
 use crate::pidset::PidSet;
-use crate::{Algorithm, Cluster, Ctx, Duration, Message, Pid, Role, View};
+use crate::{Algorithm, Cluster, Ctx, Duration, MemberKind, Message, Pid, Role, View};
 use serde::{Deserialize, Serialize};
 
 /// Timeouts of the Bully algorithm. Defaults follow seed 001 (5 s heartbeats).
@@ -39,6 +46,36 @@ pub struct BullyParams {
     pub heartbeat_interval: Duration,
     /// How long a follower waits for the coordinator's answer before it starts an election.
     pub heartbeat_timeout: Duration,
+    /// How nodes learn of each other: the scenario's node list, or a registry service.
+    pub discovery: Discovery,
+}
+
+/// How Bully nodes learn who is in the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Discovery {
+    /// Every node knows every other from the start (seeds 001 and 003's static lists).
+    Static,
+    /// A registry service (seed 000's Consul), a process of the world named `name`.
+    Registry {
+        name: String,
+        /// How long a node waits after registering before it looks the others up.
+        #[serde(default = "default_wait")]
+        wait: Duration,
+        #[serde(default = "default_health_interval")]
+        health_interval: Duration,
+        #[serde(default = "default_health_timeout")]
+        health_timeout: Duration,
+    },
+}
+
+fn default_wait() -> Duration {
+    Duration::from_secs(8)
+}
+fn default_health_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(1)
 }
 
 impl Default for BullyParams {
@@ -48,6 +85,7 @@ impl Default for BullyParams {
             coordinator_timeout: Duration::from_secs(3),
             heartbeat_interval: Duration::from_secs(5),
             heartbeat_timeout: Duration::from_secs(5),
+            discovery: Discovery::Static,
         }
     }
 }
@@ -63,7 +101,20 @@ pub enum BullyMsg {
     /// A follower's liveness check of its coordinator.
     Heartbeat,
     /// The coordinator's answer to HEARTBEAT, carrying its list of processes.
-    HeartbeatAck { processes: Vec<Pid> },
+    HeartbeatAck {
+        processes: Vec<Pid>,
+    },
+    /// A node registers with the registry.
+    Register,
+    /// A node asks the registry for the registered nodes.
+    Lookup,
+    /// The registry's answer to LOOKUP.
+    Members {
+        processes: Vec<Pid>,
+    },
+    /// The registry's health check, and its answer.
+    HealthCheck,
+    HealthOk,
 }
 
 impl Message for BullyMsg {
@@ -74,6 +125,11 @@ impl Message for BullyMsg {
             BullyMsg::Coordinator => "Coordinator",
             BullyMsg::Heartbeat => "Heartbeat",
             BullyMsg::HeartbeatAck { .. } => "HeartbeatAck",
+            BullyMsg::Register => "Register",
+            BullyMsg::Lookup => "Lookup",
+            BullyMsg::Members { .. } => "Members",
+            BullyMsg::HealthCheck => "HealthCheck",
+            BullyMsg::HealthOk => "HealthOk",
         }
     }
     fn is_election(&self) -> bool {
@@ -94,20 +150,44 @@ pub enum BullyTimer {
     HeartbeatTick,
     /// The coordinator did not answer the heartbeat.
     HeartbeatTimeout,
+    /// Time to look the cluster up in the registry (again).
+    Lookup,
+    /// The registry's health round starts.
+    HealthTick,
+    /// The registry's health round ends: who did not answer is dropped.
+    HealthDeadline,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Status {
     Idle,
+    /// Registered; waiting to look the cluster up.
+    Discovering,
     Election,
     WaitingForCoordinator,
     Coordinator,
     Follower,
 }
 
+/// A process of a Bully world: a node, or the registry service.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Bully {
+    Node(BullyNode),
+    Registry(Registry),
+}
+
+/// The registry (seed 000's Consul): who registered, and the health round under way.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Registry {
+    members: PidSet,
+    unanswered: PidSet,
+    health_interval: Duration,
+    health_timeout: Duration,
+}
+
 /// One Bully node's volatile state.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Bully {
+pub struct BullyNode {
     me: Pid,
     priority: u64,
     params: BullyParams,
@@ -117,16 +197,17 @@ pub struct Bully {
     /// coordinator's list from its heartbeat answers.
     processes: PidSet,
     heartbeat_outstanding: bool,
+    registry: Option<Pid>,
 }
 
-impl Bully {
+impl BullyNode {
     fn know(&mut self, pid: Pid) {
         if pid != self.me {
             self.processes.insert(pid);
         }
     }
 
-    fn start_election(&mut self, ctx: &mut Ctx<'_, Self>) {
+    fn start_election(&mut self, ctx: &mut Ctx<'_, Bully>) {
         self.status = Status::Election;
         self.leader = None;
         self.heartbeat_outstanding = false;
@@ -141,7 +222,7 @@ impl Bully {
         ctx.set_timer(BullyTimer::Answer, self.params.answer_timeout);
     }
 
-    fn become_coordinator(&mut self, ctx: &mut Ctx<'_, Self>) {
+    fn become_coordinator(&mut self, ctx: &mut Ctx<'_, Bully>) {
         self.status = Status::Coordinator;
         self.leader = Some(self.me);
         let cluster = ctx.cluster();
@@ -152,7 +233,7 @@ impl Bully {
         }
     }
 
-    fn follow(&mut self, coordinator: Pid, ctx: &mut Ctx<'_, Self>) {
+    fn follow(&mut self, coordinator: Pid, ctx: &mut Ctx<'_, Bully>) {
         self.status = Status::Follower;
         self.leader = Some(coordinator);
         self.heartbeat_outstanding = false;
@@ -169,31 +250,43 @@ impl Bully {
     }
 }
 
-impl Algorithm for Bully {
-    type Msg = BullyMsg;
-    type Timer = BullyTimer;
-    type Params = BullyParams;
-
+impl BullyNode {
     fn new(me: Pid, cluster: &Cluster, params: &BullyParams) -> Self {
-        Bully {
+        let registry = cluster.services().next();
+        BullyNode {
             me,
             priority: cluster.priority(me),
             params: params.clone(),
             status: Status::Idle,
             leader: None,
-            processes: cluster.voters().filter(|&p| p != me).collect(),
+            // With a registry, a node knows nobody until it has looked the others up.
+            processes: match registry {
+                Some(_) => PidSet::new(),
+                None => cluster.voters().filter(|&p| p != me).collect(),
+            },
             heartbeat_outstanding: false,
+            registry,
         }
     }
 
-    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Bully>) {
         if self.params.heartbeat_interval > Duration::ZERO {
             ctx.set_timer(BullyTimer::HeartbeatTick, self.params.heartbeat_interval);
         }
-        self.start_election(ctx);
+        match (self.registry, &self.params.discovery) {
+            (Some(r), Discovery::Registry { wait, .. }) => {
+                self.status = Status::Discovering;
+                ctx.send(r, BullyMsg::Register);
+                ctx.set_timer(BullyTimer::Lookup, *wait);
+            }
+            _ => self.start_election(ctx),
+        }
     }
 
-    fn on_message(&mut self, from: Pid, msg: BullyMsg, ctx: &mut Ctx<'_, Self>) {
+    fn on_message(&mut self, from: Pid, msg: BullyMsg, ctx: &mut Ctx<'_, Bully>) {
+        if Some(from) == self.registry {
+            return self.from_registry(msg, ctx);
+        }
         self.know(from);
         let from_higher = ctx.cluster().priority(from) > self.priority;
         match msg {
@@ -236,10 +329,29 @@ impl Algorithm for Bully {
                     self.processes = processes.into_iter().filter(|&p| p != self.me).collect();
                 }
             }
+            _ => {}
         }
     }
 
-    fn on_timer(&mut self, timer: BullyTimer, ctx: &mut Ctx<'_, Self>) {
+    fn from_registry(&mut self, msg: BullyMsg, ctx: &mut Ctx<'_, Bully>) {
+        match msg {
+            BullyMsg::HealthCheck => {
+                if let Some(r) = self.registry {
+                    ctx.send(r, BullyMsg::HealthOk);
+                }
+            }
+            BullyMsg::Members { processes } if self.status == Status::Discovering => {
+                ctx.cancel_timer(BullyTimer::Lookup);
+                for p in processes {
+                    self.know(p);
+                }
+                self.start_election(ctx);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, timer: BullyTimer, ctx: &mut Ctx<'_, Bully>) {
         match timer {
             BullyTimer::Answer => {
                 if self.status == Status::Election {
@@ -266,21 +378,124 @@ impl Algorithm for Bully {
                     self.start_election(ctx);
                 }
             }
+            BullyTimer::Lookup => {
+                if let (Status::Discovering, Some(r), Discovery::Registry { wait, .. }) =
+                    (self.status, self.registry, &self.params.discovery)
+                {
+                    ctx.send(r, BullyMsg::Lookup);
+                    ctx.set_timer(BullyTimer::Lookup, *wait);
+                }
+            }
+            BullyTimer::HealthTick | BullyTimer::HealthDeadline => {}
         }
     }
 
-    fn view(&self) -> View {
+    pub fn view(&self) -> View {
         let (role, status) = match self.status {
             Status::Idle => (Role::Idle, "Idle"),
+            Status::Discovering => (Role::Idle, "Discovering"),
             Status::Election => (Role::Candidate, "Election"),
             Status::WaitingForCoordinator => (Role::Candidate, "WaitingForCoordinator"),
             Status::Coordinator => (Role::Leader, "Coordinator"),
             Status::Follower => (Role::Follower, "Follower"),
         };
-        View {
-            role,
-            leader: self.leader,
-            status,
+        View::new(role, self.leader, status)
+    }
+}
+
+impl Registry {
+    fn on_message(&mut self, from: Pid, msg: BullyMsg, ctx: &mut Ctx<'_, Bully>) {
+        match msg {
+            BullyMsg::Register => {
+                self.members.insert(from);
+            }
+            BullyMsg::Lookup => ctx.send(
+                from,
+                BullyMsg::Members {
+                    processes: self.members.iter().collect(),
+                },
+            ),
+            BullyMsg::HealthOk => {
+                self.unanswered.remove(from);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, timer: BullyTimer, ctx: &mut Ctx<'_, Bully>) {
+        match timer {
+            BullyTimer::HealthTick => {
+                ctx.set_timer(BullyTimer::HealthTick, self.health_interval);
+                for p in self.members.iter() {
+                    ctx.send(p, BullyMsg::HealthCheck);
+                }
+                self.unanswered = self.members.clone();
+                ctx.set_timer(BullyTimer::HealthDeadline, self.health_timeout);
+            }
+            BullyTimer::HealthDeadline => {
+                for p in self.unanswered.iter() {
+                    self.members.remove(p);
+                }
+                self.unanswered = PidSet::new();
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Algorithm for Bully {
+    type Msg = BullyMsg;
+    type Timer = BullyTimer;
+    type Params = BullyParams;
+
+    fn new(me: Pid, cluster: &Cluster, params: &BullyParams) -> Self {
+        match (&cluster.member(me).kind, &params.discovery) {
+            (
+                MemberKind::Service,
+                Discovery::Registry {
+                    health_interval,
+                    health_timeout,
+                    ..
+                },
+            ) => Bully::Registry(Registry {
+                members: PidSet::new(),
+                unanswered: PidSet::new(),
+                health_interval: *health_interval,
+                health_timeout: *health_timeout,
+            }),
+            _ => Bully::Node(BullyNode::new(me, cluster, params)),
+        }
+    }
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        match self {
+            Bully::Node(n) => n.on_start(ctx),
+            Bully::Registry(r) => {
+                if r.health_interval > Duration::ZERO {
+                    ctx.set_timer(BullyTimer::HealthTick, r.health_interval);
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, from: Pid, msg: BullyMsg, ctx: &mut Ctx<'_, Self>) {
+        match self {
+            Bully::Node(n) => n.on_message(from, msg, ctx),
+            Bully::Registry(r) => r.on_message(from, msg, ctx),
+        }
+    }
+
+    fn on_timer(&mut self, timer: BullyTimer, ctx: &mut Ctx<'_, Self>) {
+        match self {
+            Bully::Node(n) => n.on_timer(timer, ctx),
+            Bully::Registry(r) => r.on_timer(timer, ctx),
+        }
+    }
+
+    fn view(&self) -> View {
+        match self {
+            Bully::Node(n) => n.view(),
+            Bully::Registry(_) => View::new(Role::Service, None, "Registry"),
         }
     }
 }
@@ -298,13 +513,22 @@ mod tests {
         )
     }
 
+    impl Bully {
+        fn n(&mut self) -> &mut BullyNode {
+            match self {
+                Bully::Node(n) => n,
+                Bully::Registry(_) => panic!("a node"),
+            }
+        }
+    }
+
     fn step(
         node: &mut Bully,
         cluster: &Cluster,
         f: impl FnOnce(&mut Bully, &mut Ctx<'_, Bully>),
     ) -> Vec<Effect<BullyMsg, BullyTimer>> {
         let mut effects = Vec::new();
-        let me = node.me;
+        let me = node.n().me;
         f(
             node,
             &mut Context::new(Time::ZERO, me, cluster, &mut effects),
@@ -345,8 +569,8 @@ mod tests {
     fn election_from_lower_is_answered_and_starts_own_election_once() {
         let c = cluster(3);
         let mut mid = Bully::new(Pid(1), &c, &BullyParams::default());
-        mid.status = Status::Follower;
-        mid.leader = Some(Pid(2));
+        mid.n().status = Status::Follower;
+        mid.n().leader = Some(Pid(2));
         let e = step(&mut mid, &c, |n, ctx| {
             n.on_message(Pid(0), BullyMsg::Election, ctx)
         });
@@ -365,8 +589,8 @@ mod tests {
     fn unanswered_heartbeat_starts_an_election() {
         let c = cluster(3);
         let mut low = Bully::new(Pid(0), &c, &BullyParams::default());
-        low.status = Status::Follower;
-        low.leader = Some(Pid(2));
+        low.n().status = Status::Follower;
+        low.n().leader = Some(Pid(2));
         let e = step(&mut low, &c, |n, ctx| {
             n.on_timer(BullyTimer::HeartbeatTick, ctx)
         });
@@ -385,8 +609,8 @@ mod tests {
     fn follower_stores_the_coordinators_process_list() {
         let c = cluster(3);
         let mut top = Bully::new(Pid(2), &c, &BullyParams::default());
-        top.status = Status::Coordinator;
-        top.leader = Some(Pid(2));
+        top.n().status = Status::Coordinator;
+        top.n().leader = Some(Pid(2));
         let e = step(&mut top, &c, |n, ctx| {
             n.on_message(Pid(0), BullyMsg::Heartbeat, ctx)
         });
@@ -398,12 +622,12 @@ mod tests {
             }
         );
         let mut low = Bully::new(Pid(0), &c, &BullyParams::default());
-        low.processes = [Pid(2)].into_iter().collect();
-        low.status = Status::Follower;
-        low.leader = Some(Pid(2));
+        low.n().processes = [Pid(2)].into_iter().collect();
+        low.n().status = Status::Follower;
+        low.n().leader = Some(Pid(2));
         step(&mut low, &c, |n, ctx| n.on_message(Pid(2), ack, ctx));
         assert_eq!(
-            low.processes.iter().collect::<Vec<_>>(),
+            low.n().processes.iter().collect::<Vec<_>>(),
             vec![Pid(1), Pid(2)]
         );
     }
@@ -412,8 +636,8 @@ mod tests {
     fn lower_coordinator_is_bullied() {
         let c = cluster(3);
         let mut top = Bully::new(Pid(2), &c, &BullyParams::default());
-        top.status = Status::Follower;
-        top.leader = Some(Pid(1));
+        top.n().status = Status::Follower;
+        top.n().leader = Some(Pid(1));
         step(&mut top, &c, |n, ctx| {
             n.on_message(Pid(1), BullyMsg::Coordinator, ctx)
         });

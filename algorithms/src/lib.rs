@@ -35,8 +35,13 @@
 //! assert_eq!(a.view().status, "WaitingForCoordinator");
 //! ```
 
+pub mod async_bully;
 pub mod bully;
+pub mod garcia_molina;
+pub mod gcd;
+pub mod invitation;
 pub mod pidset;
+pub mod quorum;
 pub mod time;
 
 use serde::de::DeserializeOwned;
@@ -115,6 +120,14 @@ impl Cluster {
     pub fn name(&self, pid: Pid) -> &str {
         &self.members[pid.index()].name
     }
+    /// Every service process, in Pid order.
+    pub fn services(&self) -> impl Iterator<Item = Pid> + '_ {
+        self.members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.kind == MemberKind::Service)
+            .map(|(i, _)| Pid(i as u32))
+    }
     /// Every voter, in Pid order.
     pub fn voters(&self) -> impl Iterator<Item = Pid> + '_ {
         self.members
@@ -148,6 +161,63 @@ pub struct View {
     pub leader: Option<Pid>,
     /// The algorithm's own name for its state ("Normal", "Reorganization"...), for traces.
     pub status: &'static str,
+    /// The group number, for algorithms that form groups (the invitation algorithm); 0
+    /// for the others.
+    pub group: u64,
+}
+
+impl View {
+    /// A view outside any group.
+    pub const fn new(role: Role, leader: Option<Pid>, status: &'static str) -> Self {
+        View {
+            role,
+            leader,
+            status,
+            group: 0,
+        }
+    }
+}
+
+/// A source of random numbers the driver lends a node: the simulator draws from the run's
+/// seed, the explorer picks deterministically. Nodes never own randomness.
+pub trait Random {
+    /// A number in `lo..=hi` (`lo` if `hi < lo`).
+    fn between(&mut self, lo: u64, hi: u64) -> u64;
+}
+
+/// The randomness of a driver that has none: always the lowest value.
+pub struct Lowest;
+
+impl Random for Lowest {
+    fn between(&mut self, lo: u64, _hi: u64) -> u64 {
+        lo
+    }
+}
+
+/// A failure detector, as the world provides it to algorithms that assume one (Stoller's).
+///
+/// It suspects a process that is crashed, paused, or unreachable from the observer, and
+/// trusts it again once it is up and reachable; each verdict reaches the observer `delay`
+/// after the change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Detector {
+    /// Never wrong, only late by `delay`.
+    Perfect { delay: Duration },
+    /// Like `Perfect`, but until `mistakes_until` it also suspects a live, reachable process
+    /// now and then (about once every `mistake_every`), and corrects itself `delay` later.
+    EventuallyPerfect {
+        delay: Duration,
+        mistakes_until: Duration,
+        mistake_every: Duration,
+    },
+}
+
+impl Detector {
+    pub fn delay(&self) -> Duration {
+        match self {
+            Detector::Perfect { delay } | Detector::EventuallyPerfect { delay, .. } => *delay,
+        }
+    }
 }
 
 /// A message type of an algorithm.
@@ -173,15 +243,17 @@ pub enum Effect<M, T> {
 }
 
 /// The node's window on the world during one input: the time, its identity, the static
-/// cluster, and the list its effects are recorded into.
+/// cluster, the driver's randomness, and the list its effects are recorded into.
 pub struct Context<'a, M, T> {
     now: Time,
     me: Pid,
     cluster: &'a Cluster,
     effects: &'a mut Vec<Effect<M, T>>,
+    random: Option<&'a mut dyn Random>,
 }
 
 impl<'a, M, T> Context<'a, M, T> {
+    /// A context without randomness: [`Context::random_between`] returns its lower bound.
     pub fn new(
         now: Time,
         me: Pid,
@@ -193,7 +265,13 @@ impl<'a, M, T> Context<'a, M, T> {
             me,
             cluster,
             effects,
+            random: None,
         }
+    }
+    /// Lends the node a source of random numbers for this input.
+    pub fn with_random(mut self, random: &'a mut dyn Random) -> Self {
+        self.random = Some(random);
+        self
     }
     pub fn now(&self) -> Time {
         self.now
@@ -215,6 +293,17 @@ impl<'a, M, T> Context<'a, M, T> {
     }
     pub fn cancel_timer(&mut self, timer: T) {
         self.effects.push(Effect::CancelTimer { timer });
+    }
+    /// A number in `lo..=hi` from the driver.
+    pub fn random_between(&mut self, lo: u64, hi: u64) -> u64 {
+        match &mut self.random {
+            Some(r) => r.between(lo, hi),
+            None => lo,
+        }
+    }
+    /// A duration in `lo..=hi` from the driver.
+    pub fn random_duration(&mut self, lo: Duration, hi: Duration) -> Duration {
+        Duration(self.random_between(lo.0, hi.0))
     }
 }
 
@@ -241,4 +330,15 @@ pub trait Algorithm: Clone + Eq + Hash + Debug + Sized {
     fn on_timer(&mut self, timer: Self::Timer, ctx: &mut Ctx<'_, Self>);
     /// What the node currently believes.
     fn view(&self) -> View;
+
+    /// The failure detector the driver must run for this algorithm, reporting its verdicts
+    /// through [`Algorithm::on_suspect`]; none by default.
+    fn detector(_params: &Self::Params) -> Option<Detector> {
+        None
+    }
+    /// The failure detector changed its verdict on `who`: suspected of having failed, or
+    /// trusted again.
+    fn on_suspect(&mut self, _who: Pid, _suspected: bool, _ctx: &mut Ctx<'_, Self>) {}
+    /// The node leaves gracefully (it was asked to): its last effects go out, then it stops.
+    fn on_leave(&mut self, _ctx: &mut Ctx<'_, Self>) {}
 }

@@ -67,8 +67,17 @@ pub fn event_line(e: &TraceEvent) -> String {
             role,
             leader,
             status,
+            group,
         } => {
             let leader = leader.as_deref().unwrap_or("none");
+            if *group != 0 {
+                let _ = write!(
+                    s,
+                    "role role={} leader={leader} status={status} group={group}",
+                    role_name(*role)
+                );
+                return s;
+            }
             let _ = write!(
                 s,
                 "role role={} leader={leader} status={status}",
@@ -89,6 +98,11 @@ pub fn event_line(e: &TraceEvent) -> String {
             let _ = write!(s, "unblock a={a} b={b}");
         }
         What::Heal => s.push_str("heal"),
+        What::Leave => s.push_str("leave"),
+        What::Suspect { who, suspected } => {
+            let verdict = if *suspected { "suspect" } else { "trust" };
+            let _ = write!(s, "detector {verdict}={who}");
+        }
     }
     s
 }

@@ -10,7 +10,7 @@
 use conclave_algorithms::bully::{Bully, BullyParams};
 use conclave_algorithms::{Cluster, Duration, Member, Pid, Time};
 use conclave_sim::scenario::{Delay, NetworkSpec};
-use conclave_sim::world::{Action, World};
+use conclave_sim::world::{Action, World, WorldConfig};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 struct Case {
@@ -37,16 +37,13 @@ fn run(case: &Case) -> u64 {
         },
         ..NetworkSpec::default()
     };
-    let starts = vec![Time::ZERO; case.n as usize];
-    let mut world = World::<Bully>::new(
-        cluster(case.n),
-        case.params.clone(),
-        &starts,
-        &net,
-        case.faults.clone(),
-        42,
-        false,
-    );
+    let config = WorldConfig {
+        network: net,
+        faults: case.faults.clone(),
+        seed: 42,
+        ..WorldConfig::starting_together(case.n as usize)
+    };
+    let mut world = World::<Bully>::new(cluster(case.n), case.params.clone(), config);
     world.run_until(case.until);
     world.stats().events
 }
@@ -57,6 +54,7 @@ fn cases() -> Vec<Case> {
         coordinator_timeout: Duration::from_millis(60),
         heartbeat_interval: Duration::from_millis(10),
         heartbeat_timeout: Duration::from_millis(10),
+        ..BullyParams::default()
     };
     let mut cycles = Vec::new();
     for k in 0..100u64 {
@@ -68,6 +66,7 @@ fn cases() -> Vec<Case> {
         coordinator_timeout: Duration::from_millis(300),
         heartbeat_interval: Duration::ZERO,
         heartbeat_timeout: Duration::ZERO,
+        ..BullyParams::default()
     };
     vec![
         Case {

@@ -3,7 +3,7 @@
 use conclave_algorithms::bully::{Bully, BullyParams};
 use conclave_algorithms::{Cluster, Duration, Member, Time};
 use conclave_sim::scenario::NetworkSpec;
-use conclave_sim::world::World;
+use conclave_sim::world::{World, WorldConfig};
 
 fn main() {
     let n: u32 = std::env::args()
@@ -19,7 +19,6 @@ fn main() {
         heartbeat_interval: Duration::ZERO,
         ..BullyParams::default()
     };
-    let starts = vec![Time::ZERO; n as usize];
     let net = NetworkSpec {
         delay: conclave_sim::scenario::Delay::Uniform {
             min: Duration::from_micros(500),
@@ -27,7 +26,12 @@ fn main() {
         },
         ..NetworkSpec::default()
     };
-    let mut world = World::<Bully>::new(cluster, params, &starts, &net, Vec::new(), 1, false);
+    let config = WorldConfig {
+        network: net,
+        seed: 1,
+        ..WorldConfig::starting_together(n as usize)
+    };
+    let mut world = World::<Bully>::new(cluster, params, config);
     world.run_until(Time(10_000_000));
     println!("{} events", world.stats().events);
 }

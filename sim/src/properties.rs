@@ -13,7 +13,7 @@
 //! ```
 //! use conclave_sim::properties::{NodeStatus, Topology, at_most_one_leader};
 //! use conclave_algorithms::{Pid, Role, View};
-//! let leader = |p| NodeStatus::running(10, View { role: Role::Leader, leader: Some(Pid(p)), status: "" });
+//! let leader = |p| NodeStatus::running(10, View::new(Role::Leader, Some(Pid(p)), ""));
 //! let names = ["a".to_string(), "b".to_string()];
 //! let two = [leader(0), leader(1)];
 //! assert_eq!(at_most_one_leader(&two, &names), Err("a and b both lead".to_string()));
@@ -35,11 +35,7 @@ pub struct NodeStatus {
 }
 
 impl NodeStatus {
-    pub const DOWN_VIEW: View = View {
-        role: Role::Idle,
-        leader: None,
-        status: "Down",
-    };
+    pub const DOWN_VIEW: View = View::new(Role::Idle, None, "Down");
 
     /// A running voter with this view (for tests and examples).
     pub fn running(priority: u64, view: View) -> Self {
@@ -337,14 +333,7 @@ mod tests {
     use super::*;
 
     fn st(role: Role, leader: Option<u32>, prio: u64) -> NodeStatus {
-        NodeStatus::running(
-            prio,
-            View {
-                role,
-                leader: leader.map(Pid),
-                status: "",
-            },
-        )
+        NodeStatus::running(prio, View::new(role, leader.map(Pid), ""))
     }
 
     fn names(n: usize) -> Vec<String> {

@@ -10,11 +10,17 @@
 //! ```
 
 use crate::properties::{self, NodeStatus};
-use crate::scenario::{AlgorithmSpec, Fault, Property, Scenario};
+use crate::scenario::{AlgorithmSpec, Fault, Property, Scenario, ServiceKind};
 use crate::trace::{hash_hex, TraceEvent};
-use crate::world::{Action, World};
+use crate::world::{stream, Action, World, WorldConfig, SCENARIO_STREAM};
+use conclave_algorithms::async_bully::AsyncBully;
 use conclave_algorithms::bully::Bully;
+use conclave_algorithms::garcia_molina::GarciaMolina;
+use conclave_algorithms::gcd::GcdBully;
+use conclave_algorithms::invitation::Invitation;
+use conclave_algorithms::quorum::Quorum;
 use conclave_algorithms::{Algorithm, Cluster, Member, MemberKind, Pid, Role, Time};
+use rand::Rng;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -48,6 +54,9 @@ pub struct RunReport {
     pub expectations: Vec<Expectation>,
     /// Every property evaluated, expected or not.
     pub properties: Vec<PropertyResult>,
+    /// The log server's table at the end, one row per node that reported (seed 002).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_table: Option<Vec<LogRowReport>>,
     /// The command that reproduces this run exactly.
     pub replay: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,9 +64,23 @@ pub struct RunReport {
 }
 
 #[derive(Clone, Debug, Serialize)]
+pub struct LogRowReport {
+    pub node: String,
+    pub address: Option<String>,
+    pub coordinator: Option<String>,
+    pub group: u64,
+    pub status: String,
+    pub received_us: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
 pub struct NodeReport {
     pub name: String,
+    /// The priority the run used (the id, or as the algorithm derives it).
     pub id: u64,
+    pub address: Option<String>,
+    /// How many times the node's role or leader changed (seed 004's hooks run on these).
+    pub role_changes: u64,
     /// "running", "paused" or "down".
     pub state: &'static str,
     pub role: Role,
@@ -105,31 +128,85 @@ pub struct Expectation {
 
 /// Runs `scenario` once with `seed`. `file` is what the replay command names.
 pub fn run_scenario(scenario: &Scenario, file: &str, seed: u64, opts: &RunOptions) -> RunReport {
+    let (s, f, o) = (scenario, file, opts);
     match &scenario.algorithm {
-        AlgorithmSpec::Bully(p) => run_with::<Bully>(scenario, file, seed, p.clone(), opts),
+        AlgorithmSpec::Bully(p) => run_with::<Bully>(s, f, seed, p.clone(), o),
+        AlgorithmSpec::GarciaMolinaBully(p) => run_with::<GarciaMolina>(s, f, seed, p.clone(), o),
+        AlgorithmSpec::Invitation(p) => run_with::<Invitation>(s, f, seed, p.clone(), o),
+        AlgorithmSpec::AsyncBully(p) => run_with::<AsyncBully>(s, f, seed, p.clone(), o),
+        AlgorithmSpec::GcdBully(p) => run_with::<GcdBully>(s, f, seed, p.clone(), o),
+        AlgorithmSpec::Quorum(p) => run_with::<Quorum>(s, f, seed, p.clone(), o),
     }
 }
 
-/// The cluster a scenario declares, node `i` being `Pid(i)`.
-pub fn cluster_of(scenario: &Scenario) -> Cluster {
-    Cluster::new(
-        scenario
-            .nodes
-            .iter()
-            .map(|n| Member {
-                name: n.name.clone(),
-                priority: n.id,
-                address: n.address.clone(),
-                kind: MemberKind::Voter,
-            })
-            .collect(),
-    )
+/// The node priorities of one run: as resolved at load, or drawn from the seed when the
+/// scenario asks for random ids (distinct, in 1..=1e9, like seed 000's random ids).
+pub fn priorities_of(scenario: &Scenario, seed: u64) -> Vec<u64> {
+    if !scenario.random_ids {
+        return scenario.priorities.clone();
+    }
+    let mut rng = stream(seed, SCENARIO_STREAM);
+    let mut out: Vec<u64> = Vec::with_capacity(scenario.nodes.len());
+    while out.len() < scenario.nodes.len() {
+        let id = rng.random_range(1..=1_000_000_000);
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// The world a scenario declares: node `i` is `Pid(i)`, the services follow the nodes.
+pub fn cluster_of(scenario: &Scenario, seed: u64) -> Cluster {
+    let priorities = priorities_of(scenario, seed);
+    let nodes = scenario
+        .nodes
+        .iter()
+        .zip(priorities)
+        .map(|(n, priority)| Member {
+            name: n.name.clone(),
+            priority,
+            address: n.address.clone(),
+            kind: MemberKind::Voter,
+        });
+    let services = scenario.services().into_iter().map(|(name, _)| Member {
+        name,
+        priority: 0,
+        address: None,
+        kind: MemberKind::Service,
+    });
+    Cluster::new(nodes.chain(services).collect())
+}
+
+/// How the world of a scenario is set up for one seed.
+pub fn world_config(scenario: &Scenario, seed: u64, record_trace: bool) -> WorldConfig {
+    let services = scenario.services();
+    let n = scenario.nodes.len();
+    let mut starts: Vec<Time> = scenario
+        .nodes
+        .iter()
+        .map(|n| Time(n.start.as_micros()))
+        .collect();
+    starts.extend(services.iter().map(|_| Time::ZERO));
+    let log_server = services
+        .iter()
+        .position(|(_, k)| *k == ServiceKind::LogServer)
+        .zip(scenario.log_server.as_ref())
+        .map(|(i, spec)| (Pid((n + i) as u32), spec.interval));
+    WorldConfig {
+        starts,
+        network: scenario.network.clone(),
+        faults: actions_of(scenario),
+        seed,
+        record_trace,
+        log_server,
+    }
 }
 
 /// The fault schedule with node names resolved (the scenario was validated).
 pub fn actions_of(scenario: &Scenario) -> Vec<(Time, Action)> {
     let idx = scenario.node_index();
-    let pid = |name: &String| Pid(idx[name.as_str()] as u32);
+    let pid = |name: &String| Pid(idx[name] as u32);
     scenario
         .faults
         .iter()
@@ -145,6 +222,7 @@ pub fn actions_of(scenario: &Scenario) -> Vec<(Time, Action)> {
                 Fault::Block(a, b) => Action::Block(pid(a), pid(b)),
                 Fault::Unblock(a, b) => Action::Unblock(pid(a), pid(b)),
                 Fault::Heal => Action::Heal,
+                Fault::Leave(n) => Action::Leave(pid(n)),
             };
             (Time(f.at.as_micros()), action)
         })
@@ -174,20 +252,8 @@ fn run_with<A: Algorithm>(
     params: A::Params,
     opts: &RunOptions,
 ) -> RunReport {
-    let starts: Vec<Time> = scenario
-        .nodes
-        .iter()
-        .map(|n| Time(n.start.as_micros()))
-        .collect();
-    let mut world = World::<A>::new(
-        cluster_of(scenario),
-        params,
-        &starts,
-        &scenario.network,
-        actions_of(scenario),
-        seed,
-        opts.record_trace,
-    );
+    let config = world_config(scenario, seed, opts.record_trace);
+    let mut world = World::<A>::new(cluster_of(scenario, seed), params, config);
     let end = Time(scenario.run_for.as_micros());
     let props = properties_of(scenario);
     let idx = scenario.node_index();
@@ -220,7 +286,7 @@ fn run_with<A: Algorithm>(
 fn evaluate<A: Algorithm>(
     p: &Property,
     world: &World<A>,
-    idx: &BTreeMap<&str, usize>,
+    idx: &BTreeMap<String, usize>,
     now: Time,
 ) -> PropertyResult {
     let (status, topo, names) = (world.status(), world.topology(), world.names());
@@ -289,13 +355,18 @@ fn report<A: Algorithm>(
 ) -> RunReport {
     let names = world.names().to_vec();
     let name_of = |p: Option<Pid>| p.map(|p| names[p.index()].clone());
+    let cluster = world.cluster().clone();
+    let role_changes = world.stats().role_changes.clone();
     let nodes: Vec<NodeReport> = world
         .status()
         .iter()
-        .zip(&scenario.nodes)
-        .map(|(s, n): (&NodeStatus, _)| NodeReport {
-            name: n.name.clone(),
-            id: n.id,
+        .zip(&cluster.members)
+        .enumerate()
+        .map(|(i, (s, m)): (usize, (&NodeStatus, _))| NodeReport {
+            name: m.name.clone(),
+            id: m.priority,
+            address: m.address.clone(),
+            role_changes: role_changes[i],
             state: if !s.up {
                 "down"
             } else if s.paused {
@@ -303,11 +374,24 @@ fn report<A: Algorithm>(
             } else {
                 "running"
             },
-            role: s.view.role,
+            role: if s.voter { s.view.role } else { Role::Service },
             status: s.view.status.to_string(),
             leader: if s.up { name_of(s.view.leader) } else { None },
         })
         .collect();
+    let log_table = world.log_table().map(|table| {
+        table
+            .iter()
+            .map(|(p, row)| LogRowReport {
+                node: names[p.index()].clone(),
+                address: cluster.member(*p).address.clone(),
+                coordinator: name_of(row.coordinator),
+                group: row.group,
+                status: row.status.to_string(),
+                received_us: row.received.as_micros(),
+            })
+            .collect()
+    });
     let mut expectations = Vec::new();
     for (list, expected) in [
         (&scenario.expect, "holds"),
@@ -363,6 +447,7 @@ fn report<A: Algorithm>(
         time_to_stable_leader_us: time_to_stable,
         expectations,
         properties: results,
+        log_table,
         replay: format!("conclave run {file} --seed {seed}"),
         trace: world.take_trace(),
     }

@@ -20,7 +20,12 @@
 //! ```
 
 use crate::locate::{display_path, locate, Seg};
-use conclave_algorithms::bully::BullyParams;
+use conclave_algorithms::async_bully::AsyncBullyParams;
+use conclave_algorithms::bully::{BullyParams, Discovery};
+use conclave_algorithms::garcia_molina::GarciaMolinaParams;
+use conclave_algorithms::gcd::{pack_identity, GcdParams};
+use conclave_algorithms::invitation::InvitationParams;
+use conclave_algorithms::quorum::{port_of, QuorumParams};
 use conclave_algorithms::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,23 +58,103 @@ pub struct Scenario {
     /// Properties this scenario expects to be violated (e.g. Bully under a partition).
     #[serde(default)]
     pub expect_violated: Vec<Property>,
+    /// Node priorities from a `server_config` (seed 002): one `ip:port` per line, later
+    /// lines higher; each node's `address` must be one of the lines.
+    #[serde(default)]
+    pub server_config: Option<ServerConfig>,
+    /// Draw node ids from the run's seed instead of the `id` fields (seed 000).
+    #[serde(default)]
+    pub random_ids: bool,
+    /// A central log server that every node reports its state to (seed 002).
+    #[serde(default)]
+    pub log_server: Option<LogServerSpec>,
+    /// Each node's priority, resolved when the scenario is loaded.
+    #[serde(skip)]
+    pub priorities: Vec<u64>,
+}
+
+/// Where a `server_config` comes from.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub enum ServerConfig {
+    /// A file, relative to the scenario file.
+    File(String),
+    /// The lines themselves.
+    Lines(Vec<String>),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogServerSpec {
+    #[serde(default = "default_log_server_name")]
+    pub name: String,
+    /// How often each node reports (seed 002: every second).
+    #[serde(default = "default_report_interval")]
+    pub interval: Duration,
+}
+
+fn default_log_server_name() -> String {
+    "logserver".into()
+}
+fn default_report_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// What part a service process plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceKind {
+    Registry,
+    GroupCoordinatorDaemon,
+    LogServer,
 }
 
 fn default_seeds() -> Vec<u64> {
     vec![0]
 }
 
+/// The most nodes a scenario may have (FIFO links keep one slot per ordered pair).
+pub const MAX_NODES: usize = 4096;
+
 /// The algorithm and its parameters.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub enum AlgorithmSpec {
-    /// The textbook Bully algorithm with heartbeats (seeds 000, 001, 003).
+    /// The textbook Bully algorithm with heartbeats (seeds 000, 001), optionally with a
+    /// registry service (seed 000's Consul).
     Bully(#[serde(default)] BullyParams),
+    /// Garcia-Molina's Bully (1982; seed 002).
+    GarciaMolinaBully(#[serde(default)] GarciaMolinaParams),
+    /// Garcia-Molina's Invitation algorithm (1982; seed 002).
+    Invitation(#[serde(default)] InvitationParams),
+    /// Stoller's asynchronous Bully with a failure detector (1997/2000; seed 002).
+    AsyncBully(#[serde(default)] AsyncBullyParams),
+    /// The SeattleU lab's Bully with a group coordinator daemon (seed 003).
+    GcdBully(#[serde(default)] GcdParams),
+    /// Majority election (seed 004).
+    Quorum(#[serde(default)] QuorumParams),
 }
 
 impl AlgorithmSpec {
     pub fn name(&self) -> &'static str {
         match self {
             AlgorithmSpec::Bully(_) => "Bully",
+            AlgorithmSpec::GarciaMolinaBully(_) => "GarciaMolinaBully",
+            AlgorithmSpec::Invitation(_) => "Invitation",
+            AlgorithmSpec::AsyncBully(_) => "AsyncBully",
+            AlgorithmSpec::GcdBully(_) => "GcdBully",
+            AlgorithmSpec::Quorum(_) => "Quorum",
+        }
+    }
+
+    /// The service processes this algorithm's world needs, by name.
+    fn services(&self) -> Vec<(String, ServiceKind)> {
+        match self {
+            AlgorithmSpec::Bully(BullyParams {
+                discovery: Discovery::Registry { name, .. },
+                ..
+            }) => vec![(name.clone(), ServiceKind::Registry)],
+            AlgorithmSpec::GcdBully(p) => {
+                vec![(p.gcd.clone(), ServiceKind::GroupCoordinatorDaemon)]
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -78,8 +163,13 @@ impl AlgorithmSpec {
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     pub name: String,
-    /// Priority: the highest id wins.
-    pub id: u64,
+    /// Priority: the highest id wins. Not used with `identity`, `server_config`,
+    /// `random_ids` or `Quorum`, which set priorities their own way.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// The GCD lab's identity: (days until a birthday, student id).
+    #[serde(default)]
+    pub identity: Option<(u64, u64)>,
     /// The node's address as the seed gives it ("localhost:5001"); informational in the
     /// simulator, used by the real-socket runtime.
     #[serde(default)]
@@ -150,6 +240,9 @@ pub enum Fault {
     Unblock(String, String),
     /// Every partition and block is lifted.
     Heal,
+    /// The node leaves gracefully: it announces it (seed 004's `q`), then stops. It may
+    /// come back with `Restart`.
+    Leave(String),
 }
 
 /// A named property of a run (DESIGN.md, "Properties").
@@ -240,36 +333,206 @@ impl Scenario {
             path: String::new(),
             message: format!("cannot read scenario: {e}"),
         })?;
-        Scenario::from_str(&src, &path.to_string_lossy())
+        Scenario::parse_and_check(&src, &path.to_string_lossy(), path.parent())
     }
 
     /// Parses and validates scenario text; `file` is the name errors report.
+    /// A `server_config` file is read relative to the current directory.
     #[allow(clippy::should_implement_trait)]
     pub fn from_str(src: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse_and_check(src, file, None)
+    }
+
+    fn parse_and_check(
+        src: &str,
+        file: &str,
+        dir: Option<&Path>,
+    ) -> Result<Scenario, ScenarioError> {
         let mut scenario = parse(src, file)?;
         if scenario.name.is_empty() {
             scenario.name = Path::new(file)
                 .file_stem()
                 .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
         }
-        validate(&scenario).map_err(|(segs, message)| ScenarioError {
+        let invalid = |(segs, message): Invalid| ScenarioError {
             kind: ErrorKind::Invalid,
             file: file.into(),
             position: locate(src, &segs),
             path: display_path(&segs),
             message,
-        })?;
+        };
+        validate(&scenario).map_err(invalid)?;
+        let config = match &scenario.server_config {
+            None => None,
+            Some(ServerConfig::Lines(lines)) => Some(
+                parse_server_config(lines.iter().map(String::as_str), None).map_err(
+                    |(line, message)| {
+                        let segs =
+                            vec![field("server_config"), Seg::Index(0), Seg::Index(line - 1)];
+                        invalid((segs, message))
+                    },
+                )?,
+            ),
+            Some(ServerConfig::File(name)) => {
+                let path = dir.map_or_else(|| PathBuf::from(name), |d| d.join(name));
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    let segs = vec![field("server_config")];
+                    invalid((
+                        segs,
+                        format!("cannot read server_config {}: {e}", path.display()),
+                    ))
+                })?;
+                Some(parse_server_config(text.lines(), Some(&path)).map_err(
+                    |(line, message)| ScenarioError {
+                        kind: ErrorKind::Invalid,
+                        file: path.clone(),
+                        position: Some((line, 1)),
+                        path: String::new(),
+                        message,
+                    },
+                )?)
+            }
+        };
+        scenario.priorities = priorities(&scenario, config.as_deref()).map_err(invalid)?;
         Ok(scenario)
     }
 
-    /// The position of each node, by name.
-    pub fn node_index(&self) -> BTreeMap<&str, usize> {
+    /// The service processes, after the nodes in process order.
+    pub fn services(&self) -> Vec<(String, ServiceKind)> {
+        let mut all = self.algorithm.services();
+        if let Some(log) = &self.log_server {
+            all.push((log.name.clone(), ServiceKind::LogServer));
+        }
+        all
+    }
+
+    /// The process index of each node and service, by name.
+    pub fn node_index(&self) -> BTreeMap<String, usize> {
         self.nodes
             .iter()
+            .map(|n| n.name.clone())
+            .chain(self.services().into_iter().map(|(name, _)| name))
             .enumerate()
-            .map(|(i, n)| (n.name.as_str(), i))
+            .map(|(i, n)| (n, i))
             .collect()
     }
+}
+
+/// Parses `server_config` lines (`ip:port`, blank lines and `#` comments skipped) into the
+/// addresses in order. Errors carry the 1-based line number.
+fn parse_server_config<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    file: Option<&Path>,
+) -> Result<Vec<String>, (usize, String)> {
+    let mut out: Vec<String> = Vec::new();
+    let mut last = 0;
+    for (i, raw) in lines.enumerate() {
+        last = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let ok = line
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !ok {
+            return Err((
+                i + 1,
+                format!("server_config line {}: {line:?} is not ip:port", i + 1),
+            ));
+        }
+        if out.iter().any(|a| a == line) {
+            return Err((
+                i + 1,
+                format!("server_config line {}: {line} is listed twice", i + 1),
+            ));
+        }
+        out.push(line.to_string());
+    }
+    if out.is_empty() {
+        let what = file.map_or("the server_config list".to_string(), |f| {
+            format!("server_config {}", f.display())
+        });
+        return Err((last.max(1), format!("{what} lists no server")));
+    }
+    Ok(out)
+}
+
+/// Each node's priority, by the rule of the scenario's algorithm.
+fn priorities(s: &Scenario, config: Option<&[String]>) -> Result<Vec<u64>, Invalid> {
+    let mut out = Vec::with_capacity(s.nodes.len());
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for (i, n) in s.nodes.iter().enumerate() {
+        let at = |f: &str| vec![field("nodes"), Seg::Index(i), field(f)];
+        let whole = vec![field("nodes"), Seg::Index(i)];
+        let p = match (&s.algorithm, config) {
+            (AlgorithmSpec::GcdBully(_), _) => {
+                let (days, sid) = n.identity.ok_or_else(|| {
+                    (
+                        whole.clone(),
+                        "GcdBully needs identity: (days until a birthday, student id)".to_string(),
+                    )
+                })?;
+                if !(1..=365).contains(&days) {
+                    return Err((at("identity"), format!("days {days} is outside 1..=365")));
+                }
+                if !(1_000_000..=10_000_000).contains(&sid) {
+                    return Err((
+                        at("identity"),
+                        format!("student id {sid} is outside 1000000..=10000000"),
+                    ));
+                }
+                pack_identity(days, sid)
+            }
+            (AlgorithmSpec::Quorum(q), _) => {
+                // The most preferred (lowest birth time or port) gets the highest priority.
+                let key = if q.use_port {
+                    n.address.as_deref().and_then(port_of).ok_or_else(|| {
+                        (
+                            at("address"),
+                            "use_port needs an address ending in :port".to_string(),
+                        )
+                    })?
+                } else {
+                    n.start.as_micros()
+                };
+                u64::MAX - key
+            }
+            (_, Some(lines)) => {
+                let addr = n.address.as_deref().ok_or_else(|| {
+                    (
+                        whole.clone(),
+                        "with a server_config every node needs an address".to_string(),
+                    )
+                })?;
+                let pos = lines.iter().position(|l| l == addr).ok_or_else(|| {
+                    (
+                        at("address"),
+                        format!("address {addr} is not in the server_config"),
+                    )
+                })?;
+                pos as u64 + 1
+            }
+            _ if s.random_ids => 0,
+            _ => {
+                n.id.ok_or_else(|| (whole.clone(), "node needs an id (its priority)".to_string()))?
+            }
+        };
+        if !s.random_ids {
+            if let Some(j) = seen.insert(p, i) {
+                let (f, what) = match n.id {
+                    Some(id) => ("id", format!("duplicate node id {id}")),
+                    None => ("name", "duplicate priority".to_string()),
+                };
+                return Err((
+                    at(f),
+                    format!("{what} (also nodes[{j}]): priorities must be distinct"),
+                ));
+            }
+        }
+        out.push(p);
+    }
+    Ok(out)
 }
 
 fn parse(src: &str, file: &str) -> Result<Scenario, ScenarioError> {
@@ -323,8 +586,11 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
             "a scenario needs at least one node".into(),
         ));
     }
+    if s.nodes.len() > MAX_NODES {
+        let msg = format!("{} nodes: at most {MAX_NODES} are supported", s.nodes.len());
+        return Err((vec![field("nodes")], msg));
+    }
     let mut names = BTreeMap::new();
-    let mut ids = BTreeMap::new();
     for (i, n) in s.nodes.iter().enumerate() {
         let at = |f: &str| vec![field("nodes"), Seg::Index(i), field(f)];
         if n.name.trim().is_empty() {
@@ -336,14 +602,43 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
                 format!("duplicate node name {:?} (also nodes[{j}])", n.name),
             ));
         }
-        if let Some(j) = ids.insert(n.id, i) {
-            return Err((
-                at("id"),
-                format!(
-                    "duplicate node id {} (also nodes[{j}]): priorities must be distinct",
-                    n.id
-                ),
-            ));
+        if n.identity.is_some() && !matches!(s.algorithm, AlgorithmSpec::GcdBully(_)) {
+            let msg = format!("identity belongs to GcdBully, not {}", s.algorithm.name());
+            return Err((at("identity"), msg));
+        }
+    }
+    let services = s.services();
+    for (name, _) in &services {
+        if names.contains_key(name.as_str()) {
+            let msg = format!("{name:?} names both a node and a service");
+            return Err((vec![field("nodes")], msg));
+        }
+    }
+    let n_nodes = s.nodes.len();
+    for (k, (name, _)) in services.iter().enumerate() {
+        names.insert(name.as_str(), n_nodes + k);
+    }
+    let seed_002 = matches!(
+        s.algorithm,
+        AlgorithmSpec::GarciaMolinaBully(_)
+            | AlgorithmSpec::Invitation(_)
+            | AlgorithmSpec::AsyncBully(_)
+    );
+    if s.server_config.is_some() && !seed_002 {
+        let msg = format!(
+            "server_config belongs to the seed 002 algorithms, not {}",
+            s.algorithm.name()
+        );
+        return Err((vec![field("server_config")], msg));
+    }
+    if s.random_ids && !matches!(s.algorithm, AlgorithmSpec::Bully(_)) {
+        let msg = format!("random_ids belongs to Bully, not {}", s.algorithm.name());
+        return Err((vec![field("random_ids")], msg));
+    }
+    if let AlgorithmSpec::Quorum(q) = &s.algorithm {
+        if q.vote_interval == Duration::ZERO {
+            let segs = vec![field("algorithm"), field("vote_interval")];
+            return Err((segs, "vote_interval must be longer than zero".into()));
         }
     }
     if s.run_for == Duration::ZERO {
@@ -408,6 +703,7 @@ fn validate_network(n: &NetworkSpec) -> Result<(), Invalid> {
 /// Checks names, and that the schedule makes sense in time order: a node is crashed before it
 /// restarts, paused before it resumes, and so on.
 fn validate_faults(s: &Scenario, names: &BTreeMap<&str, usize>) -> Result<(), Invalid> {
+    let names = names;
     #[derive(Clone, Copy, PartialEq)]
     enum St {
         Up,
@@ -416,7 +712,8 @@ fn validate_faults(s: &Scenario, names: &BTreeMap<&str, usize>) -> Result<(), In
     }
     let mut order: Vec<usize> = (0..s.faults.len()).collect();
     order.sort_by_key(|&i| s.faults[i].at);
-    let mut state = vec![St::Up; s.nodes.len()];
+    let mut state = vec![St::Up; names.len()];
+    let start_of = |i: usize| s.nodes.get(i).map_or(Duration::ZERO, |n| n.start);
     for i in order {
         let f = &s.faults[i];
         let at = |extra: &[Seg]| {
@@ -436,6 +733,7 @@ fn validate_faults(s: &Scenario, names: &BTreeMap<&str, usize>) -> Result<(), In
                 [St::Up, St::Paused],
                 St::Crashed,
             ),
+            Fault::Leave(n) => (node(n, &[Seg::Index(0)])?, [St::Up, St::Up], St::Crashed),
             Fault::Restart(n) => (
                 node(n, &[Seg::Index(0)])?,
                 [St::Crashed, St::Crashed],
@@ -472,13 +770,17 @@ fn validate_faults(s: &Scenario, names: &BTreeMap<&str, usize>) -> Result<(), In
             }
             Fault::Heal => continue,
         };
-        let name = &s.nodes[want].name;
-        if f.at < s.nodes[want].start {
+        let name = names
+            .iter()
+            .find(|(_, &k)| k == want)
+            .map_or("?", |(n, _)| *n);
+        if f.at < start_of(want) {
             return Err((
                 vec![field("faults"), Seg::Index(i), field("at")],
                 format!(
                     "{name:?} starts at {} and cannot be faulted at {}",
-                    s.nodes[want].start, f.at
+                    start_of(want),
+                    f.at
                 ),
             ));
         }

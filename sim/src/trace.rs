@@ -86,9 +86,16 @@ pub enum What {
         role: Role,
         leader: Option<String>,
         status: String,
+        group: u64,
     },
     Partition {
         groups: Vec<Vec<String>>,
+    },
+    Leave,
+    /// The failure detector tells this node that `who` is suspected (or trusted again).
+    Suspect {
+        who: String,
+        suspected: bool,
     },
     Block {
         a: String,
@@ -118,6 +125,9 @@ pub mod tag {
     pub const BLOCK: u8 = 13;
     pub const UNBLOCK: u8 = 14;
     pub const HEAL: u8 = 15;
+    pub const LEAVE: u8 = 16;
+    pub const SUSPECT: u8 = 17;
+    pub const REPORT: u8 = 18;
 }
 
 /// Streaming hash over the canonical encoding, buffered so that small writes stay cheap.

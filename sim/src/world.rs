@@ -2,18 +2,21 @@
 //!
 //! Events wait in one queue ordered by (virtual time, insertion sequence), so two events at
 //! the same instant happen in the order they were scheduled. All randomness comes from the
-//! run's seed through ChaCha streams, one per purpose (stream 1: the network), so a change to
-//! one purpose does not shift the draws of another.
+//! run's seed through ChaCha streams, one per purpose (the network, random faults, the
+//! algorithms' own draws), so a change to one purpose does not shift the draws of another.
+//!
+//! Besides the nodes of the algorithm, a world can hold two services of its own: a failure
+//! detector (for algorithms that assume one) and a log server that every voter reports its
+//! state to periodically, over the simulated network (seed 002's central log server).
 //!
 //! ```
 //! use conclave_algorithms::bully::{Bully, BullyParams};
 //! use conclave_algorithms::{Cluster, Duration, Member, Pid, Role, Time};
-//! use conclave_sim::world::World;
-//! use conclave_sim::scenario::NetworkSpec;
+//! use conclave_sim::world::{World, WorldConfig};
 //!
 //! let cluster = Cluster::new(vec![Member::voter("a", 1), Member::voter("b", 2)]);
-//! let mut world = World::<Bully>::new(cluster, BullyParams::default(), &[Time::ZERO; 2],
-//!     &NetworkSpec::default(), Vec::new(), 7, false);
+//! let config = WorldConfig { seed: 7, ..WorldConfig::starting_together(2) };
+//! let mut world = World::<Bully>::new(cluster, BullyParams::default(), config);
 //! world.run_until(Time(10_000_000));
 //! assert_eq!(world.status()[1].view.role, Role::Leader);
 //! assert_eq!(world.status()[0].view.leader, Some(Pid(1)));
@@ -24,7 +27,8 @@ use crate::queue::EventQueue;
 use crate::scenario::{Delay, NetworkSpec};
 use crate::trace::{tag, DropReason, TraceEvent, TraceHasher, What};
 use conclave_algorithms::{
-    Algorithm, Cluster, Context, Effect, MemberKind, Message, Pid, Role, Time,
+    Algorithm, Cluster, Context, Detector, Duration, Effect, MemberKind, Message, Pid, Random,
+    Role, Time, View,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,16 +45,110 @@ pub enum Action {
     Block(Pid, Pid),
     Unblock(Pid, Pid),
     Heal,
+    /// A graceful leave: the node says goodbye, then stops.
+    Leave(Pid),
 }
 
 /// ChaCha stream numbers: one per purpose.
 pub const NETWORK_STREAM: u64 = 1;
+pub const FAULT_STREAM: u64 = 2;
+pub const ALGORITHM_STREAM: u64 = 3;
+pub const SCENARIO_STREAM: u64 = 4;
+
+/// The random generator of one purpose of a run.
+pub fn stream(seed: u64, purpose: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(purpose);
+    rng
+}
+
+/// The algorithms' source of randomness: the run's algorithm stream.
+struct Draws(ChaCha8Rng);
+
+impl Random for Draws {
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            lo
+        } else {
+            self.0.random_range(lo..=hi)
+        }
+    }
+}
+
+/// How a world is set up, besides its cluster and the algorithm's parameters.
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    /// When each process starts, by Pid.
+    pub starts: Vec<Time>,
+    pub network: NetworkSpec,
+    pub faults: Vec<(Time, Action)>,
+    pub seed: u64,
+    pub record_trace: bool,
+    /// The log server's process and how often every voter reports to it.
+    pub log_server: Option<(Pid, Duration)>,
+}
+
+impl WorldConfig {
+    /// `n` processes starting at time zero on the default network, seed 0.
+    pub fn starting_together(n: usize) -> Self {
+        WorldConfig {
+            starts: vec![Time::ZERO; n],
+            network: NetworkSpec::default(),
+            faults: Vec::new(),
+            seed: 0,
+            record_trace: false,
+            log_server: None,
+        }
+    }
+}
+
+/// One row of the log server's table: what a node last reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRow {
+    pub coordinator: Option<Pid>,
+    pub group: u64,
+    pub status: &'static str,
+    /// When the log server received it.
+    pub received: Time,
+}
+
+struct LogServer {
+    pid: Pid,
+    interval: Duration,
+    table: BTreeMap<Pid, LogRow>,
+}
+
+/// The world's failure detector: what each observer currently suspects.
+struct FailureDetector {
+    spec: Detector,
+    /// `suspected[observer * n + target]`.
+    suspected: Vec<bool>,
+    rng: ChaCha8Rng,
+}
 
 enum Ev<M, T> {
     Start(Pid),
     Fault(u32),
-    Deliver { from: Pid, to: Pid, msg: M },
-    Timer { pid: Pid, timer: T, token: u64 },
+    Deliver {
+        from: Pid,
+        to: Pid,
+        msg: M,
+    },
+    Timer {
+        pid: Pid,
+        timer: T,
+        token: u64,
+    },
+    /// The failure detector catches up with the truth.
+    Detect,
+    /// The failure detector makes a mistake (eventually perfect detectors only).
+    Mistake,
+    /// Every running voter reports to the log server.
+    ReportTick,
+    Report {
+        from: Pid,
+        row: LogRow,
+    },
 }
 
 /// Counts gathered during a run.
@@ -68,6 +166,10 @@ pub struct Stats {
     pub elections_started: u64,
     /// Times a node entered the leader role.
     pub leaders_elected: u64,
+    /// Role changes per process (the hooks of seed 004 run on these).
+    pub role_changes: Vec<u64>,
+    /// Verdicts the failure detector delivered (suspicions and trusts).
+    pub detector_notices: u64,
 }
 
 type Timers<T> = Vec<(T, u64)>;
@@ -90,6 +192,9 @@ pub struct World<A: Algorithm> {
     duplicate: f64,
     fifo_last: Vec<Time>,
     net_rng: ChaCha8Rng,
+    draws: Draws,
+    detector: Option<FailureDetector>,
+    log: Option<LogServer>,
     faults: Vec<(Time, Action)>,
     effects: Vec<Effect<A::Msg, A::Timer>>,
     hasher: TraceHasher,
@@ -101,19 +206,11 @@ pub struct World<A: Algorithm> {
 }
 
 impl<A: Algorithm> World<A> {
-    /// A world whose node `i` starts at `starts[i]` and which applies `faults` at their times.
-    pub fn new(
-        cluster: Cluster,
-        params: A::Params,
-        starts: &[Time],
-        net: &NetworkSpec,
-        faults: Vec<(Time, Action)>,
-        seed: u64,
-        record_trace: bool,
-    ) -> Self {
+    /// A world of `cluster` whose process `i` starts at `config.starts[i]` and which applies
+    /// `config.faults` at their times.
+    pub fn new(cluster: Cluster, params: A::Params, config: WorldConfig) -> Self {
         let n = cluster.len();
-        let mut net_rng = ChaCha8Rng::seed_from_u64(seed);
-        net_rng.set_stream(NETWORK_STREAM);
+        let net = &config.network;
         let status = cluster
             .members
             .iter()
@@ -125,6 +222,11 @@ impl<A: Algorithm> World<A> {
                 view: NodeStatus::DOWN_VIEW,
             })
             .collect();
+        let detector = A::detector(&params).map(|spec| FailureDetector {
+            spec,
+            suspected: vec![false; n * n],
+            rng: stream(config.seed, FAULT_STREAM),
+        });
         let mut world = World {
             names: cluster.members.iter().map(|m| m.name.clone()).collect(),
             voters: cluster.voters().collect(),
@@ -145,24 +247,39 @@ impl<A: Algorithm> World<A> {
             } else {
                 Vec::new()
             },
-            net_rng,
+            net_rng: stream(config.seed, NETWORK_STREAM),
+            draws: Draws(stream(config.seed, ALGORITHM_STREAM)),
+            detector,
+            log: config.log_server.map(|(pid, interval)| LogServer {
+                pid,
+                interval,
+                table: BTreeMap::new(),
+            }),
             faults: Vec::new(),
             effects: Vec::new(),
             hasher: TraceHasher::default(),
-            trace: record_trace.then(Vec::new),
+            trace: config.record_trace.then(Vec::new),
             monitor: Monitor::default(),
-            stats: Stats::default(),
+            stats: Stats {
+                role_changes: vec![0; n],
+                ..Stats::default()
+            },
             last_disturbance: Time::ZERO,
         };
-        for (i, &t) in starts.iter().enumerate() {
+        for (i, &t) in config.starts.iter().enumerate() {
             world.push(t, Ev::Start(Pid(i as u32)));
             world.last_disturbance = world.last_disturbance.max(t);
         }
-        for (i, (t, _)) in faults.iter().enumerate() {
+        for (i, (t, _)) in config.faults.iter().enumerate() {
             world.push(*t, Ev::Fault(i as u32));
             world.last_disturbance = world.last_disturbance.max(*t);
         }
-        world.faults = faults;
+        world.faults = config.faults;
+        if let Some(log) = &world.log {
+            let first = Time::ZERO + log.interval;
+            world.push(first, Ev::ReportTick);
+        }
+        world.schedule_mistake();
         world
     }
 
@@ -196,6 +313,10 @@ impl<A: Algorithm> World<A> {
     }
     pub fn last_disturbance(&self) -> Time {
         self.last_disturbance
+    }
+    /// The log server's table, if the world has one: each reporting node's last report.
+    pub fn log_table(&self) -> Option<&BTreeMap<Pid, LogRow>> {
+        self.log.as_ref().map(|l| &l.table)
     }
     /// The readable trace so far, if it is being recorded.
     pub fn trace(&self) -> Option<&[TraceEvent]> {
@@ -239,16 +360,26 @@ impl<A: Algorithm> World<A> {
             }
             Ev::Deliver { from, to, msg } => self.deliver(from, to, msg),
             Ev::Timer { pid, timer, token } => self.fire(pid, timer, token),
+            Ev::Detect => self.detect(),
+            Ev::Mistake => self.mistake(),
+            Ev::ReportTick => self.report_tick(),
+            Ev::Report { from, row } => self.report(from, row),
         }
+    }
+
+    fn is_log_server(&self, p: Pid) -> bool {
+        self.log.as_ref().is_some_and(|l| l.pid == p)
     }
 
     fn boot(&mut self, p: Pid) {
         let st = &mut self.status[p.index()];
         st.up = true;
         st.paused = false;
-        self.nodes[p.index()] = Some(A::new(p, &self.cluster, &self.params));
-        self.step(p, |node, ctx| node.on_start(ctx));
-        self.observe();
+        if !self.is_log_server(p) {
+            self.nodes[p.index()] = Some(A::new(p, &self.cluster, &self.params));
+            self.step(p, |node, ctx| node.on_start(ctx));
+        }
+        self.changed();
     }
 
     fn deliver(&mut self, from: Pid, to: Pid, msg: A::Msg) {
@@ -315,10 +446,8 @@ impl<A: Algorithm> World<A> {
         let Some(node) = self.nodes[p.index()].as_mut() else {
             return;
         };
-        f(
-            node,
-            &mut Context::new(self.now, p, &self.cluster, &mut effects),
-        );
+        let ctx = Context::new(self.now, p, &self.cluster, &mut effects);
+        f(node, &mut ctx.with_random(&mut self.draws));
         let view = node.view();
         if view != self.status[p.index()].view {
             self.role_change(p, view);
@@ -358,8 +487,9 @@ impl<A: Algorithm> World<A> {
         self.effects = effects;
     }
 
-    fn role_change(&mut self, p: Pid, view: conclave_algorithms::View) {
+    fn role_change(&mut self, p: Pid, view: View) {
         let old = self.status[p.index()].view.role;
+        self.stats.role_changes[p.index()] += 1;
         if view.role != old {
             match view.role {
                 Role::Candidate => self.stats.elections_started += 1,
@@ -375,11 +505,13 @@ impl<A: Algorithm> World<A> {
                 role: view.role,
                 leader: view.leader.map(|l| names[l.index()].clone()),
                 status: view.status.to_string(),
+                group: view.group,
             },
             |h| {
                 h.u8(view.role as u8);
                 h.opt_pid(view.leader);
                 h.bytes(view.status.as_bytes());
+                h.u64(view.group);
             },
         );
         self.observe();
@@ -435,13 +567,17 @@ impl<A: Algorithm> World<A> {
 
     /// Puts a message on the wire: draws its delay and, with FIFO links, keeps it behind the
     /// messages sent before it on the same link.
-    fn transmit(&mut self, from: Pid, to: Pid, msg: A::Msg) {
-        let delay = match self.delay {
+    fn draw_delay(&mut self) -> u64 {
+        match self.delay {
             Delay::Constant(d) => d.as_micros(),
             Delay::Uniform { min, max } => {
                 self.net_rng.random_range(min.as_micros()..=max.as_micros())
             }
-        };
+        }
+    }
+
+    fn transmit(&mut self, from: Pid, to: Pid, msg: A::Msg) {
+        let delay = self.draw_delay();
         let mut at = Time(self.now.as_micros() + delay);
         if !self.fifo_last.is_empty() {
             let link = from.index() * self.nodes.len() + to.index();
@@ -474,13 +610,12 @@ impl<A: Algorithm> World<A> {
         match action {
             Action::Crash(p) => {
                 self.record(tag::CRASH, p, |_: &[String]| What::Crash, |_| {});
-                let i = p.index();
-                self.nodes[i] = None;
-                self.timers[i].clear();
-                self.deferred[i].clear();
-                self.status[i].up = false;
-                self.status[i].paused = false;
-                self.status[i].view = NodeStatus::DOWN_VIEW;
+                self.stop(p);
+            }
+            Action::Leave(p) => {
+                self.record(tag::LEAVE, p, |_: &[String]| What::Leave, |_| {});
+                self.step(p, |node, ctx| node.on_leave(ctx));
+                self.stop(p);
             }
             Action::Restart(p) => {
                 self.record(tag::RESTART, p, |_: &[String]| What::Restart, |_| {});
@@ -545,7 +680,199 @@ impl<A: Algorithm> World<A> {
                 self.topo.heal();
             }
         }
+        self.changed();
+    }
+
+    /// The process stops: volatile state and timers are lost.
+    fn stop(&mut self, p: Pid) {
+        let i = p.index();
+        self.nodes[i] = None;
+        self.timers[i].clear();
+        self.deferred[i].clear();
+        self.status[i].up = false;
+        self.status[i].paused = false;
+        if self.status[i].view != NodeStatus::DOWN_VIEW {
+            self.stats.role_changes[i] += 1;
+        }
+        self.status[i].view = NodeStatus::DOWN_VIEW;
+    }
+
+    /// Something the properties or the failure detector care about changed: a start, a
+    /// fault, a topology change.
+    fn changed(&mut self) {
         self.observe();
+        if let Some(fd) = &self.detector {
+            let at = self.now + fd.spec.delay();
+            self.push(at, Ev::Detect);
+        }
+    }
+
+    /// Whether `observer` should suspect `target` now: it is down, paused or unreachable.
+    fn truly_suspect(&self, observer: Pid, target: Pid) -> bool {
+        let t = &self.status[target.index()];
+        !t.up || t.paused || !self.topo.connected(observer, target)
+    }
+
+    /// The failure detector brings every running observer's verdicts up to date.
+    fn detect(&mut self) {
+        let Some(n) = self.detector.as_ref().map(|_| self.nodes.len()) else {
+            return;
+        };
+        self.stats.events += 1;
+        for oi in 0..self.voters.len() {
+            let o = self.voters[oi];
+            if !self.status[o.index()].is_running() {
+                continue;
+            }
+            for ti in 0..self.voters.len() {
+                let t = self.voters[ti];
+                if t == o {
+                    continue;
+                }
+                let truth = self.truly_suspect(o, t);
+                let slot = o.index() * n + t.index();
+                let Some(fd) = self.detector.as_mut() else {
+                    return;
+                };
+                if fd.suspected[slot] != truth {
+                    fd.suspected[slot] = truth;
+                    self.notice(o, t, truth);
+                }
+            }
+        }
+    }
+
+    fn notice(&mut self, observer: Pid, target: Pid, suspected: bool) {
+        self.stats.detector_notices += 1;
+        self.record(
+            tag::SUSPECT,
+            observer,
+            |names: &[String]| What::Suspect {
+                who: names[target.index()].clone(),
+                suspected,
+            },
+            |h| {
+                h.pid(target);
+                h.u8(suspected as u8);
+            },
+        );
+        self.step(observer, |node, ctx| {
+            node.on_suspect(target, suspected, ctx)
+        });
+    }
+
+    /// Schedules the next mistake of an eventually perfect detector, if any are left.
+    fn schedule_mistake(&mut self) {
+        let Some(fd) = self.detector.as_mut() else {
+            return;
+        };
+        if let Detector::EventuallyPerfect {
+            mistakes_until,
+            mistake_every,
+            ..
+        } = fd.spec
+        {
+            let gap = fd
+                .rng
+                .random_range(1..=mistake_every.as_micros().max(1) * 2);
+            let at = self.now + Duration(gap);
+            if at.as_micros() < mistakes_until.as_micros() {
+                self.push(at, Ev::Mistake);
+            }
+        }
+    }
+
+    /// An eventually perfect detector wrongly suspects a live, reachable process; it
+    /// corrects itself at the next `Detect`, one delay later.
+    fn mistake(&mut self) {
+        self.stats.events += 1;
+        let candidates: Vec<(Pid, Pid)> = self
+            .voters
+            .iter()
+            .flat_map(|&o| self.voters.iter().map(move |&t| (o, t)))
+            .filter(|&(o, t)| {
+                o != t && self.status[o.index()].is_running() && !self.truly_suspect(o, t)
+            })
+            .collect();
+        let n = self.nodes.len();
+        if let Some(fd) = self.detector.as_mut() {
+            if !candidates.is_empty() {
+                let (o, t) = candidates[fd.rng.random_range(0..candidates.len())];
+                let slot = o.index() * n + t.index();
+                if !fd.suspected[slot] {
+                    fd.suspected[slot] = true;
+                    let at = self.now + fd.spec.delay();
+                    self.push(at, Ev::Detect);
+                    self.notice(o, t, true);
+                }
+            }
+        }
+        self.schedule_mistake();
+    }
+
+    /// Every running voter sends the log server its state, over the network.
+    fn report_tick(&mut self) {
+        let Some((server, interval)) = self.log.as_ref().map(|l| (l.pid, l.interval)) else {
+            return;
+        };
+        self.stats.events += 1;
+        for i in 0..self.voters.len() {
+            let p = self.voters[i];
+            if !self.status[p.index()].is_running() {
+                continue;
+            }
+            let view = self.status[p.index()].view;
+            self.stats.sent += 1;
+            *self.stats.by_kind.entry("Report").or_insert(0) += 1;
+            self.record(
+                tag::REPORT,
+                p,
+                |names: &[String]| What::Send {
+                    to: names[server.index()].clone(),
+                    msg: format!(
+                        "Report {{ coordinator: {:?}, group: {}, status: {} }}",
+                        view.leader.map(|l| names[l.index()].clone()),
+                        view.group,
+                        view.status
+                    ),
+                },
+                |h| {
+                    h.opt_pid(view.leader);
+                    h.u64(view.group);
+                    h.bytes(view.status.as_bytes());
+                },
+            );
+            if !self.topo.connected(p, server) {
+                self.stats.dropped += 1;
+                continue;
+            }
+            let at = self.now + Duration(self.draw_delay());
+            let row = LogRow {
+                coordinator: view.leader,
+                group: view.group,
+                status: view.status,
+                received: at,
+            };
+            self.push(at, Ev::Report { from: p, row });
+        }
+        let next = self.now + interval;
+        self.push(next, Ev::ReportTick);
+    }
+
+    fn report(&mut self, from: Pid, row: LogRow) {
+        let Some(server) = self.log.as_ref().map(|l| l.pid) else {
+            return;
+        };
+        self.stats.events += 1;
+        let st = &self.status[server.index()];
+        if !st.up || st.paused || !self.topo.connected(from, server) {
+            self.stats.dropped += 1;
+            return;
+        }
+        self.stats.delivered += 1;
+        if let Some(log) = self.log.as_mut() {
+            log.table.insert(from, row);
+        }
     }
 
     fn observe(&mut self) {

@@ -1,0 +1,340 @@
+//! Stoller's asynchronous Bully algorithm: S. Stoller, "Leader Election in Distributed
+//! Systems with Crash Failures" (Indiana University TR 481, 1997), specification revised in
+//! IEEE Transactions on Computers 49(3), 2000; seed 002's `bully_async.py`.
+//!
+//! The Bully algorithm with a failure detector instead of timeouts. The world runs the
+//! detector ([`crate::Detector`]: perfect, or eventually perfect with false suspicions for a
+//! while) and tells each node when it suspects or trusts another.
+//!
+//! - **Stage 1**: a node that must elect (it starts, its leader or its halter is suspected,
+//!   a lower node tries to halt it) looks at the higher nodes. If one is not suspected, it
+//!   waits: that node, or one above it, will halt it (or be suspected, and stage 1 runs
+//!   again).
+//! - **Stage 2**: every higher node is suspected. The node halts the unsuspected lower nodes
+//!   one at a time, highest first: Halt(e), then wait for Ack(e), Reject(e) or a suspicion of
+//!   that node before the next. A Reject means a higher election is under way: back to
+//!   stage 1. Then Leader(e) to every node that acked; the node is Normal and leads.
+//! - A node accepts Halt(e) from a higher node unless it is halted by a still-trusted node
+//!   of even higher priority; halted, it acts dead towards its own lower nodes (it rejects
+//!   their Halts) until Leader(e) arrives. A Halt from a lower node is rejected, and the
+//!   node starts an election of its own unless it leads or is halted.
+//! - Election ids e = (node, incarnation, election number) make stale messages harmless.
+//!   The incarnation is the virtual time the node (re)started, which is unique per run.
+//! - The leader sends Norm(e) to the lower nodes every `norm_interval`; a node that does not
+//!   follow that leader answers NotNorm(e), and the leader runs stage 2 again. This is also
+//!   how two leaders meet after a partition heals: the higher one bullies the lower.
+//!
+//! Specification (SLE1): two Normal nodes agree on the leader; (SLE2): if no failures or
+//! recoveries happen for long enough, a leader is elected. SLE1 needs an accurate failure
+//! detector; with false suspicions the simulator shows what goes wrong.
+
+use crate::pidset::PidSet;
+use crate::{Algorithm, Cluster, Ctx, Detector, Duration, Message, Pid, Role, View};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AsyncBullyParams {
+    /// How often the leader checks that the lower nodes follow it.
+    pub norm_interval: Duration,
+    /// The failure detector the world runs for these nodes.
+    pub detector: Detector,
+}
+
+impl Default for AsyncBullyParams {
+    fn default() -> Self {
+        AsyncBullyParams {
+            norm_interval: Duration::from_secs(2),
+            detector: Detector::Perfect {
+                delay: Duration::from_millis(100),
+            },
+        }
+    }
+}
+
+/// An election id: who runs it, in which incarnation, and its number there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Eid {
+    pub node: Pid,
+    pub incarnation: u64,
+    pub number: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AsyncMsg {
+    Halt { eid: Eid },
+    Ack { eid: Eid },
+    Reject { eid: Eid },
+    Leader { eid: Eid },
+    Norm { eid: Eid },
+    NotNorm { eid: Eid },
+}
+
+impl Message for AsyncMsg {
+    fn kind(&self) -> &'static str {
+        match self {
+            AsyncMsg::Halt { .. } => "Halt",
+            AsyncMsg::Ack { .. } => "Ack",
+            AsyncMsg::Reject { .. } => "Reject",
+            AsyncMsg::Leader { .. } => "Leader",
+            AsyncMsg::Norm { .. } => "Norm",
+            AsyncMsg::NotNorm { .. } => "NotNorm",
+        }
+    }
+    fn is_election(&self) -> bool {
+        !matches!(self, AsyncMsg::Norm { .. })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum AsyncTimer {
+    Norm,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Status {
+    /// Stage 1: waiting for a live higher node to act.
+    Waiting,
+    /// Stage 2: halting `current`, then the nodes in `rest` (highest first).
+    Halting {
+        current: Option<Pid>,
+        rest: Vec<Pid>,
+        acked: PidSet,
+    },
+    /// Halted by election `by`.
+    Halted { by: Eid },
+    /// Following `leader`'s election, or leading it.
+    Normal { eid: Eid },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AsyncBully {
+    me: Pid,
+    priority: u64,
+    params: AsyncBullyParams,
+    incarnation: u64,
+    number: u64,
+    suspected: PidSet,
+    status: Status,
+}
+
+impl AsyncBully {
+    fn eid(&self) -> Eid {
+        Eid {
+            node: self.me,
+            incarnation: self.incarnation,
+            number: self.number,
+        }
+    }
+
+    fn leader(&self) -> Option<Pid> {
+        match self.status {
+            Status::Normal { eid } => Some(eid.node),
+            _ => None,
+        }
+    }
+
+    /// Stage 1: wait while a higher node is trusted, else stage 2.
+    fn elect(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let cluster = ctx.cluster();
+        let higher_alive = cluster
+            .voters()
+            .any(|p| cluster.priority(p) > self.priority && !self.suspected.contains(p));
+        if higher_alive {
+            self.status = Status::Waiting;
+        } else {
+            self.stage2(ctx);
+        }
+    }
+
+    fn stage2(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.number += 1;
+        let cluster = ctx.cluster();
+        let mut lower: Vec<Pid> = cluster
+            .voters()
+            .filter(|&p| cluster.priority(p) < self.priority)
+            .collect();
+        // Highest first; popped from the back.
+        lower.sort_by_key(|&p| cluster.priority(p));
+        self.status = Status::Halting {
+            current: None,
+            rest: lower,
+            acked: PidSet::new(),
+        };
+        self.halt_next(ctx);
+    }
+
+    /// Halts the next unsuspected lower node, or, when none is left, announces.
+    fn halt_next(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let eid = self.eid();
+        let Status::Halting {
+            current,
+            rest,
+            acked,
+        } = &mut self.status
+        else {
+            return;
+        };
+        while let Some(p) = rest.pop() {
+            if !self.suspected.contains(p) {
+                *current = Some(p);
+                ctx.send(p, AsyncMsg::Halt { eid });
+                return;
+            }
+        }
+        for p in acked.iter() {
+            ctx.send(p, AsyncMsg::Leader { eid });
+        }
+        self.status = Status::Normal { eid };
+        ctx.set_timer(AsyncTimer::Norm, self.params.norm_interval);
+    }
+
+    fn halting_target(&self) -> Option<Pid> {
+        match &self.status {
+            Status::Halting { current, .. } => *current,
+            _ => None,
+        }
+    }
+}
+
+impl Algorithm for AsyncBully {
+    type Msg = AsyncMsg;
+    type Timer = AsyncTimer;
+    type Params = AsyncBullyParams;
+
+    fn new(me: Pid, cluster: &Cluster, params: &AsyncBullyParams) -> Self {
+        AsyncBully {
+            me,
+            priority: cluster.priority(me),
+            params: params.clone(),
+            incarnation: 0,
+            number: 0,
+            suspected: PidSet::new(),
+            status: Status::Waiting,
+        }
+    }
+
+    fn detector(params: &AsyncBullyParams) -> Option<Detector> {
+        Some(params.detector.clone())
+    }
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.incarnation = ctx.now().as_micros();
+        self.elect(ctx);
+    }
+
+    fn on_message(&mut self, from: Pid, msg: AsyncMsg, ctx: &mut Ctx<'_, Self>) {
+        let from_higher = ctx.cluster().priority(from) > self.priority;
+        match msg {
+            AsyncMsg::Halt { eid } => {
+                if !from_higher {
+                    ctx.send(from, AsyncMsg::Reject { eid });
+                    // Someone lower thinks every node above it is gone: if this node was
+                    // waiting on a higher one, look again.
+                    if self.status == Status::Waiting {
+                        self.elect(ctx);
+                    }
+                    return;
+                }
+                let cluster = ctx.cluster();
+                let held_by_higher = match self.status {
+                    Status::Halted { by } | Status::Normal { eid: by } => {
+                        by.node != self.me
+                            && cluster.priority(by.node) > cluster.priority(from)
+                            && !self.suspected.contains(by.node)
+                    }
+                    _ => false,
+                };
+                if held_by_higher {
+                    ctx.send(from, AsyncMsg::Reject { eid });
+                } else {
+                    ctx.cancel_timer(AsyncTimer::Norm);
+                    self.status = Status::Halted { by: eid };
+                    ctx.send(from, AsyncMsg::Ack { eid });
+                }
+            }
+            AsyncMsg::Ack { eid } => {
+                if eid == self.eid() && self.halting_target() == Some(from) {
+                    if let Status::Halting { current, acked, .. } = &mut self.status {
+                        acked.insert(from);
+                        *current = None;
+                    }
+                    self.halt_next(ctx);
+                }
+            }
+            AsyncMsg::Reject { eid } => {
+                if eid == self.eid() && self.halting_target() == Some(from) {
+                    // A higher election holds that node: defer to it.
+                    self.status = Status::Waiting;
+                }
+            }
+            AsyncMsg::Leader { eid } => {
+                if self.status == (Status::Halted { by: eid }) {
+                    self.status = Status::Normal { eid };
+                }
+            }
+            AsyncMsg::Norm { eid } => {
+                if self.status != (Status::Normal { eid }) {
+                    ctx.send(from, AsyncMsg::NotNorm { eid });
+                }
+            }
+            AsyncMsg::NotNorm { eid } => {
+                if self.status == (Status::Normal { eid }) && eid.node == self.me {
+                    ctx.cancel_timer(AsyncTimer::Norm);
+                    self.stage2(ctx);
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, timer: AsyncTimer, ctx: &mut Ctx<'_, Self>) {
+        match timer {
+            AsyncTimer::Norm => {
+                if let Status::Normal { eid } = self.status {
+                    if eid.node == self.me {
+                        let cluster = ctx.cluster();
+                        for p in cluster.voters() {
+                            if cluster.priority(p) < self.priority && !self.suspected.contains(p) {
+                                ctx.send(p, AsyncMsg::Norm { eid });
+                            }
+                        }
+                        ctx.set_timer(AsyncTimer::Norm, self.params.norm_interval);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_suspect(&mut self, who: Pid, suspected: bool, ctx: &mut Ctx<'_, Self>) {
+        if !suspected {
+            self.suspected.remove(who);
+            return;
+        }
+        self.suspected.insert(who);
+        match self.status.clone() {
+            Status::Normal { eid } if eid.node == who => self.elect(ctx),
+            Status::Halted { by } if by.node == who => self.elect(ctx),
+            Status::Waiting => self.elect(ctx),
+            Status::Halting {
+                current: Some(c), ..
+            } if c == who => {
+                if let Status::Halting { current, .. } = &mut self.status {
+                    *current = None;
+                }
+                self.halt_next(ctx);
+            }
+            _ => {}
+        }
+    }
+
+    fn view(&self) -> View {
+        let (role, status) = match &self.status {
+            Status::Waiting => (Role::Candidate, "Waiting"),
+            Status::Halting { .. } => (Role::Candidate, "Halting"),
+            Status::Halted { .. } => (Role::Candidate, "Halted"),
+            Status::Normal { eid } if eid.node == self.me => (Role::Leader, "Normal"),
+            Status::Normal { .. } => (Role::Follower, "Normal"),
+        };
+        View::new(role, self.leader(), status)
+    }
+}

@@ -1,0 +1,302 @@
+//! Majority ("quorum") election, as seed 004's `node.py` describes it.
+//!
+//! - **Joining**: a starting node broadcasts HELLO with its key (its birth time, the virtual
+//!   time it started, or its port with `use_port`) and its current wish; every node that
+//!   hears it adds it to its connected set and answers WELCOME, so the newcomer learns them.
+//!   The newcomer decides nothing during its first `vote_interval` (its join window), so
+//!   that it does not call itself master of a cluster of one before the WELCOMEs arrive.
+//! - **Voting**: every `vote_interval` each node sends VOTE (its key and wish) to every
+//!   connected node. A node wishes for the connected node (itself included) with the lowest
+//!   key: the oldest, or the lowest port.
+//! - **Master**: a vote counts while it is fresh (heard within `vote_timeout`). A candidate
+//!   with the votes of an absolute majority of the node and its connected nodes is master.
+//!   Without one, the largest part survives: the nodes whose wish got the most votes stay
+//!   and take that candidate as master, and the others dispatch.
+//! - **Losing nodes**: a connected node not heard from for `lost_timeout` is lost (killed,
+//!   or cut off). A node that has lost more nodes than it is connected to dispatches: no
+//!   majority can form around it.
+//! - **Leaving**: a graceful leave (the seed's `q`) announces LEAVING; the others mark the
+//!   node dispatched, not lost. A dispatched node stops voting until it re-enters, under the
+//!   same name, with a new birth time.
+//!
+//! Role changes (master, slave, dispatched) are the driver's role-change events; the real
+//! runtime runs the seed's master and slave scripts on them.
+//!
+//! Choice: fresh votes. The seed recomputes the master "constantly" from the votes it holds;
+//! counting only fresh votes makes a cut-off master step down after `vote_timeout`, before
+//! the others declare it lost after `lost_timeout`, so `vote_timeout < lost_timeout` keeps
+//! at most one master in a synchronous network. Set them the other way round and the
+//! simulator shows two masters.
+
+use crate::{Algorithm, Cluster, Ctx, Duration, Message, Pid, Role, Time, View};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuorumParams {
+    pub vote_interval: Duration,
+    pub vote_timeout: Duration,
+    pub lost_timeout: Duration,
+    /// Prefer the lowest port (from the node's address) over the lowest birth time.
+    pub use_port: bool,
+}
+
+impl Default for QuorumParams {
+    fn default() -> Self {
+        QuorumParams {
+            vote_interval: Duration::from_secs(1),
+            vote_timeout: Duration::from_millis(2500),
+            lost_timeout: Duration::from_millis(3500),
+            use_port: false,
+        }
+    }
+}
+
+/// The port of an `ip:port` address.
+pub fn port_of(address: &str) -> Option<u64> {
+    address.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum QuorumMsg {
+    Hello { key: u64, wish: Pid },
+    Welcome { key: u64, wish: Pid },
+    Vote { key: u64, wish: Pid },
+    Leaving,
+}
+
+impl Message for QuorumMsg {
+    fn kind(&self) -> &'static str {
+        match self {
+            QuorumMsg::Hello { .. } => "Hello",
+            QuorumMsg::Welcome { .. } => "Welcome",
+            QuorumMsg::Vote { .. } => "Vote",
+            QuorumMsg::Leaving => "Leaving",
+        }
+    }
+    fn is_election(&self) -> bool {
+        true
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum QuorumTimer {
+    Vote,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Peer {
+    key: u64,
+    wish: Pid,
+    heard: Time,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Quorum {
+    me: Pid,
+    key: u64,
+    params: QuorumParams,
+    connected: BTreeMap<Pid, Peer>,
+    lost: u32,
+    lost_nodes: Vec<Pid>,
+    dispatched: bool,
+    /// The join window is over.
+    joined: bool,
+    wish: Pid,
+    master: Option<Pid>,
+}
+
+impl Quorum {
+    fn meet(&mut self, from: Pid, key: u64, wish: Pid, now: Time) {
+        if let Some(at) = self.lost_nodes.iter().position(|&p| p == from) {
+            self.lost_nodes.remove(at);
+            self.lost -= 1;
+        }
+        self.connected.insert(
+            from,
+            Peer {
+                key,
+                wish,
+                heard: now,
+            },
+        );
+    }
+
+    /// Recomputes the wish and the master from the votes held (see the module docs).
+    fn recompute(&mut self, now: Time, ctx: &mut Ctx<'_, Self>) {
+        if self.dispatched {
+            return;
+        }
+        self.wish = self
+            .connected
+            .iter()
+            .map(|(&p, peer)| (peer.key, p))
+            .chain([(self.key, self.me)])
+            .min()
+            .map_or(self.me, |(_, p)| p);
+        if !self.joined {
+            return;
+        }
+        if self.lost as usize > self.connected.len() {
+            return self.dispatch(ctx);
+        }
+        let fresh = |peer: &Peer| now.since(peer.heard) <= self.params.vote_timeout;
+        let mut votes: BTreeMap<Pid, usize> = BTreeMap::new();
+        *votes.entry(self.wish).or_default() += 1;
+        for peer in self.connected.values().filter(|p| fresh(p)) {
+            *votes.entry(peer.wish).or_default() += 1;
+        }
+        let total = self.connected.len() + 1;
+        let key_of = |p: Pid| {
+            if p == self.me {
+                self.key
+            } else {
+                self.connected.get(&p).map_or(u64::MAX, |x| x.key)
+            }
+        };
+        // The most voted candidate; ties go to the lower key.
+        let (best, count) = votes
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(key_of(*b.0).cmp(&key_of(*a.0))))
+            .map(|(&p, &c)| (p, c))
+            .unwrap_or((self.me, 0));
+        let all_in = self.connected.values().all(|p| fresh(p));
+        self.master = if 2 * count > total {
+            Some(best)
+        } else if all_in && best != self.wish {
+            // No absolute majority, and this node's wish lost: the largest part survives.
+            return self.dispatch(ctx);
+        } else if all_in {
+            Some(best)
+        } else {
+            None
+        };
+    }
+
+    fn dispatch(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.dispatched = true;
+        self.master = None;
+        for &p in self.connected.keys() {
+            ctx.send(p, QuorumMsg::Leaving);
+        }
+        ctx.cancel_timer(QuorumTimer::Vote);
+    }
+}
+
+impl Algorithm for Quorum {
+    type Msg = QuorumMsg;
+    type Timer = QuorumTimer;
+    type Params = QuorumParams;
+
+    fn new(me: Pid, cluster: &Cluster, params: &QuorumParams) -> Self {
+        let port = cluster.member(me).address.as_deref().and_then(port_of);
+        Quorum {
+            me,
+            key: if params.use_port {
+                port.unwrap_or(u64::MAX)
+            } else {
+                0
+            },
+            params: params.clone(),
+            connected: BTreeMap::new(),
+            lost: 0,
+            lost_nodes: Vec::new(),
+            dispatched: false,
+            joined: false,
+            wish: me,
+            master: None,
+        }
+    }
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if !self.params.use_port {
+            self.key = ctx.now().as_micros();
+        }
+        ctx.broadcast(QuorumMsg::Hello {
+            key: self.key,
+            wish: self.me,
+        });
+        ctx.set_timer(QuorumTimer::Vote, self.params.vote_interval);
+        self.recompute(ctx.now(), ctx);
+    }
+
+    fn on_message(&mut self, from: Pid, msg: QuorumMsg, ctx: &mut Ctx<'_, Self>) {
+        if self.dispatched {
+            return;
+        }
+        let now = ctx.now();
+        match msg {
+            QuorumMsg::Hello { key, wish } => {
+                self.meet(from, key, wish, now);
+                ctx.send(
+                    from,
+                    QuorumMsg::Welcome {
+                        key: self.key,
+                        wish: self.wish,
+                    },
+                );
+            }
+            QuorumMsg::Welcome { key, wish } | QuorumMsg::Vote { key, wish } => {
+                self.meet(from, key, wish, now);
+            }
+            QuorumMsg::Leaving => {
+                self.connected.remove(&from);
+            }
+        }
+        self.recompute(now, ctx);
+    }
+
+    fn on_timer(&mut self, _timer: QuorumTimer, ctx: &mut Ctx<'_, Self>) {
+        if self.dispatched {
+            return;
+        }
+        let now = ctx.now();
+        self.joined = true;
+        let lost: Vec<Pid> = self
+            .connected
+            .iter()
+            .filter(|(_, peer)| now.since(peer.heard) > self.params.lost_timeout)
+            .map(|(&p, _)| p)
+            .collect();
+        for p in lost {
+            self.connected.remove(&p);
+            self.lost += 1;
+            self.lost_nodes.push(p);
+        }
+        self.recompute(now, ctx);
+        if self.dispatched {
+            return;
+        }
+        for &p in self.connected.keys() {
+            ctx.send(
+                p,
+                QuorumMsg::Vote {
+                    key: self.key,
+                    wish: self.wish,
+                },
+            );
+        }
+        ctx.set_timer(QuorumTimer::Vote, self.params.vote_interval);
+    }
+
+    fn on_leave(&mut self, ctx: &mut Ctx<'_, Self>) {
+        for &p in self.connected.keys() {
+            ctx.send(p, QuorumMsg::Leaving);
+        }
+    }
+
+    fn view(&self) -> View {
+        let (role, status) = if self.dispatched {
+            (Role::Idle, "Dispatched")
+        } else {
+            match self.master {
+                Some(m) if m == self.me => (Role::Leader, "Master"),
+                Some(_) => (Role::Follower, "Slave"),
+                None if !self.joined => (Role::Candidate, "Joining"),
+                None => (Role::Candidate, "Voting"),
+            }
+        };
+        View::new(role, self.master, status)
+    }
+}
