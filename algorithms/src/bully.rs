@@ -242,10 +242,12 @@ impl BullyNode {
         ctx.cancel_timer(BullyTimer::HeartbeatTimeout);
     }
 
+    /// In an election, or about to start one (a discovering node elects once it has looked
+    /// the cluster up, so an ELECTION it receives meanwhile is answered but starts nothing).
     fn in_election(&self) -> bool {
         matches!(
             self.status,
-            Status::Election | Status::WaitingForCoordinator
+            Status::Election | Status::WaitingForCoordinator | Status::Discovering
         )
     }
 }
@@ -340,12 +342,14 @@ impl BullyNode {
                     ctx.send(r, BullyMsg::HealthOk);
                 }
             }
-            BullyMsg::Members { processes } if self.status == Status::Discovering => {
-                ctx.cancel_timer(BullyTimer::Lookup);
+            BullyMsg::Members { processes } => {
                 for p in processes {
                     self.know(p);
                 }
-                self.start_election(ctx);
+                if self.status == Status::Discovering {
+                    ctx.cancel_timer(BullyTimer::Lookup);
+                    self.start_election(ctx);
+                }
             }
             _ => {}
         }

@@ -20,7 +20,8 @@
 //!   Recovery: the node forms a group of its own. So does an invited node that gets no Ready.
 //! - A node starts in a group of its own.
 //!
-//! `View::group` packs g as `(coordinator index + 1) << 32 | counter`.
+//! `View::group` is the counter of g; with the coordinator (`View::leader`) it names the
+//! group, as the coordinator and groupid columns of seed 002's log server table do.
 
 use crate::pidset::PidSet;
 use crate::{Algorithm, Cluster, Ctx, Duration, Message, Pid, Role, View};
@@ -52,12 +53,6 @@ impl Default for InvitationParams {
 pub struct Group {
     pub coordinator: Pid,
     pub counter: u64,
-}
-
-impl Group {
-    fn packed(self) -> u64 {
-        (u64::from(self.coordinator.0) + 1) << 32 | (self.counter & 0xffff_ffff)
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -388,7 +383,7 @@ impl Algorithm for Invitation {
             role,
             leader: Some(self.coordinator),
             status,
-            group: self.group.packed(),
+            group: self.group.counter,
         }
     }
 }

@@ -136,15 +136,22 @@ pub fn summary(r: &RunReport) -> String {
         .max()
         .unwrap_or(4)
         .max(4);
+    let idw = r
+        .nodes
+        .iter()
+        .map(|n| n.id.to_string().len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
     let _ = writeln!(
         o,
-        "  {:width$}  {:>20}  {:8}  {:10}  {:22}  leader",
+        "  {:width$}  {:>idw$}  {:8}  {:10}  {:22}  leader",
         "node", "id", "state", "role", "status"
     );
     for n in &r.nodes {
         let _ = writeln!(
             o,
-            "  {:width$}  {:>20}  {:8}  {:10}  {:22}  {}",
+            "  {:width$}  {:>idw$}  {:8}  {:10}  {:22}  {}",
             n.name,
             n.id,
             n.state,
@@ -152,6 +159,31 @@ pub fn summary(r: &RunReport) -> String {
             n.status,
             n.leader.as_deref().unwrap_or("-")
         );
+    }
+    if let Some(table) = &r.log_table {
+        let addr_of = |name: &str| {
+            r.nodes
+                .iter()
+                .find(|n| n.name == name)
+                .and_then(|n| n.address.clone())
+                .unwrap_or_else(|| name.to_string())
+        };
+        let _ = writeln!(
+            o,
+            "log server table at the end (addr, coordinator, groupid, status, received):"
+        );
+        for row in table {
+            let coordinator = row.coordinator.as_deref().map_or("-".to_string(), addr_of);
+            let _ = writeln!(
+                o,
+                "  {:22}  {:22}  {:>14}  {:16}  {}",
+                addr_of(&row.node),
+                coordinator,
+                row.group,
+                row.status,
+                us(row.received_us)
+            );
+        }
     }
     let stable = match r.time_to_stable_leader_us {
         Some(t) => format!("stable leader {} after the last fault or start", us(t)),

@@ -62,14 +62,25 @@ pub struct Topology {
     group: Vec<u32>,
     blocked: BTreeSet<(u32, u32)>,
     component: Vec<u32>,
+    /// Whether a process's links join components: voters do; services (a log server every
+    /// node reports to) do not, or they would bridge every partition.
+    joins: Vec<bool>,
 }
 
 impl Topology {
+    /// `n` processes whose links all join components.
     pub fn new(n: usize) -> Self {
+        Topology::joining(vec![true; n])
+    }
+
+    /// Components are formed by the links of the processes marked `true` only.
+    pub fn joining(joins: Vec<bool>) -> Self {
+        let n = joins.len();
         Topology {
             group: vec![0; n],
             blocked: BTreeSet::new(),
             component: vec![0; n],
+            joins,
         }
     }
 
@@ -117,8 +128,8 @@ impl Topology {
         self.component[p.index()]
     }
 
-    /// Connected components by union-find over working links (only needed with blocks;
-    /// without them the components are the partition groups).
+    /// Connected components by union-find over the working links between joining processes
+    /// (only needed with blocks; without them the components are the partition groups).
     fn recompute(&mut self) {
         let n = self.group.len();
         if self.blocked.is_empty() {
@@ -135,7 +146,8 @@ impl Topology {
         }
         for a in 0..n as u32 {
             for b in a + 1..n as u32 {
-                if self.connected(Pid(a), Pid(b)) {
+                let both_join = self.joins[a as usize] && self.joins[b as usize];
+                if both_join && self.connected(Pid(a), Pid(b)) {
                     let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
                     if ra != rb {
                         parent[ra.max(rb) as usize] = ra.min(rb);
@@ -388,6 +400,10 @@ mod tests {
         assert_ne!(t.component(Pid(0)), t.component(Pid(1)));
         t.heal();
         assert!(t.is_whole());
+        // A service linked to both sides does not bridge them.
+        let mut t = Topology::joining(vec![true, true, false]);
+        t.block(Pid(0), Pid(1));
+        assert_ne!(t.component(Pid(0)), t.component(Pid(1)));
     }
 
     #[test]

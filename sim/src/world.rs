@@ -227,6 +227,11 @@ impl<A: Algorithm> World<A> {
             suspected: vec![false; n * n],
             rng: stream(config.seed, FAULT_STREAM),
         });
+        let joins = cluster
+            .members
+            .iter()
+            .map(|m| m.kind == MemberKind::Voter)
+            .collect();
         let mut world = World {
             names: cluster.members.iter().map(|m| m.name.clone()).collect(),
             voters: cluster.voters().collect(),
@@ -238,7 +243,7 @@ impl<A: Algorithm> World<A> {
             deferred: vec![Vec::new(); n],
             queue: EventQueue::new(),
             now: Time::ZERO,
-            topo: Topology::new(n),
+            topo: Topology::joining(joins),
             delay: net.delay.clone(),
             loss: net.loss,
             duplicate: net.duplicate,
@@ -375,7 +380,9 @@ impl<A: Algorithm> World<A> {
         let st = &mut self.status[p.index()];
         st.up = true;
         st.paused = false;
-        if !self.is_log_server(p) {
+        if self.is_log_server(p) {
+            self.status[p.index()].view = View::new(Role::Service, None, "LogServer");
+        } else {
             self.nodes[p.index()] = Some(A::new(p, &self.cluster, &self.params));
             self.step(p, |node, ctx| node.on_start(ctx));
         }
