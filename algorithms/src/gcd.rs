@@ -17,7 +17,8 @@
 //! - Feigned failure (the lab's extra credit), when `feign` is set: after a random time
 //!   (uniform `next_min..=next_max`) the node pretends to be dead for a random time (uniform
 //!   `length_min..=length_max`): it answers nothing, sends nothing, and names no leader. Then
-//!   it recovers by rejoining and electing. The draws come from the run's seed.
+//!   it recovers by rejoining and electing. The draws come from the run's seed. No feigned
+//!   failure starts after `until`, if given.
 
 use crate::pidset::PidSet;
 use crate::{Algorithm, Cluster, Ctx, Duration, MemberKind, Message, Pid, Role, View};
@@ -59,6 +60,9 @@ pub struct Feign {
     pub next_max: Duration,
     pub length_min: Duration,
     pub length_max: Duration,
+    /// No feigned failure starts after this time (the lab feigns forever; a scenario can
+    /// stop the churn to check that the group settles).
+    pub until: Option<Duration>,
 }
 
 impl Default for Feign {
@@ -68,6 +72,7 @@ impl Default for Feign {
             next_max: Duration::from_secs(10),
             length_min: Duration::from_secs(1),
             length_max: Duration::from_secs(4),
+            until: None,
         }
     }
 }
@@ -276,6 +281,9 @@ impl GcdNode {
                 let Some(f) = self.params.feign.clone() else {
                     return;
                 };
+                if f.until.is_some_and(|u| ctx.now().as_micros() >= u.as_micros()) {
+                    return;
+                }
                 for t in [
                     GcdTimer::Join,
                     GcdTimer::Answer,

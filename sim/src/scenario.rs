@@ -552,7 +552,7 @@ fn parse(src: &str, file: &str) -> Result<Scenario, ScenarioError> {
     let scenario: Scenario = match serde_path_to_error::deserialize(&mut de) {
         Ok(s) => s,
         Err(err) => {
-            let path = err.path().to_string();
+            let path = err.path().to_string().replace(".?", "");
             let path = if path == "." || path == "?" {
                 String::new()
             } else {

@@ -271,7 +271,11 @@ impl<A: Algorithm> World<A> {
             },
             last_disturbance: Time::ZERO,
         };
-        for (i, &t) in config.starts.iter().enumerate() {
+        // Services first: at the same instant a daemon is up before the nodes that use it.
+        let mut order: Vec<usize> = (0..config.starts.len()).collect();
+        order.sort_by_key(|&i| (config.starts[i], world.status[i].voter));
+        for i in order {
+            let t = config.starts[i];
             world.push(t, Ev::Start(Pid(i as u32)));
             world.last_disturbance = world.last_disturbance.max(t);
         }
