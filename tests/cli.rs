@@ -151,9 +151,15 @@ fn json_has_the_documented_keys() {
             "Agreement",
             "HighestWins",
             "LeaderIs(node2, end)",
-            "EventualLeader(2s)"
+            "LeaderIs(node2, 12s)",
+            "EventualLeader(10s)",
+            "ElectionMessagesAtMost(15)"
         ]
     );
+    // The registry is a process of the world, listed with the nodes but not in `leaders`.
+    assert_eq!(v["leaders"].as_object().unwrap().len(), 4);
+    assert_eq!(v["nodes"][4]["name"], "consul");
+    assert_eq!(v["nodes"][4]["role"], "Service");
 }
 
 #[test]
@@ -213,13 +219,15 @@ fn trace_prints_one_event_per_line_with_time_first() {
     let out = conclave(&["run", "scenarios/consul_four_nodes.ron", "--trace"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    let first: Vec<&str> = text.lines().take(3).collect();
+    let first: Vec<&str> = text.lines().take(5).collect();
     assert_eq!(
         first,
         [
+            "t=0s node=consul event=start",
+            "t=0s node=consul event=role role=service leader=none status=Registry",
             "t=0s node=node1 event=start",
-            "t=0s node=node1 event=role role=candidate leader=none status=Election",
-            "t=0s node=node1 event=send to=node2 msg=Election",
+            "t=0s node=node1 event=role role=idle leader=none status=Discovering",
+            "t=0s node=node1 event=send to=consul msg=Register",
         ]
     );
     assert!(text.contains("event=role role=leader leader=node2 status=Coordinator"));

@@ -425,7 +425,9 @@ fn report<A: Algorithm>(
         events: stats.events,
         leaders: nodes
             .iter()
-            .map(|n| (n.name.clone(), n.leader.clone()))
+            .zip(&cluster.members)
+            .filter(|(_, m)| m.kind == MemberKind::Voter)
+            .map(|(n, _)| (n.name.clone(), n.leader.clone()))
             .collect(),
         nodes,
         messages: MessageReport {
