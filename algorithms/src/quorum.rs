@@ -8,7 +8,8 @@
 //! - **Voting**: every `vote_interval` each node sends VOTE (its key and wish) to every
 //!   connected node. A node wishes for the connected node (itself included) with the lowest
 //!   key: the oldest, or the lowest port.
-//! - **Master**: a vote counts while it is fresh (heard within `vote_timeout`). A candidate
+//! - **Master**: a vote counts while it is fresh (received within `vote_timeout`); the wish a
+//!   handshake carries is not a vote. A candidate
 //!   with the votes of an absolute majority of the node and its connected nodes is master.
 //!   Without one, the largest part survives: the nodes whose wish got the most votes stay
 //!   and take that candidate as master, and the others dispatch.
@@ -88,7 +89,8 @@ pub enum QuorumTimer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Peer {
     key: u64,
-    wish: Pid,
+    /// Its last VOTE and when it came; a handshake carries a wish but is not a vote.
+    vote: Option<(Pid, Time)>,
     heard: Time,
 }
 
@@ -108,19 +110,13 @@ pub struct Quorum {
 }
 
 impl Quorum {
-    fn meet(&mut self, from: Pid, key: u64, wish: Pid, now: Time) {
+    fn meet(&mut self, from: Pid, key: u64, now: Time) {
         if let Some(at) = self.lost_nodes.iter().position(|&p| p == from) {
             self.lost_nodes.remove(at);
             self.lost -= 1;
         }
-        self.connected.insert(
-            from,
-            Peer {
-                key,
-                wish,
-                heard: now,
-            },
-        );
+        let vote = self.connected.get(&from).and_then(|p| p.vote);
+        self.connected.insert(from, Peer { key, vote, heard: now });
     }
 
     /// Recomputes the wish and the master from the votes held (see the module docs).
@@ -141,11 +137,15 @@ impl Quorum {
         if self.lost as usize > self.connected.len() {
             return self.dispatch(ctx);
         }
-        let fresh = |peer: &Peer| now.since(peer.heard) <= self.params.vote_timeout;
+        let fresh = |peer: &Peer| {
+            peer.vote
+                .filter(|(_, at)| now.since(*at) <= self.params.vote_timeout)
+                .map(|(wish, _)| wish)
+        };
         let mut votes: BTreeMap<Pid, usize> = BTreeMap::new();
         *votes.entry(self.wish).or_default() += 1;
-        for peer in self.connected.values().filter(|p| fresh(p)) {
-            *votes.entry(peer.wish).or_default() += 1;
+        for wish in self.connected.values().filter_map(fresh) {
+            *votes.entry(wish).or_default() += 1;
         }
         let total = self.connected.len() + 1;
         let key_of = |p: Pid| {
@@ -155,13 +155,14 @@ impl Quorum {
                 self.connected.get(&p).map_or(u64::MAX, |x| x.key)
             }
         };
-        // The most voted candidate; ties go to the lower key.
+        // The most voted candidate; ties go to the preferred one (lower key, then lower pid),
+        // the order wishes follow.
         let (best, count) = votes
             .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then(key_of(*b.0).cmp(&key_of(*a.0))))
+            .max_by(|a, b| a.1.cmp(b.1).then((key_of(*b.0), *b.0).cmp(&(key_of(*a.0), *a.0))))
             .map(|(&p, &c)| (p, c))
             .unwrap_or((self.me, 0));
-        let all_in = self.connected.values().all(|p| fresh(p));
+        let all_in = self.connected.values().all(|p| fresh(p).is_some());
         self.master = if 2 * count > total {
             Some(best)
         } else if all_in && best != self.wish {
@@ -227,8 +228,8 @@ impl Algorithm for Quorum {
         }
         let now = ctx.now();
         match msg {
-            QuorumMsg::Hello { key, wish } => {
-                self.meet(from, key, wish, now);
+            QuorumMsg::Hello { key, .. } => {
+                self.meet(from, key, now);
                 ctx.send(
                     from,
                     QuorumMsg::Welcome {
@@ -237,8 +238,12 @@ impl Algorithm for Quorum {
                     },
                 );
             }
-            QuorumMsg::Welcome { key, wish } | QuorumMsg::Vote { key, wish } => {
-                self.meet(from, key, wish, now);
+            QuorumMsg::Welcome { key, .. } => self.meet(from, key, now),
+            QuorumMsg::Vote { key, wish } => {
+                self.meet(from, key, now);
+                if let Some(peer) = self.connected.get_mut(&from) {
+                    peer.vote = Some((wish, now));
+                }
             }
             QuorumMsg::Leaving => {
                 self.connected.remove(&from);

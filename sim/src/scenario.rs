@@ -485,7 +485,8 @@ fn priorities(s: &Scenario, config: Option<&[String]>) -> Result<Vec<u64>, Inval
                 pack_identity(days, sid)
             }
             (AlgorithmSpec::Quorum(q), _) => {
-                // The most preferred (lowest birth time or port) gets the highest priority.
+                // The most preferred (lowest birth time or port, ties to the first listed, as
+                // the algorithm breaks them) gets the highest priority.
                 let key = if q.use_port {
                     n.address.as_deref().and_then(port_of).ok_or_else(|| {
                         (
@@ -496,7 +497,7 @@ fn priorities(s: &Scenario, config: Option<&[String]>) -> Result<Vec<u64>, Inval
                 } else {
                     n.start.as_micros()
                 };
-                u64::MAX - key
+                u64::MAX - (key.min(u64::MAX >> 13) << 12 | i as u64)
             }
             (_, Some(lines)) => {
                 let addr = n.address.as_deref().ok_or_else(|| {
