@@ -43,14 +43,46 @@ fn bad_scenarios_are_reported_with_position_and_path_and_exit_2() {
         ("unparsable_duration.ron", "unparsable_duration.ron:7:27: run_for: invalid duration \"ten seconds\": unknown unit"),
         ("wrong_type.ron", "wrong_type.ron:5:25: nodes[1].id: Expected integer"),
     ];
+    // tests/bad/configs/ holds the server_config files some of the cases load.
+    let config_cases: &[(&str, &str)] = &[
+        ("server_config_missing.ron", "tests/bad/server_config_missing.ron:3:20: server_config: cannot read server_config tests/bad/configs/no_such_config"),
+        ("server_config_empty.ron", "tests/bad/configs/empty_config:2:1: server_config tests/bad/configs/empty_config lists no server (the server_config of tests/bad/server_config_empty.ron)"),
+        ("server_config_malformed_line.ron", "tests/bad/configs/malformed_config:3:1: server_config line 3: \"192.168.145.1\" is not ip:port (the server_config of tests/bad/server_config_malformed_line.ron)"),
+        ("server_config_address_not_listed.ron", "tests/bad/server_config_address_not_listed.ron:6:30: nodes[1].address: address 192.168.145.1:9005 is not in the server_config"),
+        ("gcd_identity_out_of_range.ron", "tests/bad/gcd_identity_out_of_range.ron:5:31: nodes[1].identity: days 400 is outside 1..=365"),
+        ("gcd_student_id_out_of_range.ron", "tests/bad/gcd_student_id_out_of_range.ron:4:31: nodes[0].identity: student id 999999 is outside 1000000..=10000000"),
+        ("gcd_missing_identity.ron", "tests/bad/gcd_missing_identity.ron:5:9: nodes[1]: GcdBully needs identity: (days until a birthday, student id)"),
+        ("quorum_foreign_parameter.ron", "tests/bad/quorum_foreign_parameter.ron:2:58: algorithm.Quorum.answer_timeout: Unexpected field named `answer_timeout` in `Quorum`"),
+        ("identity_on_bully.ron", "tests/bad/identity_on_bully.ron:4:38: nodes[0].identity: identity belongs to GcdBully, not Bully"),
+    ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".ron"))
         .collect();
     on_disk.sort();
-    let listed: Vec<String> = cases.iter().map(|(f, _)| f.to_string()).collect();
-    assert_eq!(on_disk, listed, "every file in tests/bad has a case");
+    let mut listed: Vec<String> = cases
+        .iter()
+        .chain(config_cases)
+        .map(|(f, _)| f.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(on_disk, listed, "every .ron file in tests/bad has a case");
+    for (file, expected) in config_cases {
+        let out = conclave(&["run", &format!("tests/bad/{file}")]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{file}: exit code; stderr: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("error: {expected}")),
+            "{file}: got {err}"
+        );
+    }
     for (file, expected) in cases {
         let path = format!("tests/bad/{file}");
         let out = conclave(&["run", &path]);

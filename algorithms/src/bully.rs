@@ -287,7 +287,7 @@ impl BullyNode {
 
     fn on_message(&mut self, from: Pid, msg: BullyMsg, ctx: &mut Ctx<'_, Bully>) {
         if Some(from) == self.registry {
-            return self.from_registry(msg, ctx);
+            return self.on_registry_message(msg, ctx);
         }
         self.know(from);
         let from_higher = ctx.cluster().priority(from) > self.priority;
@@ -301,12 +301,10 @@ impl BullyNode {
                     self.start_election(ctx);
                 }
             }
-            BullyMsg::Ok => {
-                if self.status == Status::Election {
-                    self.status = Status::WaitingForCoordinator;
-                    ctx.cancel_timer(BullyTimer::Answer);
-                    ctx.set_timer(BullyTimer::Coordinator, self.params.coordinator_timeout);
-                }
+            BullyMsg::Ok if self.status == Status::Election => {
+                self.status = Status::WaitingForCoordinator;
+                ctx.cancel_timer(BullyTimer::Answer);
+                ctx.set_timer(BullyTimer::Coordinator, self.params.coordinator_timeout);
             }
             BullyMsg::Coordinator => {
                 if from_higher {
@@ -316,26 +314,24 @@ impl BullyNode {
                     self.start_election(ctx);
                 }
             }
-            BullyMsg::Heartbeat => {
-                if self.status == Status::Coordinator {
-                    let mut processes = self.processes.clone();
-                    processes.insert(self.me);
-                    let processes = processes.iter().collect();
-                    ctx.send(from, BullyMsg::HeartbeatAck { processes });
-                }
+            BullyMsg::Heartbeat if self.status == Status::Coordinator => {
+                let mut processes = self.processes.clone();
+                processes.insert(self.me);
+                let processes = processes.iter().collect();
+                ctx.send(from, BullyMsg::HeartbeatAck { processes });
             }
-            BullyMsg::HeartbeatAck { processes } => {
-                if self.status == Status::Follower && self.leader == Some(from) {
-                    self.heartbeat_outstanding = false;
-                    ctx.cancel_timer(BullyTimer::HeartbeatTimeout);
-                    self.processes = processes.into_iter().filter(|&p| p != self.me).collect();
-                }
+            BullyMsg::HeartbeatAck { processes }
+                if self.status == Status::Follower && self.leader == Some(from) =>
+            {
+                self.heartbeat_outstanding = false;
+                ctx.cancel_timer(BullyTimer::HeartbeatTimeout);
+                self.processes = processes.into_iter().filter(|&p| p != self.me).collect();
             }
             _ => {}
         }
     }
 
-    fn from_registry(&mut self, msg: BullyMsg, ctx: &mut Ctx<'_, Bully>) {
+    fn on_registry_message(&mut self, msg: BullyMsg, ctx: &mut Ctx<'_, Bully>) {
         match msg {
             BullyMsg::HealthCheck => {
                 if let Some(r) = self.registry {
@@ -646,5 +642,48 @@ mod tests {
             n.on_message(Pid(1), BullyMsg::Coordinator, ctx)
         });
         assert_eq!(top.view().role, Role::Candidate);
+    }
+
+    /// Seed 000: a node elects only once it has looked the cluster up. An ELECTION that
+    /// arrives during its wait is answered, but starting an election then, knowing only the
+    /// sender, would let it win against nodes it has not heard of yet.
+    #[test]
+    fn discovering_node_answers_election_but_elects_after_lookup() {
+        let mut members: Vec<Member> = (1..=3)
+            .map(|i| Member::voter(&format!("n{i}"), i))
+            .collect();
+        members.push(Member {
+            name: "consul".into(),
+            priority: 0,
+            address: None,
+            kind: MemberKind::Service,
+        });
+        let c = Cluster::new(members);
+        let params = BullyParams {
+            discovery: Discovery::Registry {
+                name: "consul".into(),
+                wait: Duration::from_secs(8),
+                health_interval: Duration::from_secs(10),
+                health_timeout: Duration::from_secs(1),
+            },
+            ..BullyParams::default()
+        };
+        let mut mid = Bully::new(Pid(1), &c, &params);
+        let e = step(&mut mid, &c, |n, ctx| n.on_start(ctx));
+        assert_eq!(sends(&e), vec![(Pid(3), BullyMsg::Register)]);
+        let e = step(&mut mid, &c, |n, ctx| {
+            n.on_message(Pid(0), BullyMsg::Election, ctx)
+        });
+        assert_eq!(sends(&e), vec![(Pid(0), BullyMsg::Ok)]);
+        assert_eq!(mid.view().status, "Discovering");
+        let members = BullyMsg::Members {
+            processes: vec![Pid(0), Pid(1), Pid(2)],
+        };
+        let e = step(&mut mid, &c, |n, ctx| n.on_message(Pid(3), members, ctx));
+        assert_eq!(
+            sends(&e),
+            vec![(Pid(2), BullyMsg::Election)],
+            "asks the node it just learned of"
+        );
     }
 }

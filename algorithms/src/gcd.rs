@@ -281,7 +281,9 @@ impl GcdNode {
                 let Some(f) = self.params.feign.clone() else {
                     return;
                 };
-                if f.until.is_some_and(|u| ctx.now().as_micros() >= u.as_micros()) {
+                if f.until
+                    .is_some_and(|u| ctx.now().as_micros() >= u.as_micros())
+                {
                     return;
                 }
                 for t in [

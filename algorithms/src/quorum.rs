@@ -116,7 +116,14 @@ impl Quorum {
             self.lost -= 1;
         }
         let vote = self.connected.get(&from).and_then(|p| p.vote);
-        self.connected.insert(from, Peer { key, vote, heard: now });
+        self.connected.insert(
+            from,
+            Peer {
+                key,
+                vote,
+                heard: now,
+            },
+        );
     }
 
     /// Recomputes the wish and the master from the votes held (see the module docs).
@@ -159,7 +166,10 @@ impl Quorum {
         // the order wishes follow.
         let (best, count) = votes
             .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then((key_of(*b.0), *b.0).cmp(&(key_of(*a.0), *a.0))))
+            .max_by(|a, b| {
+                a.1.cmp(b.1)
+                    .then((key_of(*b.0), *b.0).cmp(&(key_of(*a.0), *a.0)))
+            })
             .map(|(&p, &c)| (p, c))
             .unwrap_or((self.me, 0));
         let all_in = self.connected.values().all(|p| fresh(p).is_some());

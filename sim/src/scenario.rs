@@ -388,7 +388,7 @@ impl Scenario {
                         file: path.clone(),
                         position: Some((line, 1)),
                         path: String::new(),
-                        message,
+                        message: format!("{message} (the server_config of {file})"),
                     },
                 )?)
             }
@@ -704,7 +704,6 @@ fn validate_network(n: &NetworkSpec) -> Result<(), Invalid> {
 /// Checks names, and that the schedule makes sense in time order: a node is crashed before it
 /// restarts, paused before it resumes, and so on.
 fn validate_faults(s: &Scenario, names: &BTreeMap<&str, usize>) -> Result<(), Invalid> {
-    let names = names;
     #[derive(Clone, Copy, PartialEq)]
     enum St {
         Up,

@@ -114,7 +114,10 @@ fn async_bully_all_start_n4_is_9() {
     );
     let r = traced(&s, 0);
     assert!(r.ok, "{:?}", r.expectations);
-    assert_eq!(sent_since(&r, 0), counts(&[("Halt", 3), ("Ack", 3), ("Leader", 3)]));
+    assert_eq!(
+        sent_since(&r, 0),
+        counts(&[("Halt", 3), ("Ack", 3), ("Leader", 3)])
+    );
 }
 
 /// The GCD lab, the lowest node joins a settled group of four (N = 4). It sends ELECTION to
@@ -146,7 +149,10 @@ fn gcd_lowest_joins_last_n4_is_n_squared_minus_1() {
         .into_iter()
         .filter(|(k, _)| ["Election", "Ok", "Coordinator"].contains(&k.as_str()))
         .collect();
-    assert_eq!(election, counts(&[("Election", 6), ("Ok", 6), ("Coordinator", 3)]));
+    assert_eq!(
+        election,
+        counts(&[("Election", 6), ("Ok", 6), ("Coordinator", 3)])
+    );
 }
 
 /// Majority election, all start together (N = 4), run to just past the second vote. Each
@@ -165,21 +171,36 @@ fn quorum_all_start_two_vote_rounds_n4_is_48() {
     );
     let r = traced(&s, 0);
     assert!(r.ok, "{:?}", r.expectations);
-    assert_eq!(sent_since(&r, 0), counts(&[("Hello", 12), ("Welcome", 12), ("Vote", 24)]));
+    assert_eq!(
+        sent_since(&r, 0),
+        counts(&[("Hello", 12), ("Welcome", 12), ("Vote", 24)])
+    );
 }
 
 /// The invitation algorithm forms one group per connected component while the links are
 /// blocked, and one group after the reset (Garcia-Molina's Assertions 3 and 4).
 #[test]
 fn invitation_one_group_per_component_then_one_group() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/logserver_partition_invitation.ron");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scenarios/logserver_partition_invitation.ron"
+    );
     let s = Scenario::load(std::path::Path::new(path)).unwrap();
-    let AlgorithmSpec::Invitation(params) = &s.algorithm else { panic!("an invitation scenario") };
+    let AlgorithmSpec::Invitation(params) = &s.algorithm else {
+        panic!("an invitation scenario")
+    };
     for seed in [0, 1, 2] {
-        let mut world = World::<Invitation>::new(cluster_of(&s, seed), params.clone(), world_config(&s, seed, false));
+        let mut world = World::<Invitation>::new(
+            cluster_of(&s, seed),
+            params.clone(),
+            world_config(&s, seed, false),
+        );
         // group of each node: (its coordinator, the group counter)
         let groups = |w: &World<Invitation>| -> Vec<(Option<Pid>, u64)> {
-            w.status()[..4].iter().map(|st| (st.view.leader, st.view.group)).collect()
+            w.status()[..4]
+                .iter()
+                .map(|st| (st.view.leader, st.view.group))
+                .collect()
         };
         world.run_until(conclave_algorithms::Time(45_000_000));
         let g = groups(&world);
@@ -189,9 +210,14 @@ fn invitation_one_group_per_component_then_one_group() {
         assert_eq!((g[0].0, g[2].0), (Some(Pid(1)), Some(Pid(3))));
         world.run_until(conclave_algorithms::Time(90_000_000));
         let g = groups(&world);
-        assert!(g.iter().all(|x| *x == g[0]), "seed {seed}: one group after the reset: {g:?}");
+        assert!(
+            g.iter().all(|x| *x == g[0]),
+            "seed {seed}: one group after the reset: {g:?}"
+        );
         assert_eq!(g[0].0, Some(Pid(3)));
-        assert!(world.status()[..4].iter().all(|st| st.view.role != Role::Candidate));
+        assert!(world.status()[..4]
+            .iter()
+            .all(|st| st.view.role != Role::Candidate));
     }
 }
 
@@ -230,7 +256,15 @@ fn partitions(names: &[&str]) -> Vec<Vec<Vec<String>>> {
 fn quorum_under(partition: &[Vec<String>], vote_timeout: &str, seed: u64) -> RunReport {
     let groups: Vec<String> = partition
         .iter()
-        .map(|g| format!("[{}]", g.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")))
+        .map(|g| {
+            format!(
+                "[{}]",
+                g.iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
         .collect();
     let s = scenario(&format!(
         r#"Scenario(
@@ -282,7 +316,15 @@ fn quorum_paused_master_and_new_master_coexist() {
     let r = run_scenario(&s, "pause.ron", 0, &RunOptions::default());
     assert!(r.ok, "{:?}", r.expectations);
     let safety = &r.properties[0];
-    assert!(safety.detail.as_deref().unwrap().contains("A and B both lead"), "{:?}", safety.detail);
+    assert!(
+        safety
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("A and B both lead"),
+        "{:?}",
+        safety.detail
+    );
     // On resuming, A finds it has lost both others and is connected to none: it dispatches.
     assert_eq!(r.nodes[0].status, "Dispatched");
     assert_eq!(r.leaders["B"].as_deref(), Some("B"));
