@@ -264,3 +264,140 @@ fn trace_prints_one_event_per_line_with_time_first() {
     );
     assert!(text.contains("event=role role=leader leader=node2 status=Coordinator"));
 }
+
+#[test]
+fn explore_reports_holds_and_exits_0() {
+    let out = conclave(&[
+        "explore",
+        "scenarios/explore/bully3_crash_bounded.ron",
+        "--jobs",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("592 unique states, 1707 transitions"),
+        "{text}"
+    );
+    assert!(
+        text.contains("complete: every reachable state was visited"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok      AtMostOneLeader (expected to hold): holds"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok      EventualLeader(2s) (expected to hold): holds"),
+        "{text}"
+    );
+}
+
+#[test]
+fn explore_counterexample_is_saved_and_replays_exactly() {
+    let dir = std::env::temp_dir().join(format!("conclave-explore-{}", std::process::id()));
+    let dir_s = dir.to_string_lossy().into_owned();
+    let out = conclave(&[
+        "explore",
+        "scenarios/explore/bully3_partition.ron",
+        "--json",
+        "--out",
+        &dir_s,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    for key in [
+        "unique_states",
+        "transitions",
+        "max_depth",
+        "complete",
+        "peak_memory_kib",
+    ] {
+        assert!(!v[key].is_null(), "{key} in {v}");
+    }
+    assert_eq!(v["unique_states"], 483);
+    let p = &v["properties"][0];
+    assert_eq!(p["name"], "AtMostOneLeader");
+    assert_eq!(p["holds"], false);
+    let cex = &p["counterexample"];
+    assert_eq!(cex["choices"].as_array().unwrap().len(), 5);
+    let file = cex["file"].as_str().unwrap().to_string();
+    let lines: Vec<String> = cex["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let e: conclave_sim::trace::TraceEvent = serde_json::from_value(e.clone())
+                .unwrap_or_else(|_| panic!("trace events read back"));
+            conclave_reports::event_line(&e)
+        })
+        .collect();
+    let out = conclave(&["replay", &file]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the violation reproduces: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let replayed: Vec<&str> = text.lines().take(lines.len()).collect();
+    assert_eq!(replayed, lines, "replay prints exactly the saved trace");
+    assert!(
+        text.contains("AtMostOneLeader violated after 5 steps: b and c both lead"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn explore_cut_short_is_incomplete_not_holding() {
+    let out = conclave(&[
+        "explore",
+        "scenarios/explore/bully3_crash_bounded.ron",
+        "--max-depth",
+        "4",
+        "--jobs",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("INCOMPLETE: --max-depth 4 reached"), "{text}");
+    assert!(
+        text.contains(
+            "FAILED  AtMostOneLeader (expected to hold): not decided (incomplete search)"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn explore_and_replay_bad_input_exit_2() {
+    let out = conclave(&["explore", "scenarios/consul_four_nodes.ron"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("has no `explore` block"));
+    let out = conclave(&[
+        "explore",
+        "scenarios/explore/bully3_crash_bounded.ron",
+        "--jobs",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let dir = std::env::temp_dir().join(format!("conclave-replay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.cex.json");
+    std::fs::write(&bad, "{\"scenario\": \"x.ron\",\n \"choices\": [oops]}").unwrap();
+    let out = conclave(&["replay", &bad.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bad.cex.json:2:14: not a counterexample file"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -11,8 +11,10 @@
 //! - **Master**: a vote counts while it is fresh (received within `vote_timeout`); the wish a
 //!   handshake carries is not a vote. A candidate
 //!   with the votes of an absolute majority of the node and its connected nodes is master.
-//!   Without one, the largest part survives: the nodes whose wish got the most votes stay
-//!   and take that candidate as master, and the others dispatch.
+//!   Without one, the largest part survives: the nodes whose wish got strictly the most
+//!   votes stay and take that candidate as master, and the others dispatch. A tie is no
+//!   largest part: nobody is master until the votes change (the explorer found two masters
+//!   when a tie went to one side).
 //! - **Losing nodes**: a connected node not heard from for `lost_timeout` is lost (killed,
 //!   or cut off). A node that has lost more nodes than it is connected to dispatches: no
 //!   majority can form around it.
@@ -24,10 +26,17 @@
 //! runtime runs the seed's master and slave scripts on them.
 //!
 //! Choice: fresh votes. The seed recomputes the master "constantly" from the votes it holds;
-//! counting only fresh votes makes a cut-off master step down after `vote_timeout`, before
-//! the others declare it lost after `lost_timeout`, so `vote_timeout < lost_timeout` keeps
-//! at most one master in a synchronous network. Set them the other way round and the
-//! simulator shows two masters.
+//! counting only fresh votes makes a cut-off master step down before the others declare it
+//! lost and elect another. That needs a margin: two nodes may have last heard each other up
+//! to one vote interval and one message delay apart, so at most one master requires
+//! `vote_timeout + vote_interval + max delay < lost_timeout`. The explorer found the
+//! violation with 2.5 s + 1 s + 100 ms against 3.5 s (`scenarios/explore/quorum3_partitions.ron`
+//! with `vote_timeout: "2.5s"`); the defaults keep the margin. Set them the other way round
+//! and the simulator and the explorer show two masters.
+//!
+//! Membership is dynamic, as in the seed: "absolute majority" counts the nodes a node has
+//! met, not a configured cluster size. So nodes split apart before they ever met each form
+//! a cluster of one and each is master (`scenarios/explore/quorum3_split_before_join.ron`).
 
 use crate::{Algorithm, Cluster, Ctx, Duration, Message, Pid, Role, Time, View};
 use serde::{Deserialize, Serialize};
@@ -47,7 +56,7 @@ impl Default for QuorumParams {
     fn default() -> Self {
         QuorumParams {
             vote_interval: Duration::from_secs(1),
-            vote_timeout: Duration::from_millis(2500),
+            vote_timeout: Duration::from_millis(1500),
             lost_timeout: Duration::from_millis(3500),
             use_port: false,
         }
@@ -162,8 +171,7 @@ impl Quorum {
                 self.connected.get(&p).map_or(u64::MAX, |x| x.key)
             }
         };
-        // The most voted candidate; ties go to the preferred one (lower key, then lower pid),
-        // the order wishes follow.
+        // The most voted candidate, and whether it is the only one with that many votes.
         let (best, count) = votes
             .iter()
             .max_by(|a, b| {
@@ -172,16 +180,18 @@ impl Quorum {
             })
             .map(|(&p, &c)| (p, c))
             .unwrap_or((self.me, 0));
+        let strict = votes.values().filter(|&&c| c == count).count() == 1;
         let all_in = self.connected.values().all(|p| fresh(p).is_some());
         self.master = if 2 * count > total {
             Some(best)
-        } else if all_in && best != self.wish {
+        } else if !all_in || !strict {
+            // Votes missing, or a tie: there is no largest part yet. Wait.
+            None
+        } else if best != self.wish {
             // No absolute majority, and this node's wish lost: the largest part survives.
             return self.dispatch(ctx);
-        } else if all_in {
-            Some(best)
         } else {
-            None
+            Some(best)
         };
     }
 

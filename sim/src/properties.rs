@@ -174,7 +174,11 @@ pub fn at_most_one_leader(status: &[NodeStatus], names: &[String]) -> Result<(),
         return Ok(());
     }
     let named: Vec<&str> = ls.iter().map(|p| names[p.index()].as_str()).collect();
-    Err(format!("{} both lead", named.join(" and ")))
+    Err(match named.as_slice() {
+        [a, b] => format!("{a} and {b} both lead"),
+        [rest @ .., last] => format!("{} and {last} all lead", rest.join(", ")),
+        [] => unreachable!("two or more leaders"),
+    })
 }
 
 /// `OneLeaderPerComponent` at one instant.
@@ -196,6 +200,45 @@ pub fn one_leader_per_component(
         }
     }
     Ok(())
+}
+
+/// Whether `Agreement` holds, without building an explanation (the explorer asks this of
+/// every state).
+pub fn agreement_holds(status: &[NodeStatus], topo: &Topology) -> bool {
+    let mut named: Vec<Option<Option<Pid>>> = vec![None; status.len() + 1];
+    for (i, s) in status.iter().enumerate() {
+        if !s.is_running() {
+            continue;
+        }
+        let c = topo.component(Pid(i as u32)) as usize;
+        match named[c] {
+            None => named[c] = Some(s.view.leader),
+            Some(l) if l == s.view.leader => {}
+            Some(_) => return false,
+        }
+    }
+    named.iter().enumerate().all(|(c, entry)| match entry {
+        None => true,
+        Some(None) => false,
+        Some(Some(l)) => {
+            let ls = &status[l.index()];
+            ls.is_running() && ls.view.role == Role::Leader && topo.component(*l) as usize == c
+        }
+    })
+}
+
+/// How many up voters believe they lead, and whether two of them share a component.
+pub fn leader_counts(status: &[NodeStatus], topo: &Topology) -> (usize, bool) {
+    let mut seen: Vec<u32> = Vec::new();
+    let mut shared = false;
+    for (i, s) in status.iter().enumerate() {
+        if s.believes_leader() {
+            let c = topo.component(Pid(i as u32));
+            shared |= seen.contains(&c);
+            seen.push(c);
+        }
+    }
+    (seen.len(), shared)
 }
 
 /// `Agreement`: in every component, every running voter names the same running leader, which

@@ -68,9 +68,56 @@ pub struct Scenario {
     /// A central log server that every node reports its state to (seed 002).
     #[serde(default)]
     pub log_server: Option<LogServerSpec>,
+    /// How `conclave explore` checks this cluster exhaustively, and what it expects.
+    #[serde(default)]
+    pub explore: Option<ExploreSpec>,
     /// Each node's priority, resolved when the scenario is loaded.
     #[serde(skip)]
     pub priorities: Vec<u64>,
+}
+
+/// The exhaustive explorer's model of a scenario (see `scenarios/README.md`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExploreSpec {
+    pub timing: Timing,
+    /// Fault budgets: how many of each the whole exploration may inject.
+    #[serde(default)]
+    pub crashes: u32,
+    #[serde(default)]
+    pub restarts: u32,
+    #[serde(default)]
+    pub drops: u32,
+    #[serde(default)]
+    pub duplicates: u32,
+    /// The splits the explorer may impose (each a list of groups), and how many splits or
+    /// heals it may make in all.
+    #[serde(default)]
+    pub partitions: Vec<Vec<Vec<String>>>,
+    #[serde(default)]
+    pub partition_changes: u32,
+    /// Timers due after this never fire; `run_for` if left out.
+    #[serde(default)]
+    pub horizon: Option<Duration>,
+    /// No fault before this time (Bounded timing only): e.g. let nodes meet first.
+    #[serde(default)]
+    pub faults_from: Option<Duration>,
+    /// Verdicts expected from the explorer: `AtMostOneLeader` and `OneLeaderPerComponent`
+    /// are checked in every state; `EventualLeader(_)` as liveness (see the README).
+    #[serde(default)]
+    pub expect: Vec<Property>,
+    #[serde(default)]
+    pub expect_violated: Vec<Property>,
+}
+
+/// What the explorer assumes about time.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub enum Timing {
+    /// Any pending timer may fire at any point, however many messages are in flight.
+    Asynchronous,
+    /// Every message arrives within `max_delay` of being sent; timers fire in time order,
+    /// and none fires while a message whose deadline is earlier is still in flight.
+    Bounded { max_delay: Duration },
 }
 
 /// Where a `server_config` comes from.
@@ -666,6 +713,9 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
             }
         }
     }
+    if let Some(e) = &s.explore {
+        validate_explore(e, &names)?;
+    }
     for (i, p) in s.expect_violated.iter().enumerate() {
         if s.expect.contains(p) {
             let segs = vec![field("expect_violated"), Seg::Index(i)];
@@ -673,6 +723,68 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
                 segs,
                 format!("{p} is both expected to hold and expected to be violated"),
             ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_explore(e: &ExploreSpec, names: &BTreeMap<&str, usize>) -> Result<(), Invalid> {
+    let at = |extra: Vec<Seg>| {
+        let mut v = vec![field("explore")];
+        v.extend(extra);
+        v
+    };
+    for (i, split) in e.partitions.iter().enumerate() {
+        let mut seen = BTreeSet::new();
+        for (g, group) in split.iter().enumerate() {
+            for (k, name) in group.iter().enumerate() {
+                let segs = at(vec![
+                    field("partitions"),
+                    Seg::Index(i),
+                    Seg::Index(g),
+                    Seg::Index(k),
+                ]);
+                if !names.contains_key(name.as_str()) {
+                    return Err((segs, unknown_node(name, names)));
+                }
+                if !seen.insert(name.as_str()) {
+                    return Err((
+                        segs,
+                        format!("node {name:?} is listed twice in the partition"),
+                    ));
+                }
+            }
+        }
+    }
+    if e.partition_changes > 0 && e.partitions.is_empty() {
+        let msg = "partition_changes needs at least one split in partitions".to_string();
+        return Err((at(vec![field("partition_changes")]), msg));
+    }
+    if e.faults_from.is_some() && e.timing == Timing::Asynchronous {
+        let msg =
+            "faults_from needs Bounded timing: asynchronous exploration has no clock".to_string();
+        return Err((at(vec![field("faults_from")]), msg));
+    }
+    if e.partitions.len() > 250 {
+        return Err((at(vec![field("partitions")]), "at most 250 splits".into()));
+    }
+    for (list, props) in [
+        ("expect", &e.expect),
+        ("expect_violated", &e.expect_violated),
+    ] {
+        for (i, p) in props.iter().enumerate() {
+            let checked = matches!(
+                p,
+                Property::AtMostOneLeader
+                    | Property::OneLeaderPerComponent
+                    | Property::EventualLeader(_)
+            );
+            if !checked {
+                let msg = format!(
+                    "the explorer checks AtMostOneLeader, OneLeaderPerComponent and EventualLeader, not {p}"
+                );
+                return Err((at(vec![field(list), Seg::Index(i)]), msg));
+            }
         }
     }
     Ok(())

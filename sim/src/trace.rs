@@ -15,11 +15,11 @@
 //! ```
 
 use conclave_algorithms::{Pid, Role, Time};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Why a message was not delivered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DropReason {
     /// The network lost it (the `loss` probability).
@@ -44,7 +44,7 @@ impl DropReason {
 }
 
 /// One readable trace event. Node references are names.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TraceEvent {
     pub time_us: u64,
     pub node: String,
@@ -52,7 +52,7 @@ pub struct TraceEvent {
     pub what: What,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum What {
     Start,

@@ -162,7 +162,7 @@ fn gcd_lowest_joins_last_n4_is_n_squared_minus_1() {
 fn quorum_all_start_two_vote_rounds_n4_is_48() {
     let s = scenario(
         r#"Scenario(
-            algorithm: Quorum(vote_interval: "1s", vote_timeout: "2.5s", lost_timeout: "3.5s"),
+            algorithm: Quorum(vote_interval: "1s", vote_timeout: "1.5s", lost_timeout: "3.5s"),
             nodes: [(name: "p1"), (name: "p2"), (name: "p3"), (name: "p4")],
             network: (delay: Constant("10ms")),
             run_for: "2.5s",
@@ -304,7 +304,7 @@ fn quorum_never_two_masters_under_any_partition_of_five() {
 fn quorum_paused_master_and_new_master_coexist() {
     let s = scenario(
         r#"Scenario(
-            algorithm: Quorum(vote_interval: "1s", vote_timeout: "2.5s", lost_timeout: "3.5s"),
+            algorithm: Quorum(vote_interval: "1s", vote_timeout: "1.5s", lost_timeout: "3.5s"),
             nodes: [(name: "A"), (name: "B", start: "1s"), (name: "C", start: "2s")],
             network: (delay: Constant("10ms")),
             faults: [(at: "10s", fault: Pause("A")), (at: "20s", fault: Resume("A"))],

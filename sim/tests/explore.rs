@@ -1,0 +1,228 @@
+//! The exhaustive explorer: pinned state-space sizes, verdicts that do not depend on the
+//! number of jobs, shortest counterexamples that replay, and a known-broken Bully caught.
+
+use conclave_algorithms::bully::{Bully, BullyParams, BullyTimer};
+use conclave_algorithms::{Algorithm, Cluster, Ctx, Pid, View};
+use conclave_sim::explore::{explore, explore_with, replay, ExploreOptions, ExploreReport, Model};
+use conclave_sim::scenario::Scenario;
+use std::path::Path;
+
+fn load(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/explore")
+        .join(name);
+    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run(s: &Scenario, opts: &ExploreOptions) -> ExploreReport {
+    explore(s, "test.ron", opts)
+}
+
+fn verdict(r: &ExploreReport, name: &str) -> Option<bool> {
+    r.properties.iter().find(|p| p.name == name).unwrap().holds
+}
+
+fn jobs(n: usize) -> ExploreOptions {
+    ExploreOptions {
+        jobs: n,
+        ..ExploreOptions::default()
+    }
+}
+
+/// Pinned sizes: a change to the state space (the model, an algorithm, the fingerprint) is
+/// noticed here first. Update them only on purpose, and say why.
+#[test]
+fn pinned_state_counts_of_small_configurations() {
+    let r = run(&load("bully3_crash_bounded.ron"), &jobs(1));
+    assert!(r.complete && r.ok, "{:?}", r.properties);
+    assert_eq!((r.unique_states, r.transitions), (592, 1707));
+    let r = run(&load("bully3_partition.ron"), &jobs(1));
+    assert!(r.complete && r.ok, "{:?}", r.properties);
+    assert_eq!((r.unique_states, r.transitions), (483, 1159));
+}
+
+/// Bully is correct under bounded delays with a crash; its liveness holds too.
+#[test]
+fn bully_bounded_with_a_crash_holds() {
+    let r = run(&load("bully3_crash_bounded.ron"), &jobs(1));
+    assert_eq!(verdict(&r, "AtMostOneLeader"), Some(true));
+    assert_eq!(verdict(&r, "EventualLeader(2s)"), Some(true));
+}
+
+/// Breadth-first search gives the shortest counterexample: two steps to two leaders under
+/// asynchronous timing (both lower nodes' answer timeouts fire first), and the saved
+/// choices replay to the same violation.
+#[test]
+fn asynchronous_bully_shortest_counterexample_is_two_steps_and_replays() {
+    let s = load("bully3_crash_async.ron");
+    let opts = ExploreOptions {
+        jobs: 1,
+        max_states: Some(5_000),
+        ..ExploreOptions::default()
+    };
+    let r = run(&s, &opts);
+    assert!(!r.complete, "cut short by the cap");
+    let p = r
+        .properties
+        .iter()
+        .find(|p| p.name == "AtMostOneLeader")
+        .unwrap();
+    assert_eq!(
+        p.holds,
+        Some(false),
+        "a violation found is a verdict even if incomplete"
+    );
+    assert!(p.ok);
+    let cex = p.counterexample.as_ref().unwrap();
+    assert_eq!(cex.choices.len(), 2, "{:?}", cex.choices);
+    assert_eq!(cex.detail, "a and b both lead");
+    let (trace, end) = replay(&s, &cex.choices).unwrap();
+    assert_eq!(end.at_most_one.as_deref(), Some("a and b both lead"));
+    assert_eq!(trace, cex.trace);
+    let json = serde_json::to_string(cex).unwrap();
+    let back: conclave_sim::explore::Counterexample = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.choices, cex.choices);
+}
+
+/// The same unique-state count and verdicts with one job, two jobs, and depth-first.
+#[test]
+fn jobs_and_search_order_do_not_change_the_results() {
+    let s = load("quorum3_partitions.ron");
+    let one = run(&s, &jobs(1));
+    let two = run(&s, &jobs(2));
+    let deep = run(
+        &s,
+        &ExploreOptions {
+            dfs: true,
+            ..ExploreOptions::default()
+        },
+    );
+    assert!(
+        one.complete && one.unique_states > 10_000,
+        "{}",
+        one.unique_states
+    );
+    for other in [&two, &deep] {
+        assert_eq!(other.unique_states, one.unique_states);
+        assert_eq!(other.transitions, one.transitions);
+        let verdicts = |r: &ExploreReport| r.properties.iter().map(|p| p.holds).collect::<Vec<_>>();
+        assert_eq!(verdicts(other), verdicts(&one));
+    }
+    // Breadth-first on two jobs finds the very same counterexamples as on one.
+    let s = load("quorum3_split_before_join.ron");
+    let (a, b) = (run(&s, &jobs(1)), run(&s, &jobs(2)));
+    let cex = |r: &ExploreReport| {
+        r.properties[0]
+            .counterexample
+            .as_ref()
+            .map(|c| c.choices.clone())
+    };
+    assert_eq!(cex(&a), cex(&b));
+    assert!(cex(&a).is_some());
+}
+
+/// A depth or state bound makes the search incomplete, and an expected "holds" is then not
+/// reported as holding.
+#[test]
+fn a_cut_short_search_does_not_claim_anything_holds() {
+    let s = load("bully3_crash_bounded.ron");
+    let r = run(
+        &s,
+        &ExploreOptions {
+            max_depth: Some(5),
+            jobs: 1,
+            ..ExploreOptions::default()
+        },
+    );
+    assert!(!r.complete);
+    assert!(r.cut_short.as_deref().unwrap().contains("--max-depth 5"));
+    assert_eq!(verdict(&r, "AtMostOneLeader"), None);
+    assert!(!r.ok);
+}
+
+/// A Bully node that declares itself coordinator without waiting for the answers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Impatient(Bully);
+
+impl Algorithm for Impatient {
+    type Msg = <Bully as Algorithm>::Msg;
+    type Timer = BullyTimer;
+    type Params = BullyParams;
+    fn new(me: Pid, cluster: &Cluster, params: &BullyParams) -> Self {
+        Impatient(Bully::new(me, cluster, params))
+    }
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.0.on_start(ctx);
+        // The bug: treat the answer timeout as already expired.
+        self.0.on_timer(BullyTimer::Answer, ctx);
+    }
+    fn on_message(&mut self, from: Pid, msg: Self::Msg, ctx: &mut Ctx<'_, Self>) {
+        self.0.on_message(from, msg, ctx)
+    }
+    fn on_timer(&mut self, timer: BullyTimer, ctx: &mut Ctx<'_, Self>) {
+        self.0.on_timer(timer, ctx)
+    }
+    fn view(&self) -> View {
+        self.0.view()
+    }
+}
+
+/// The positive control: under the very timing where Bully is correct, the impatient
+/// variant elects two leaders, and the explorer says so.
+#[test]
+fn impatient_bully_is_caught_under_bounded_delays() {
+    let s = load("bully3_crash_bounded.ron");
+    let conclave_sim::scenario::AlgorithmSpec::Bully(params) = &s.algorithm else {
+        panic!()
+    };
+    let r = explore_with(
+        Model::<Impatient>::new(&s, params.clone()),
+        &s,
+        "impatient.ron",
+        &jobs(1),
+    );
+    let p = &r.properties[0];
+    assert_eq!(p.name, "AtMostOneLeader");
+    assert_eq!(p.holds, Some(false));
+    assert!(!r.ok, "the scenario expects AtMostOneLeader to hold");
+    assert_eq!(
+        p.counterexample.as_ref().unwrap().choices.len(),
+        0,
+        "two leaders right at the start"
+    );
+}
+
+/// Seed 004's majority election: one split after the nodes met never gives two masters;
+/// a split then a heal does, and so does a split before they meet.
+#[test]
+fn quorum_verdicts_match_the_scenarios() {
+    for (name, holds) in [
+        ("quorum3_partitions.ron", true),
+        ("quorum3_partition_heal.ron", false),
+        ("quorum3_split_before_join.ron", false),
+    ] {
+        let r = run(&load(name), &jobs(2));
+        assert_eq!(verdict(&r, "AtMostOneLeader"), Some(holds), "{name}");
+        assert!(r.ok, "{name}: {:?}", r.properties);
+    }
+}
+
+/// The state graph in DOT marks violating states.
+#[test]
+fn graph_marks_violating_states() {
+    let s = load("quorum3_split_before_join.ron");
+    let r = run(
+        &s,
+        &ExploreOptions {
+            jobs: 1,
+            keep_graph: true,
+            ..ExploreOptions::default()
+        },
+    );
+    let g = r.graph.unwrap();
+    assert_eq!(u64::from(g.states), r.unique_states);
+    assert_eq!(g.edges.len() as u64, r.transitions);
+    let dot = g.to_dot();
+    assert!(dot.starts_with("digraph {"));
+    assert!(dot.contains("fillcolor=red"));
+}

@@ -1,0 +1,272 @@
+//! `conclave explore` and `conclave replay`: printing, progress, files, exit codes. The
+//! search itself is `conclave_sim::explore`.
+
+use crate::{print_scenario_error, BAD_INPUT, HELD, VIOLATED};
+use conclave_sim::explore::{
+    explore, replay, Counterexample, ExploreOptions, ExploreReport, Progress,
+};
+use conclave_sim::scenario::Scenario;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Unique states explored when `--max-states` is not given (0 lifts the cap).
+pub const DEFAULT_MAX_STATES: u64 = 5_000_000;
+/// Resident memory at which the search stops, incomplete, unless `--max-memory` says more.
+pub const DEFAULT_MAX_MEMORY_MIB: u64 = 8192;
+
+pub struct Flags {
+    pub max_depth: Option<u32>,
+    pub max_states: Option<u64>,
+    pub max_memory_mib: Option<u64>,
+    pub jobs: Option<usize>,
+    pub dfs: bool,
+    pub json: bool,
+    pub graph: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+}
+
+/// The peak resident memory of this process, in KiB (Linux), if known.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn progress_bar() -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    let style = ProgressStyle::with_template("{spinner} {elapsed} {msg}").ok()?;
+    bar.set_style(style);
+    Some(bar)
+}
+
+pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
+    let scenario = match Scenario::load(file) {
+        Ok(s) => s,
+        Err(e) => {
+            print_scenario_error(&e);
+            return BAD_INPUT;
+        }
+    };
+    if scenario.explore.is_none() {
+        eprintln!(
+            "error: {}: the scenario has no `explore` block (see scenarios/README.md)",
+            file.display()
+        );
+        return BAD_INPUT;
+    }
+    if flags.jobs == Some(0) {
+        eprintln!("error: --jobs must be at least 1");
+        return BAD_INPUT;
+    }
+    let bar = progress_bar();
+    let bar_for_cb = bar.clone();
+    let opts = ExploreOptions {
+        max_depth: flags.max_depth,
+        // A cap by default, so that a space too big for memory ends as "incomplete".
+        max_states: match flags.max_states {
+            None => Some(DEFAULT_MAX_STATES),
+            Some(0) => None,
+            Some(n) => Some(n),
+        },
+        jobs: flags
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        dfs: flags.dfs,
+        max_memory: Some(flags.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) << 20),
+        keep_graph: flags.graph.is_some(),
+        progress: bar_for_cb.map(|b| {
+            Box::new(move |p: &Progress| {
+                let rate = p.unique_states * 1000 / p.elapsed_ms.max(1);
+                b.set_message(format!(
+                    "{} unique states, {} transitions, {rate} states/s, depth {}, queue {}",
+                    p.unique_states, p.transitions, p.depth, p.queue
+                ));
+            }) as Box<dyn Fn(&Progress) + Sync>
+        }),
+    };
+    let report = explore(&scenario, &file.to_string_lossy(), &opts);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let out_dir = flags.out.clone().unwrap_or_else(|| PathBuf::from("."));
+    let saved = match save_counterexamples(&report, file, &out_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: cannot save counterexamples in {}: {e}",
+                out_dir.display()
+            );
+            return BAD_INPUT;
+        }
+    };
+    if let (Some(path), Some(graph)) = (&flags.graph, &report.graph) {
+        if let Err(e) = std::fs::write(path, graph.to_dot()) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return BAD_INPUT;
+        }
+    }
+    let peak = peak_memory_kib();
+    if flags.json {
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        v["peak_memory_kib"] = serde_json::json!(peak);
+        for (i, path) in saved.iter().enumerate() {
+            if let Some(p) = path {
+                v["properties"][i]["counterexample"]["file"] =
+                    serde_json::json!(p.display().to_string());
+            }
+        }
+        println!("{v}");
+    } else {
+        print_report(&report, &saved, peak);
+    }
+    if report.ok {
+        HELD
+    } else {
+        VIOLATED
+    }
+}
+
+/// Saves each counterexample as `<scenario>.<property>.cex.json`; returns the paths, one
+/// per property.
+fn save_counterexamples(
+    report: &ExploreReport,
+    file: &Path,
+    dir: &Path,
+) -> std::io::Result<Vec<Option<PathBuf>>> {
+    let stem = file
+        .file_stem()
+        .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+    let mut out = Vec::new();
+    for p in &report.properties {
+        let Some(cex) = &p.counterexample else {
+            out.push(None);
+            continue;
+        };
+        std::fs::create_dir_all(dir)?;
+        let name: String = p.name.chars().filter(|c| c.is_alphanumeric()).collect();
+        let path = dir.join(format!("{stem}.{name}.cex.json"));
+        let json = serde_json::to_string_pretty(cex).map_err(std::io::Error::other)?;
+        std::fs::write(&path, json + "\n")?;
+        out.push(Some(path));
+    }
+    Ok(out)
+}
+
+fn print_report(r: &ExploreReport, saved: &[Option<PathBuf>], peak: Option<u64>) {
+    println!(
+        "explore {} ({}), timing {}, {} on {} job{}, symmetry reduction {}",
+        r.scenario,
+        r.algorithm,
+        r.timing,
+        r.search,
+        r.jobs,
+        if r.jobs == 1 { "" } else { "s" },
+        if r.symmetry_reduction { "on" } else { "off" }
+    );
+    let peak = peak.map_or("unknown".into(), |k| {
+        format!("{:.1} MiB", k as f64 / 1024.0)
+    });
+    println!(
+        "  {} unique states, {} transitions, max depth {}, {:.2}s, peak memory {peak}",
+        r.unique_states,
+        r.transitions,
+        r.max_depth,
+        r.elapsed_ms as f64 / 1000.0
+    );
+    match &r.cut_short {
+        None => println!("  complete: every reachable state was visited"),
+        Some(why) => println!(
+            "  INCOMPLETE: {why}; what was not visited is not checked, so nothing below \"holds\""
+        ),
+    }
+    for (p, file) in r.properties.iter().zip(saved) {
+        let verdict = match p.holds {
+            Some(true) => "holds".to_string(),
+            Some(false) => "violated".to_string(),
+            None => "not decided (incomplete search)".to_string(),
+        };
+        let mark = if p.ok { "ok    " } else { "FAILED" };
+        let expected = match p.expected {
+            "holds" => " (expected to hold)",
+            "violated" => " (expected violated)",
+            _ => "",
+        };
+        println!("  {mark}  {}{expected}: {verdict}", p.name);
+        if let (Some(cex), Some(path)) = (&p.counterexample, file) {
+            println!(
+                "          {} in {} steps; trace:",
+                cex.detail,
+                cex.choices.len()
+            );
+            for e in &cex.trace {
+                println!("{}", conclave_reports::event_line(e));
+            }
+            println!("          saved: {}", path.display());
+            println!("          replay: conclave replay {}", path.display());
+        }
+    }
+    println!("result: {}", if r.ok { "ok" } else { "FAILED" });
+}
+
+pub fn cmd_replay(file: &Path) -> u8 {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {}: cannot read counterexample: {e}", file.display());
+            return BAD_INPUT;
+        }
+    };
+    let cex: Counterexample = match serde_json::from_str(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "error: {}:{}:{}: not a counterexample file: {e}",
+                file.display(),
+                e.line(),
+                e.column()
+            );
+            return BAD_INPUT;
+        }
+    };
+    let scenario = match Scenario::load(Path::new(&cex.scenario)) {
+        Ok(s) => s,
+        Err(e) => {
+            print_scenario_error(&e);
+            return BAD_INPUT;
+        }
+    };
+    match replay(&scenario, &cex.choices) {
+        Err(why) => {
+            eprintln!("error: {}: {why}", file.display());
+            BAD_INPUT
+        }
+        Ok((trace, end)) => {
+            for e in &trace {
+                println!("{}", conclave_reports::event_line(e));
+            }
+            let reproduced = match cex.property.as_str() {
+                "AtMostOneLeader" => end.at_most_one.clone(),
+                "OneLeaderPerComponent" => end.per_component.clone(),
+                _ => (!end.settled).then(|| cex.detail.clone()),
+            };
+            match reproduced {
+                Some(why) => {
+                    println!(
+                        "{} violated after {} steps: {why}",
+                        cex.property,
+                        cex.choices.len()
+                    );
+                    VIOLATED
+                }
+                None => {
+                    println!("{}: the last state does not violate it", cex.property);
+                    HELD
+                }
+            }
+        }
+    }
+}
