@@ -22,13 +22,18 @@
 use std::collections::VecDeque;
 
 /// A monotone priority queue: every pushed time must be at least the last time popped.
+///
+/// Events live in a slab; the buckets move only (time, sequence, slot) keys around, so a
+/// redistribution costs the same however big an event is.
 pub struct EventQueue<E> {
     /// The time of the current batch; every queued event is at this time or later.
     last: u64,
-    /// Events at time `last`, in insertion order.
-    batch: VecDeque<(u64, E)>,
+    /// Events at time `last`, as (sequence, slot), in insertion order.
+    batch: VecDeque<(u64, u32)>,
     /// `buckets[i]` holds events whose time first differs from `last` at bit `i`.
-    buckets: Vec<Vec<(u64, u64, E)>>,
+    buckets: Vec<Vec<(u64, u64, u32)>>,
+    slab: Vec<Option<E>>,
+    free: Vec<u32>,
     /// Bit `i` set when `buckets[i]` is not empty.
     nonempty: u64,
     seq: u64,
@@ -47,6 +52,8 @@ impl<E> EventQueue<E> {
             last: 0,
             batch: VecDeque::new(),
             buckets: (0..64).map(|_| Vec::new()).collect(),
+            slab: Vec::new(),
+            free: Vec::new(),
             nonempty: 0,
             seq: 0,
             len: 0,
@@ -73,15 +80,26 @@ impl<E> EventQueue<E> {
         let seq = self.seq;
         self.seq += 1;
         self.len += 1;
-        self.place(time, seq, event);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                self.slab.push(Some(event));
+                self.slab.len() as u32 - 1
+            }
+        };
+        self.place(time, seq, slot);
     }
 
-    fn place(&mut self, time: u64, seq: u64, event: E) {
+    #[inline]
+    fn place(&mut self, time: u64, seq: u64, slot: u32) {
         if time == self.last {
-            self.batch.push_back((seq, event));
+            self.batch.push_back((seq, slot));
         } else {
             let i = 63 - (time ^ self.last).leading_zeros() as usize;
-            self.buckets[i].push((time, seq, event));
+            self.buckets[i].push((time, seq, slot));
             self.nonempty |= 1 << i;
         }
     }
@@ -96,9 +114,9 @@ impl<E> EventQueue<E> {
         let bucket = std::mem::take(&mut self.buckets[i]);
         self.last = bucket.iter().map(|e| e.0).min().unwrap_or(self.last);
         let mut spare = bucket;
-        for (time, seq, event) in spare.drain(..) {
+        for (time, seq, slot) in spare.drain(..) {
             // Every event of bucket i lands in a lower bucket or in the batch.
-            self.place(time, seq, event);
+            self.place(time, seq, slot);
         }
         self.buckets[i] = spare;
         self.batch.make_contiguous().sort_unstable_by_key(|e| e.0);
@@ -113,8 +131,10 @@ impl<E> EventQueue<E> {
     /// The next event and its time.
     pub fn pop(&mut self) -> Option<(u64, E)> {
         self.settle();
-        let (_, event) = self.batch.pop_front()?;
+        let (_, slot) = self.batch.pop_front()?;
         self.len -= 1;
+        self.free.push(slot);
+        let event = self.slab[slot as usize].take()?;
         Some((self.last, event))
     }
 }
