@@ -1211,7 +1211,9 @@ fn finish<A: Algorithm>(
             trace,
         }
     };
-    let live = liveness.and_then(|within| {
+    // Liveness needs the whole graph: in a cut-short search, states whose successors were
+    // never expanded would look like dead ends.
+    let live = liveness.filter(|_| complete).and_then(|within| {
         liveness_violation(&search, within, model.horizon).map(|id| {
             let detail = format!(
                 "from this state (t={}), no state where every component agrees on one running leader can be reached without further faults",

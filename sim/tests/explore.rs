@@ -137,6 +137,8 @@ fn a_cut_short_search_does_not_claim_anything_holds() {
     assert!(!r.complete);
     assert!(r.cut_short.as_deref().unwrap().contains("--max-depth 5"));
     assert_eq!(verdict(&r, "AtMostOneLeader"), None);
+    // Liveness too: unexpanded states are not dead ends.
+    assert_eq!(verdict(&r, "EventualLeader(2s)"), None);
     assert!(!r.ok);
 }
 
