@@ -20,6 +20,11 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts the exit code, showing both outputs when it is wrong.
+fn expect_code(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
+}
+
 /// Every bad scenario in `tests/bad/`, the error it must give (file:line:col: path: message)
 /// and exit code 2. A new bad file without a row here fails the test.
 #[test]
@@ -128,13 +133,7 @@ fn bad_flags_and_missing_files_exit_2() {
 #[test]
 fn every_shipped_scenario_passes_check() {
     let out = conclave(&["check", "scenarios"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    expect_code(&out, 0);
     let text = stdout(&out);
     assert!(
         text.contains("ok      scenarios/consul_four_nodes.ron (8 seeds)"),
@@ -273,13 +272,7 @@ fn explore_reports_holds_and_exits_0() {
         "--jobs",
         "1",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    expect_code(&out, 0);
     let text = stdout(&out);
     assert!(
         text.contains("592 unique states, 1707 transitions"),

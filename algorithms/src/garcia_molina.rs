@@ -368,11 +368,7 @@ impl Algorithm for GarciaMolina {
                     return;
                 }
                 if self.is_coordinator() {
-                    let others: Vec<Pid> =
-                        ctx.cluster().voters().filter(|&p| p != self.me).collect();
-                    for p in others {
-                        ctx.send(p, GmMsg::AreYouNormal);
-                    }
+                    ctx.broadcast(GmMsg::AreYouNormal);
                     self.phase = Phase::CheckingNormal;
                 } else if let Some(c) = self.coordinator {
                     ctx.send(c, GmMsg::AreYouThere);

@@ -319,11 +319,7 @@ impl Algorithm for Invitation {
                     return;
                 }
                 if self.is_coordinator() {
-                    let others: Vec<Pid> =
-                        ctx.cluster().voters().filter(|&p| p != self.me).collect();
-                    for p in others {
-                        ctx.send(p, InvMsg::AreYouCoordinator);
-                    }
+                    ctx.broadcast(InvMsg::AreYouCoordinator);
                     self.phase = Phase::Looking {
                         found: PidSet::new(),
                     };

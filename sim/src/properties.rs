@@ -375,10 +375,14 @@ impl Monitor {
                 self.per_component = Some((now, why));
             }
         }
-        self.settled = match (agreement(status, topo, names), self.settled.take()) {
-            (Ok(agreed), Some((since, before))) if agreed == before => Some((since, before)),
-            (Ok(agreed), _) => Some((now, agreed)),
-            (Err(_), _) => None,
+        // Ask the cheap question first: mid-election, explaining the disagreement is waste.
+        let agreed = agreement_holds(status, topo)
+            .then(|| agreement(status, topo, names).ok())
+            .flatten();
+        self.settled = match (agreed, self.settled.take()) {
+            (Some(agreed), Some((since, before))) if agreed == before => Some((since, before)),
+            (Some(agreed), _) => Some((now, agreed)),
+            (None, _) => None,
         };
     }
 }
