@@ -59,6 +59,9 @@ fn bad_scenarios_are_reported_with_position_and_path_and_exit_2() {
         ("gcd_missing_identity.ron", "tests/bad/gcd_missing_identity.ron:5:9: nodes[1]: GcdBully needs identity: (days until a birthday, student id)"),
         ("quorum_foreign_parameter.ron", "tests/bad/quorum_foreign_parameter.ron:2:58: algorithm.Quorum.answer_timeout: Unexpected field named `answer_timeout` in `Quorum`"),
         ("identity_on_bully.ron", "tests/bad/identity_on_bully.ron:4:38: nodes[0].identity: identity belongs to GcdBully, not Bully"),
+        ("explore_unsupported_property.ron", "tests/bad/explore_unsupported_property.ron:7:35: explore.expect[1]: the explorer checks AtMostOneLeader, OneLeaderPerComponent and EventualLeader, not HighestWins"),
+        ("explore_unknown_node.ron", "tests/bad/explore_unknown_node.ron:7:31: explore.partitions[0][1][0]: unknown node \"x\" (nodes are: a, b)"),
+        ("explore_faults_from_async.ron", "tests/bad/explore_faults_from_async.ron:8:22: explore.faults_from: faults_from needs Bounded timing: asynchronous exploration has no clock"),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
