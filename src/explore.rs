@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// Unique states explored when `--max-states` is not given (0 lifts the cap).
 pub const DEFAULT_MAX_STATES: u64 = 5_000_000;
+/// Unique states explored with `--graph` when `--max-states` is not given.
+pub const GRAPH_MAX_STATES: u64 = 100_000;
 /// Resident memory at which the search stops, incomplete, unless `--max-memory` says more.
 pub const DEFAULT_MAX_MEMORY_MIB: u64 = 8192;
 
@@ -68,6 +70,8 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         max_depth: flags.max_depth,
         // A cap by default, so that a space too big for memory ends as "incomplete".
         max_states: match flags.max_states {
+            // The graph keeps every edge: small spaces only, unless asked otherwise.
+            None if flags.graph.is_some() => Some(GRAPH_MAX_STATES),
             None => Some(DEFAULT_MAX_STATES),
             Some(0) => None,
             Some(n) => Some(n),

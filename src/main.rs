@@ -74,7 +74,8 @@ enum Command {
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
-        /// Write the state graph in DOT (small spaces only), violating states in red.
+        /// Write the state graph in DOT, violating states in red (caps the search at 100000
+        /// states unless --max-states says otherwise).
         #[arg(long, value_name = "FILE.dot")]
         graph: Option<PathBuf>,
         /// Where to save counterexamples (default: the current folder).
