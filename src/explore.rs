@@ -76,9 +76,9 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
             Some(0) => None,
             Some(n) => Some(n),
         },
-        jobs: flags
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        // One job by default: the merge of each level is sequential, and on this project's
+        // 2-core machine two jobs were slower than one (README, "Performance").
+        jobs: flags.jobs.unwrap_or(1),
         dfs: flags.dfs,
         max_memory: Some(flags.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) << 20),
         keep_graph: flags.graph.is_some(),

@@ -65,7 +65,8 @@ enum Command {
         /// Stop, incomplete, when the process uses this much memory (MiB, default 8192).
         #[arg(long, value_name = "MIB")]
         max_memory: Option<u64>,
-        /// Worker threads for the breadth-first search (default: all cores).
+        /// Worker threads for the breadth-first search (default 1; same results for any
+        /// number).
         #[arg(long)]
         jobs: Option<usize>,
         /// Depth-first search: less memory, counterexamples not the shortest.

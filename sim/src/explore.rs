@@ -236,9 +236,9 @@ struct Packet<M> {
     key: u64,
 }
 
-/// One global state.
+/// One global state (opaque outside this module; see [`Model::next`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct State<A: Algorithm> {
+pub struct State<A: Algorithm> {
     now: u64,
     /// Shared until a step changes them: a successor copies only the node that acted.
     nodes: Vec<Option<Arc<A>>>,
@@ -754,6 +754,26 @@ impl<A: Algorithm> Model<A> {
         }
     }
 
+    /// The initial state: every process started at time 0.
+    pub fn init(&self) -> State<A> {
+        self.initial(&mut None)
+    }
+
+    /// Every choice enabled in `s` (the model's actions, for other checkers).
+    pub fn actions(&self, s: &State<A>) -> Vec<Choice> {
+        self.choices(s)
+    }
+
+    /// The state after `choice`, or `None` if it is not enabled.
+    pub fn next(&self, s: &State<A>, choice: Choice) -> Option<State<A>> {
+        self.step(s, choice, &mut None)
+    }
+
+    /// Whether `s` satisfies `AtMostOneLeader`.
+    pub fn safe(&self, s: &State<A>) -> bool {
+        !self.check(s).violates[0]
+    }
+
     /// Replays `choices` from the initial state, recording the trace. Fails at the first
     /// choice that is not enabled.
     pub fn replay(&self, choices: &[Choice]) -> Result<(Vec<TraceEvent>, ReplayEnd), String> {
@@ -971,8 +991,8 @@ where
 /// Frontier states expanded per job before a merge.
 const CHUNK: usize = 2048;
 
-/// Successors of one state: (choice, state, fingerprint, checks).
-type Successor<A> = (Choice, State<A>, u64, Checked);
+/// Successors of one state: (choice, state, fingerprint).
+type Successor<A> = (Choice, State<A>, u64);
 
 fn expand<A: Algorithm>(model: &Model<A>, s: &State<A>) -> Vec<Successor<A>> {
     model
@@ -981,8 +1001,7 @@ fn expand<A: Algorithm>(model: &Model<A>, s: &State<A>) -> Vec<Successor<A>> {
         .filter_map(|c| {
             let next = model.step(s, c, &mut None)?;
             let fp = fingerprint(&next);
-            let checked = model.check(&next);
-            Some((c, next, fp, checked))
+            Some((c, next, fp))
         })
         .collect()
 }
@@ -1036,7 +1055,10 @@ fn bfs<A>(
         // Expand and merge the level a chunk at a time, so that only one chunk's successors
         // exist at once; the merge follows the frontier's order, whatever the number of jobs.
         let mut next = Vec::new();
-        'level: for part in frontier.chunks(CHUNK * jobs) {
+        // One job merges state by state: batching only pays when workers share the work, and
+        // a batch's successors are memory the allocator must fetch fresh each time.
+        let chunk = if jobs == 1 { 1 } else { CHUNK * jobs };
+        'level: for part in frontier.chunks(chunk) {
             let expanded: Vec<Vec<Successor<A>>> = if jobs == 1 || part.len() < 64 {
                 part.iter().map(|(_, s)| expand(model, s)).collect()
             } else {
@@ -1059,14 +1081,15 @@ fn bfs<A>(
                 })
             };
             for ((parent, _), succs) in part.iter().zip(expanded) {
-                for (c, s, fp, checked) in succs {
+                for (c, s, fp) in succs {
                     match search.visited.get(&fp) {
                         Some(&id) => search.edge(*parent, id, c),
                         None => {
                             if over_budget(search, opts) {
                                 break 'level;
                             }
-                            let id = search.admit(*parent, c, &checked);
+                            // Only new states are checked: most successors were seen before.
+                            let id = search.admit(*parent, c, &model.check(&s));
                             search.visited.insert(fp, id);
                             search.edge(*parent, id, c);
                             next.push((id, s));
@@ -1108,7 +1131,7 @@ fn dfs<A: Algorithm>(
     let mut since_progress = 0u32;
     while let Some((id, depth, succs)) = stack.last_mut() {
         let (id, depth) = (*id, *depth);
-        let Some((c, s, fp, checked)) = succs.pop() else {
+        let Some((c, s, fp)) = succs.pop() else {
             stack.pop();
             continue;
         };
@@ -1119,7 +1142,7 @@ fn dfs<A: Algorithm>(
         if over_budget(search, opts) {
             break;
         }
-        let child = search.admit(id, c, &checked);
+        let child = search.admit(id, c, &model.check(&s));
         search.visited.insert(fp, child);
         search.edge(id, child, c);
         search.max_depth = search.max_depth.max(depth + 1);
