@@ -37,14 +37,8 @@
 //! cycles included, by backward reachability.
 
 use crate::properties::{self, NodeStatus, Topology};
-use crate::scenario::{AlgorithmSpec, Property, Scenario, Timing};
+use crate::scenario::{Property, Scenario, Timing};
 use crate::trace::{DropReason, TraceEvent, What};
-use conclave_algorithms::async_bully::AsyncBully;
-use conclave_algorithms::bully::Bully;
-use conclave_algorithms::garcia_molina::GarciaMolina;
-use conclave_algorithms::gcd::GcdBully;
-use conclave_algorithms::invitation::Invitation;
-use conclave_algorithms::quorum::Quorum;
 use conclave_algorithms::{Algorithm, Cluster, Context, Effect, MemberKind, Pid, Time, View};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -877,44 +871,9 @@ impl Search {
 
 /// Explores `scenario` exhaustively (within the options' bounds).
 pub fn explore(scenario: &Scenario, file: &str, opts: &ExploreOptions) -> ExploreReport {
-    match &scenario.algorithm {
-        AlgorithmSpec::Bully(p) => explore_with(
-            Model::<Bully>::new(scenario, p.clone()),
-            scenario,
-            file,
-            opts,
-        ),
-        AlgorithmSpec::GarciaMolinaBully(p) => explore_with(
-            Model::<GarciaMolina>::new(scenario, p.clone()),
-            scenario,
-            file,
-            opts,
-        ),
-        AlgorithmSpec::Invitation(p) => explore_with(
-            Model::<Invitation>::new(scenario, p.clone()),
-            scenario,
-            file,
-            opts,
-        ),
-        AlgorithmSpec::AsyncBully(p) => explore_with(
-            Model::<AsyncBully>::new(scenario, p.clone()),
-            scenario,
-            file,
-            opts,
-        ),
-        AlgorithmSpec::GcdBully(p) => explore_with(
-            Model::<GcdBully>::new(scenario, p.clone()),
-            scenario,
-            file,
-            opts,
-        ),
-        AlgorithmSpec::Quorum(p) => explore_with(
-            Model::<Quorum>::new(scenario, p.clone()),
-            scenario,
-            file,
-            opts,
-        ),
-    }
+    crate::with_algorithm!(&scenario.algorithm, |A, p| {
+        explore_with(Model::<A>::new(scenario, p.clone()), scenario, file, opts)
+    })
 }
 
 /// Replays a saved counterexample against its scenario.
@@ -922,20 +881,9 @@ pub fn replay(
     scenario: &Scenario,
     choices: &[Choice],
 ) -> Result<(Vec<TraceEvent>, ReplayEnd), String> {
-    match &scenario.algorithm {
-        AlgorithmSpec::Bully(p) => Model::<Bully>::new(scenario, p.clone()).replay(choices),
-        AlgorithmSpec::GarciaMolinaBully(p) => {
-            Model::<GarciaMolina>::new(scenario, p.clone()).replay(choices)
-        }
-        AlgorithmSpec::Invitation(p) => {
-            Model::<Invitation>::new(scenario, p.clone()).replay(choices)
-        }
-        AlgorithmSpec::AsyncBully(p) => {
-            Model::<AsyncBully>::new(scenario, p.clone()).replay(choices)
-        }
-        AlgorithmSpec::GcdBully(p) => Model::<GcdBully>::new(scenario, p.clone()).replay(choices),
-        AlgorithmSpec::Quorum(p) => Model::<Quorum>::new(scenario, p.clone()).replay(choices),
-    }
+    crate::with_algorithm!(&scenario.algorithm, |A, p| {
+        Model::<A>::new(scenario, p.clone()).replay(choices)
+    })
 }
 
 /// Explores a model of any algorithm; the entry point for tests of variants that have no

@@ -10,15 +10,9 @@
 //! ```
 
 use crate::properties::{self, NodeStatus};
-use crate::scenario::{AlgorithmSpec, Fault, Property, Scenario, ServiceKind};
+use crate::scenario::{Fault, Property, Scenario, ServiceKind};
 use crate::trace::{hash_hex, TraceEvent};
 use crate::world::{stream, Action, World, WorldConfig, SCENARIO_STREAM};
-use conclave_algorithms::async_bully::AsyncBully;
-use conclave_algorithms::bully::Bully;
-use conclave_algorithms::garcia_molina::GarciaMolina;
-use conclave_algorithms::gcd::GcdBully;
-use conclave_algorithms::invitation::Invitation;
-use conclave_algorithms::quorum::Quorum;
 use conclave_algorithms::{Algorithm, Cluster, Member, MemberKind, Pid, Role, Time};
 use rand::Rng;
 use serde::Serialize;
@@ -128,15 +122,13 @@ pub struct Expectation {
 
 /// Runs `scenario` once with `seed`. `file` is what the replay command names.
 pub fn run_scenario(scenario: &Scenario, file: &str, seed: u64, opts: &RunOptions) -> RunReport {
-    let (s, f, o) = (scenario, file, opts);
-    match &scenario.algorithm {
-        AlgorithmSpec::Bully(p) => run_with::<Bully>(s, f, seed, p.clone(), o),
-        AlgorithmSpec::GarciaMolinaBully(p) => run_with::<GarciaMolina>(s, f, seed, p.clone(), o),
-        AlgorithmSpec::Invitation(p) => run_with::<Invitation>(s, f, seed, p.clone(), o),
-        AlgorithmSpec::AsyncBully(p) => run_with::<AsyncBully>(s, f, seed, p.clone(), o),
-        AlgorithmSpec::GcdBully(p) => run_with::<GcdBully>(s, f, seed, p.clone(), o),
-        AlgorithmSpec::Quorum(p) => run_with::<Quorum>(s, f, seed, p.clone(), o),
-    }
+    crate::with_algorithm!(&scenario.algorithm, |A, p| run_with::<A>(
+        scenario,
+        file,
+        seed,
+        p.clone(),
+        opts
+    ))
 }
 
 /// The node priorities of one run: as resolved at load, or drawn from the seed when the

@@ -179,6 +179,42 @@ pub enum AlgorithmSpec {
     Quorum(#[serde(default)] QuorumParams),
 }
 
+/// Runs `$body` with `$A` the algorithm type of `$spec` and `$params` its parameters: the
+/// one place that maps a scenario's algorithm to its code. A new algorithm is one arm here.
+#[macro_export]
+macro_rules! with_algorithm {
+    ($spec:expr, |$A:ident, $params:ident| $body:expr) => {{
+        use $crate::algorithms as alg;
+        use $crate::scenario::AlgorithmSpec as Spec;
+        match $spec {
+            Spec::Bully($params) => {
+                type $A = alg::bully::Bully;
+                $body
+            }
+            Spec::GarciaMolinaBully($params) => {
+                type $A = alg::garcia_molina::GarciaMolina;
+                $body
+            }
+            Spec::Invitation($params) => {
+                type $A = alg::invitation::Invitation;
+                $body
+            }
+            Spec::AsyncBully($params) => {
+                type $A = alg::async_bully::AsyncBully;
+                $body
+            }
+            Spec::GcdBully($params) => {
+                type $A = alg::gcd::GcdBully;
+                $body
+            }
+            Spec::Quorum($params) => {
+                type $A = alg::quorum::Quorum;
+                $body
+            }
+        }
+    }};
+}
+
 impl AlgorithmSpec {
     pub fn name(&self) -> &'static str {
         match self {
