@@ -1,0 +1,848 @@
+//! The exhaustive explorer: every reachable global state of a small cluster, checked against
+//! the single-leader invariant, with shortest replayable counterexamples.
+//!
+//! A global state is every node's state, the messages in flight, the armed timers with their
+//! due times, the partition in force, the faults spent, and the virtual time. From each state
+//! the explorer branches on every choice the world could make: deliver any message in flight
+//! (only the oldest of its link when links are FIFO), fire a timer the timing model allows,
+//! or inject a fault while its budget lasts (crash, restart, drop, duplicate, split, heal).
+//!
+//! Timing models ([`Timing`]):
+//! - `Asynchronous`: any armed timer may fire at any point; messages may take any time and
+//!   arrive in any order. The messages in flight are a set: a message identical to one
+//!   already in flight (same sender, receiver and content) adds nothing, as in stateright's
+//!   unordered non-duplicating network. Without this, timers that keep firing while nothing
+//!   arrives would fill the network without bound; the algorithms here treat a repeated
+//!   identical message the way they treat the first, so no leadership behaviour is lost.
+//! - `Bounded { max_delay }`: a message must arrive within `max_delay` of being sent; time
+//!   only advances when a timer fires, timers fire in due order, and a timer never fires
+//!   while a message whose deadline is earlier is still in flight. Message delays are any
+//!   value in `0..=max_delay`, so all their orders are explored.
+//!
+//! Under `Bounded`, timers due after the horizon (`run_for`) never fire, which keeps periodic
+//! timers from making the space infinite; algorithms may read `ctx.now()` as they do in the
+//! simulator. Under `Asynchronous` time means nothing: the clock stays at 0, a timer is only
+//! armed or not, and periodic timers close cycles in the state graph instead.
+//! Random draws (`ctx.random_between`) take their lowest value. All nodes start at time 0.
+//!
+//! Visited states are kept as 64-bit fingerprints (xxh3 over the state's `Hash`); a
+//! collision would merge two states, with odds of about n²/2⁶⁵ for n states. Breadth-first
+//! search (the default) makes every counterexample a shortest one; the search can run on
+//! several threads level by level, merging each level in a fixed order, so the unique-state
+//! count and every verdict are the same for any number of jobs.
+//!
+//! Liveness (`EventualLeader(within)`): from every reachable state whose time is at least
+//! `within` before the horizon, a state where every component agrees on one running leader
+//! must be reachable without further faults. This is checked over the whole state graph,
+//! cycles included, by backward reachability.
+
+mod model;
+mod packed;
+mod visited;
+
+pub use model::{Model, ReplayEnd, State};
+
+use crate::scenario::{Property, Scenario, Timing};
+use crate::trace::TraceEvent;
+use conclave_algorithms::Algorithm;
+use model::Checked;
+use packed::{settle, Scratch, Tables, Work};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use visited::Visited;
+
+/// One choice of the world: what happens next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Choice {
+    /// Deliver the message at this index of the in-flight list.
+    Deliver(u32),
+    /// Fire the timer at this index of the armed-timer list.
+    Timer(u32),
+    Crash(u32),
+    Restart(u32),
+    /// Lose the message at this index.
+    Drop(u32),
+    /// Deliver the message at this index twice.
+    Duplicate(u32),
+    /// Impose the split at this index of the scenario's `partitions`.
+    Partition(u32),
+    Heal,
+}
+
+impl Choice {
+    fn is_fault(self) -> bool {
+        !matches!(self, Choice::Deliver(_) | Choice::Timer(_))
+    }
+}
+
+/// A callback that receives the search's progress.
+pub type ProgressFn = Box<dyn Fn(&Progress) + Sync>;
+
+/// How to explore.
+#[derive(Default)]
+pub struct ExploreOptions {
+    /// Do not expand states at this depth (the search is then incomplete).
+    pub max_depth: Option<u32>,
+    /// Stop after this many unique states (the search is then incomplete).
+    pub max_states: Option<u64>,
+    /// Worker threads for breadth-first search (1 if 0).
+    pub jobs: usize,
+    /// Depth-first instead of breadth-first.
+    pub dfs: bool,
+    /// Stop (incomplete) when the process's resident memory exceeds this many bytes.
+    pub max_memory: Option<u64>,
+    /// Keep every edge, for `--graph`.
+    pub keep_graph: bool,
+    /// Called now and then with the search's progress.
+    pub progress: Option<ProgressFn>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Progress {
+    pub unique_states: u64,
+    pub transitions: u64,
+    pub depth: u32,
+    pub queue: u64,
+    pub elapsed_ms: u64,
+}
+
+/// A path to a violation: the choices from the initial state, and the trace they produce.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Counterexample {
+    pub scenario: String,
+    pub property: String,
+    pub choices: Vec<Choice>,
+    /// Why the last state violates the property.
+    pub detail: String,
+    /// The readable trace (written, never read back: replay recomputes it).
+    #[serde(default, skip_deserializing)]
+    pub trace: Vec<TraceEvent>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PropertyVerdict {
+    pub name: String,
+    /// `true` held, `false` violated, `null` not decided (the search was cut short).
+    pub holds: Option<bool>,
+    /// "holds", "violated", or "reported" when the scenario expects nothing of it.
+    pub expected: &'static str,
+    /// The verdict is what the scenario expected.
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Counterexample>,
+}
+
+/// The explorer's summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExploreReport {
+    pub scenario: String,
+    pub algorithm: String,
+    pub timing: String,
+    pub search: &'static str,
+    pub jobs: usize,
+    pub symmetry_reduction: bool,
+    pub unique_states: u64,
+    pub transitions: u64,
+    pub max_depth: u32,
+    /// Every reachable state was visited.
+    pub complete: bool,
+    /// Why the search stopped early, if it did.
+    pub cut_short: Option<String>,
+    pub elapsed_ms: u64,
+    pub properties: Vec<PropertyVerdict>,
+    pub ok: bool,
+    /// Edges (from, to, choice) and violating states, when the graph was kept.
+    #[serde(skip)]
+    pub graph: Option<StateGraph>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StateGraph {
+    pub edges: Vec<(u32, u32, Choice)>,
+    pub violating: Vec<u32>,
+    pub states: u32,
+}
+
+impl StateGraph {
+    /// The graph in Graphviz DOT, violating states filled red.
+    pub fn to_dot(&self) -> String {
+        use petgraph::dot::{Config, Dot};
+        use petgraph::graph::DiGraph;
+        let mut g: DiGraph<String, String> = DiGraph::new();
+        let nodes: Vec<_> = (0..self.states)
+            .map(|i| g.add_node(format!("s{i}")))
+            .collect();
+        for &(a, b, c) in &self.edges {
+            g.add_edge(nodes[a as usize], nodes[b as usize], format!("{c:?}"));
+        }
+        let bad: std::collections::BTreeSet<u32> = self.violating.iter().copied().collect();
+        let edge_attr = |g: &DiGraph<String, String>,
+                         e: petgraph::graph::EdgeReference<'_, String>| {
+            format!("label=\"{}\"", g[petgraph::visit::EdgeRef::id(&e)])
+        };
+        let node_attr = |g: &DiGraph<String, String>,
+                         (i, _): (petgraph::graph::NodeIndex, &String)| {
+            let color = if bad.contains(&(i.index() as u32)) {
+                ", style=filled, fillcolor=red"
+            } else {
+                ""
+            };
+            format!("label=\"{}\"{color}", g[i])
+        };
+        let dot = Dot::with_attr_getters(
+            &g,
+            &[Config::NodeNoLabel, Config::EdgeNoLabel],
+            &edge_attr,
+            &node_attr,
+        );
+        format!("{dot:?}")
+    }
+}
+
+/// What the search needs to remember of each state.
+struct Search {
+    visited: Visited,
+    parent: Vec<(u32, Choice)>,
+    /// For liveness: the fault-free edges (from, to).
+    fault_free: Option<Vec<(u32, u32)>>,
+    /// Per state: settled, and its time (kept when liveness is checked).
+    settled: Vec<bool>,
+    time: Vec<u64>,
+    graph: Option<StateGraph>,
+    first_violation: [Option<u32>; 2],
+    transitions: u64,
+    max_depth: u32,
+    cut_short: Option<String>,
+}
+
+impl Search {
+    fn path(&self, mut id: u32) -> Vec<Choice> {
+        let mut out = Vec::new();
+        while id != 0 {
+            let (p, c) = self.parent[id as usize];
+            out.push(c);
+            id = p;
+        }
+        out.reverse();
+        out
+    }
+
+    /// Records a new state; returns its id.
+    fn admit(&mut self, parent: u32, choice: Choice, c: &Checked) -> u32 {
+        let id = self.parent.len() as u32;
+        self.parent.push((parent, choice));
+        if self.fault_free.is_some() {
+            self.settled.push(c.settled);
+            self.time.push(c.now);
+        }
+        for k in 0..2 {
+            if c.violates[k] && self.first_violation[k].is_none() {
+                self.first_violation[k] = Some(id);
+            }
+        }
+        if let Some(g) = &mut self.graph {
+            g.states = id + 1;
+            if c.violates[0] || c.violates[1] {
+                g.violating.push(id);
+            }
+        }
+        id
+    }
+
+    fn edge(&mut self, from: u32, to: u32, choice: Choice) {
+        self.transitions += 1;
+        if let (Some(e), false) = (&mut self.fault_free, choice.is_fault()) {
+            e.push((from, to));
+        }
+        if let Some(g) = &mut self.graph {
+            g.edges.push((from, to, choice));
+        }
+    }
+}
+
+/// Explores `scenario` exhaustively (within the options' bounds).
+pub fn explore(scenario: &Scenario, file: &str, opts: &ExploreOptions) -> ExploreReport {
+    crate::with_algorithm!(&scenario.algorithm, |A, p| {
+        explore_with(Model::<A>::new(scenario, p.clone()), scenario, file, opts)
+    })
+}
+
+/// Replays a saved counterexample against its scenario.
+pub fn replay(
+    scenario: &Scenario,
+    choices: &[Choice],
+) -> Result<(Vec<TraceEvent>, ReplayEnd), String> {
+    crate::with_algorithm!(&scenario.algorithm, |A, p| {
+        Model::<A>::new(scenario, p.clone()).replay(choices)
+    })
+}
+
+/// Explores a model of any algorithm; the entry point for tests of variants that have no
+/// scenario name of their own.
+pub fn explore_with<A>(
+    model: Model<A>,
+    scenario: &Scenario,
+    file: &str,
+    opts: &ExploreOptions,
+) -> ExploreReport
+where
+    A: Algorithm + Send + Sync,
+    A::Msg: Send + Sync,
+    A::Timer: Send + Sync,
+    A::Params: Sync,
+{
+    let start = Instant::now();
+    let liveness: Option<u64> = scenario
+        .explore
+        .iter()
+        .flat_map(|e| e.expect.iter().chain(&e.expect_violated))
+        .find_map(|p| match p {
+            Property::EventualLeader(within) => Some(within.as_micros()),
+            _ => None,
+        });
+    let mut search = Search {
+        visited: Visited::default(),
+        parent: Vec::new(),
+        fault_free: liveness.map(|_| Vec::new()),
+        settled: Vec::new(),
+        time: Vec::new(),
+        graph: opts.keep_graph.then(StateGraph::default),
+        first_violation: [None, None],
+        transitions: 0,
+        max_depth: 0,
+        cut_short: None,
+    };
+    let mut tables = Tables::new();
+    let mut scratch = Scratch::new();
+    scratch.blank(model.len());
+    let mut root = Vec::new();
+    let (fp, checked) = {
+        let mut work = Work {
+            tables: &tables,
+            s: &mut scratch,
+        };
+        model.start(&mut work, &mut None);
+        work.s.save(&mut root);
+        (work.fingerprint(), model.check(&work))
+    };
+    let mut map = Default::default();
+    settle(
+        &mut root,
+        model.len(),
+        &mut tables,
+        &scratch,
+        [0; 3],
+        &mut map,
+    );
+    scratch.reset_overlay();
+    search.visited.insert(fp, 0);
+    search.admit(0, Choice::Heal, &checked);
+    if opts.dfs {
+        dfs(&model, root, &mut tables, &mut search, opts, start);
+    } else {
+        bfs(&model, root, &mut tables, &mut search, opts, start);
+    }
+    let complete = search.cut_short.is_none();
+    finish(
+        &model, scenario, file, opts, search, complete, liveness, start,
+    )
+}
+
+/// Frontier states one job expands before a merge.
+const CHUNK: usize = 1024;
+
+/// Packed states in one buffer: (id, start) of each, in order.
+#[derive(Default)]
+struct Packs {
+    words: Vec<u32>,
+    index: Vec<(u32, u32)>,
+}
+
+impl Packs {
+    fn push(&mut self, id: u32, words: &[u32]) {
+        self.index.push((id, self.words.len() as u32));
+        self.words.extend_from_slice(words);
+    }
+    fn get(&self, k: usize) -> (u32, &[u32]) {
+        let (id, start) = self.index[k];
+        let end = self
+            .index
+            .get(k + 1)
+            .map_or(self.words.len(), |&(_, e)| e as usize);
+        (id, &self.words[start as usize..end])
+    }
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+}
+
+/// One successor, as a job found it.
+struct Succ {
+    choice: Choice,
+    fp: u64,
+    found: Found,
+}
+
+enum Found {
+    /// Visited before the chunk: the state's id.
+    Known(u32),
+    /// Not visited when the job looked: where its packed words are, and its check.
+    New(u32, u32, Checked),
+}
+
+/// What one job found in its share of a chunk.
+struct Expanded {
+    /// Per parent: how many successors.
+    counts: Vec<u32>,
+    succs: Vec<Succ>,
+    words: Vec<u32>,
+}
+
+/// Expands `parents` (packed) with one job's scratch, against the shared tables.
+fn expand<A: Algorithm>(
+    model: &Model<A>,
+    tables: &Tables<A>,
+    scratch: &mut Scratch<A>,
+    visited: &Visited,
+    parents: impl Iterator<Item = impl AsRef<[u32]>>,
+) -> Expanded {
+    let n = model.len();
+    let mut out = Expanded {
+        counts: Vec::new(),
+        succs: Vec::new(),
+        words: Vec::new(),
+    };
+    let mut choices = Vec::new();
+    // Each successor of one parent, packed: (choice, fingerprint, start, end in `tmp`).
+    let mut tmp = Vec::new();
+    let mut made: Vec<(Choice, u64, u32, u32)> = Vec::new();
+    let mut work = Work { tables, s: scratch };
+    for words in parents {
+        let words = words.as_ref();
+        work.s.load(words, n);
+        model.choices(&work, &mut choices);
+        tmp.clear();
+        made.clear();
+        for &c in &choices {
+            work.s.load(words, n);
+            if model.step(&mut work, c, &mut None).is_none() {
+                continue;
+            }
+            let fp = work.fingerprint();
+            let start = tmp.len() as u32;
+            work.s.save(&mut tmp);
+            made.push((c, fp, start, tmp.len() as u32));
+        }
+        // All the lookups at once, after the steps: independent cache misses overlap.
+        for &(choice, fp, a, b) in &made {
+            let found = match visited.get(fp) {
+                Some(id) => Found::Known(id),
+                None => {
+                    let packed = &tmp[a as usize..b as usize];
+                    work.s.load(packed, n);
+                    let start = out.words.len() as u32;
+                    out.words.extend_from_slice(packed);
+                    Found::New(start, out.words.len() as u32, model.check(&work))
+                }
+            };
+            out.succs.push(Succ { choice, fp, found });
+        }
+        out.counts.push(made.len() as u32);
+    }
+    out
+}
+
+/// The resident memory of this process in bytes (Linux; `None` elsewhere).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn over_budget(search: &mut Search, opts: &ExploreOptions) -> bool {
+    if let Some(max) = opts.max_states {
+        if search.parent.len() as u64 >= max {
+            search.cut_short = Some(format!("--max-states {max} reached"));
+            return true;
+        }
+    }
+    if let Some(max) = opts.max_memory {
+        // Reading /proc costs a system call: look every 16384 states.
+        if search.parent.len().is_multiple_of(16384) && resident_bytes().is_some_and(|b| b > max) {
+            search.cut_short = Some(format!("memory limit of {} MiB reached", max >> 20));
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a packed state has any enabled choice.
+fn has_choices<A: Algorithm>(model: &Model<A>, tables: &Tables<A>, words: &[u32]) -> bool {
+    let mut scratch = Scratch::new();
+    scratch.load(words, model.len());
+    let work = Work {
+        tables,
+        s: &mut scratch,
+    };
+    let mut choices = Vec::new();
+    model.choices(&work, &mut choices);
+    !choices.is_empty()
+}
+
+fn bfs<A>(
+    model: &Model<A>,
+    root: Vec<u32>,
+    tables: &mut Tables<A>,
+    search: &mut Search,
+    opts: &ExploreOptions,
+    start: Instant,
+) where
+    A: Algorithm + Send + Sync,
+    A::Msg: Send + Sync,
+    A::Timer: Send + Sync,
+    A::Params: Sync,
+{
+    let jobs = opts.jobs.max(1);
+    let n = model.len();
+    let mut scratches: Vec<Scratch<A>> = (0..jobs).map(|_| Scratch::new()).collect();
+    let mut frontier = Packs::default();
+    frontier.push(0, &root);
+    let mut depth = 0u32;
+    let mut map: [Vec<u32>; 3] = Default::default();
+    while frontier.len() > 0 {
+        if opts.max_depth.is_some_and(|d| depth >= d) {
+            if (0..frontier.len()).any(|k| has_choices(model, tables, frontier.get(k).1)) {
+                search.cut_short = Some(format!("--max-depth {depth} reached"));
+            }
+            break;
+        }
+        // Expand and merge the level a chunk at a time; the merge follows the frontier's
+        // order, whatever the number of jobs.
+        let mut next = Packs::default();
+        let chunk = CHUNK * jobs;
+        'level: for lo in (0..frontier.len()).step_by(chunk) {
+            let hi = (lo + chunk).min(frontier.len());
+            let base = tables.sizes();
+            let shared: &Tables<A> = tables;
+            let visited = &search.visited;
+            let frontier = &frontier;
+            let parts: Vec<Expanded> = if jobs == 1 || hi - lo < 64 {
+                let s = &mut scratches[0];
+                vec![expand(
+                    model,
+                    shared,
+                    s,
+                    visited,
+                    (lo..hi).map(|k| frontier.get(k).1),
+                )]
+            } else {
+                let size = (hi - lo).div_ceil(jobs);
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = scratches
+                        .iter_mut()
+                        .enumerate()
+                        .map(|(j, s)| {
+                            let (a, b) = ((lo + j * size).min(hi), (lo + (j + 1) * size).min(hi));
+                            scope.spawn(move || {
+                                expand(model, shared, s, visited, (a..b).map(|k| frontier.get(k).1))
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("an explorer job panicked"))
+                        .collect()
+                })
+            };
+            let mut k = lo;
+            for (part, scratch) in parts.into_iter().zip(&mut scratches) {
+                for m in &mut map {
+                    m.clear();
+                }
+                let mut succs = part.succs.iter();
+                for &count in &part.counts {
+                    let parent = frontier.get(k).0;
+                    k += 1;
+                    for s in succs.by_ref().take(count as usize) {
+                        let (a, b, checked) = match s.found {
+                            Found::Known(id) => {
+                                search.edge(parent, id, s.choice);
+                                continue;
+                            }
+                            Found::New(a, b, checked) => (a, b, checked),
+                        };
+                        // A sibling earlier in the chunk may have found it since.
+                        if let Some(id) = search.visited.get(s.fp) {
+                            search.edge(parent, id, s.choice);
+                            continue;
+                        }
+                        if over_budget(search, opts) {
+                            break 'level;
+                        }
+                        // Only new states are checked: most successors were seen before.
+                        let id = search.admit(parent, s.choice, &checked);
+                        search.visited.insert(s.fp, id);
+                        search.edge(parent, id, s.choice);
+                        let mut words = part.words[a as usize..b as usize].to_vec();
+                        settle(&mut words, n, tables, scratch, base, &mut map);
+                        next.push(id, &words);
+                    }
+                }
+                scratch.reset_overlay();
+            }
+        }
+        for s in &mut scratches {
+            s.reset_overlay();
+        }
+        if next.len() > 0 {
+            depth += 1;
+            search.max_depth = depth;
+        }
+        if let Some(p) = &opts.progress {
+            p(&Progress {
+                unique_states: search.parent.len() as u64,
+                transitions: search.transitions,
+                depth,
+                queue: next.len() as u64,
+                elapsed_ms: start.elapsed().as_millis() as u64,
+            });
+        }
+        if search.cut_short.is_some() {
+            break;
+        }
+        frontier = next;
+    }
+}
+
+fn dfs<A: Algorithm>(
+    model: &Model<A>,
+    root: Vec<u32>,
+    tables: &mut Tables<A>,
+    search: &mut Search,
+    opts: &ExploreOptions,
+    start: Instant,
+) {
+    let n = model.len();
+    let mut scratch = Scratch::new();
+    let choices_of = |tables: &Tables<A>, scratch: &mut Scratch<A>, words: &[u32]| {
+        scratch.load(words, n);
+        let mut out = Vec::new();
+        model.choices(
+            &Work {
+                tables,
+                s: &mut *scratch,
+            },
+            &mut out,
+        );
+        out.reverse();
+        out
+    };
+    // Each frame: a state's id, depth, packed words, and the choices not yet taken.
+    let first = choices_of(tables, &mut scratch, &root);
+    let mut stack: Vec<(u32, u32, Vec<u32>, Vec<Choice>)> = vec![(0, 0, root, first)];
+    let mut map: [Vec<u32>; 3] = Default::default();
+    let mut since_progress = 0u32;
+    while let Some((id, depth, words, todo)) = stack.last_mut() {
+        let (id, depth) = (*id, *depth);
+        let Some(c) = todo.pop() else {
+            stack.pop();
+            continue;
+        };
+        let base = tables.sizes();
+        scratch.load(words, n);
+        let mut work = Work {
+            tables,
+            s: &mut scratch,
+        };
+        if model.step(&mut work, c, &mut None).is_none() {
+            continue;
+        }
+        let fp = work.fingerprint();
+        if let Some(known) = search.visited.get(fp) {
+            search.edge(id, known, c);
+            continue;
+        }
+        if over_budget(search, opts) {
+            break;
+        }
+        let checked = model.check(&work);
+        let mut packed = Vec::new();
+        work.s.save(&mut packed);
+        for m in &mut map {
+            m.clear();
+        }
+        settle(&mut packed, n, tables, &scratch, base, &mut map);
+        scratch.reset_overlay();
+        let child = search.admit(id, c, &checked);
+        search.visited.insert(fp, child);
+        search.edge(id, child, c);
+        search.max_depth = search.max_depth.max(depth + 1);
+        let more = choices_of(tables, &mut scratch, &packed);
+        if opts.max_depth.is_some_and(|d| depth + 1 >= d) {
+            if !more.is_empty() {
+                search.cut_short = Some(format!("--max-depth {} reached", depth + 1));
+            }
+            continue;
+        }
+        stack.push((child, depth + 1, packed, more));
+        since_progress += 1;
+        if since_progress >= 4096 {
+            since_progress = 0;
+            if let Some(p) = &opts.progress {
+                p(&Progress {
+                    unique_states: search.parent.len() as u64,
+                    transitions: search.transitions,
+                    depth: depth + 1,
+                    queue: stack.len() as u64,
+                    elapsed_ms: start.elapsed().as_millis() as u64,
+                });
+            }
+        }
+    }
+}
+
+/// Liveness: the reachable states from which no settled state can be reached without
+/// faults, among those at least `within` before the horizon. Returns the first (lowest id,
+/// so the nearest in breadth-first order) such state.
+fn liveness_violation(search: &Search, within: u64, horizon: u64) -> Option<u32> {
+    let edges = search.fault_free.as_ref()?;
+    let n = search.settled.len();
+    // Predecessor lists in one buffer (compressed rows), by counting sort on the target.
+    let mut start = vec![0u32; n + 1];
+    for &(_, to) in edges {
+        start[to as usize + 1] += 1;
+    }
+    for i in 0..n {
+        start[i + 1] += start[i];
+    }
+    let mut fill = start.clone();
+    let mut preds = vec![0u32; edges.len()];
+    for &(from, to) in edges {
+        preds[fill[to as usize] as usize] = from;
+        fill[to as usize] += 1;
+    }
+    let mut good = search.settled.clone();
+    let mut queue: Vec<u32> = (0..n as u32).filter(|&i| good[i as usize]).collect();
+    while let Some(x) = queue.pop() {
+        let (a, b) = (start[x as usize] as usize, start[x as usize + 1] as usize);
+        for &p in &preds[a..b] {
+            if !good[p as usize] {
+                good[p as usize] = true;
+                queue.push(p);
+            }
+        }
+    }
+    (0..n as u32)
+        .find(|&i| !good[i as usize] && search.time[i as usize].saturating_add(within) <= horizon)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish<A: Algorithm>(
+    model: &Model<A>,
+    scenario: &Scenario,
+    file: &str,
+    opts: &ExploreOptions,
+    mut search: Search,
+    complete: bool,
+    liveness: Option<u64>,
+    start: Instant,
+) -> ExploreReport {
+    let spec = scenario.explore.clone();
+    let (expect, expect_violated) = spec
+        .as_ref()
+        .map(|e| (e.expect.clone(), e.expect_violated.clone()))
+        .unwrap_or_default();
+    let mut names: Vec<Property> = vec![Property::AtMostOneLeader, Property::OneLeaderPerComponent];
+    for p in expect.iter().chain(&expect_violated) {
+        if !names.contains(p) {
+            names.push(p.clone());
+        }
+    }
+    let cex = |id: u32, property: &Property, detail: Option<String>| {
+        let choices = search.path(id);
+        let (trace, end) = match model.replay(&choices) {
+            Ok((t, end)) => (t, Some(end)),
+            Err(_) => (Vec::new(), None),
+        };
+        let detail = detail.unwrap_or_else(|| {
+            let end = end.as_ref();
+            let why = match property {
+                Property::AtMostOneLeader => end.and_then(|e| e.at_most_one.clone()),
+                _ => end.and_then(|e| e.per_component.clone()),
+            };
+            why.unwrap_or_default()
+        });
+        Counterexample {
+            scenario: file.to_string(),
+            property: property.to_string(),
+            choices,
+            detail,
+            trace,
+        }
+    };
+    // Liveness needs the whole graph: in a cut-short search, states whose successors were
+    // never expanded would look like dead ends.
+    let live = liveness.filter(|_| complete).and_then(|within| {
+        liveness_violation(&search, within, model.horizon).map(|id| {
+            let detail = format!(
+                "from this state (t={}), no state where every component agrees on one running leader can be reached without further faults",
+                conclave_algorithms::Duration(search.time[id as usize])
+            );
+            (id, detail)
+        })
+    });
+    let mut properties = Vec::new();
+    for p in &names {
+        let found = match p {
+            Property::AtMostOneLeader => search.first_violation[0].map(|id| (id, None)),
+            Property::OneLeaderPerComponent => search.first_violation[1].map(|id| (id, None)),
+            Property::EventualLeader(_) => live.clone().map(|(id, why)| (id, Some(why))),
+            _ => None,
+        };
+        let holds = match (&found, complete) {
+            (Some(_), _) => Some(false),
+            (None, true) => Some(true),
+            (None, false) => None,
+        };
+        let expected = if expect.contains(p) {
+            "holds"
+        } else if expect_violated.contains(p) {
+            "violated"
+        } else {
+            "reported"
+        };
+        let ok = match expected {
+            "holds" => holds == Some(true),
+            "violated" => holds == Some(false),
+            _ => true,
+        };
+        properties.push(PropertyVerdict {
+            name: p.to_string(),
+            holds,
+            expected,
+            ok,
+            counterexample: found.map(|(id, why)| cex(id, p, why)),
+        });
+    }
+    let timing = match spec.as_ref().map(|e| &e.timing) {
+        Some(Timing::Bounded { max_delay }) => format!("Bounded(max_delay: {max_delay})"),
+        _ => "Asynchronous".to_string(),
+    };
+    ExploreReport {
+        scenario: scenario.name.clone(),
+        algorithm: scenario.algorithm.name().to_string(),
+        timing,
+        search: if opts.dfs { "dfs" } else { "bfs" },
+        jobs: if opts.dfs { 1 } else { opts.jobs.max(1) },
+        symmetry_reduction: false,
+        unique_states: search.parent.len() as u64,
+        transitions: search.transitions,
+        max_depth: search.max_depth,
+        complete,
+        cut_short: search.cut_short.take(),
+        elapsed_ms: start.elapsed().as_millis() as u64,
+        ok: properties.iter().all(|p| p.ok),
+        properties,
+        graph: search.graph.take(),
+    }
+}

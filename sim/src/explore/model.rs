@@ -1,0 +1,748 @@
+//! The explored model: what a global state is and what each choice does to it.
+//!
+//! The semantics are written once, over the [`Store`] trait, and run on two storages: the
+//! plain [`State`] (values, as stateright's actor model keeps them; what `replay` and other
+//! checkers walk) and the explorer's packed states (interned parts, see `packed.rs`). The
+//! explorer's tests and the stateright benchmark check that both storages give the same
+//! unique-state counts.
+
+use super::Choice;
+use crate::properties::{self, NodeStatus, Topology};
+use crate::scenario::{Scenario, Timing};
+use crate::trace::{DropReason, TraceEvent, What};
+use conclave_algorithms::{Algorithm, Cluster, Context, Effect, MemberKind, Pid, Time, View};
+use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// A timer armed at a node, with its due time (0 under `Asynchronous`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Armed<T> {
+    pub(crate) pid: u32,
+    pub(crate) timer: T,
+    pub(crate) due: u64,
+}
+
+/// A message in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Packet<M> {
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    pub(crate) msg: M,
+    pub(crate) deadline: u64,
+    /// The message's own fingerprint, for ordering when links are not FIFO.
+    pub(crate) key: u64,
+}
+
+impl<M> Packet<M> {
+    fn order(&self) -> (u32, u32, u64, u64) {
+        (self.from, self.to, self.deadline, self.key)
+    }
+}
+
+/// Where a global state's parts live. Every method is what a `Vec` would do.
+pub(crate) trait Store<A: Algorithm> {
+    fn now(&self) -> u64;
+    fn set_now(&mut self, now: u64);
+    fn topo(&self) -> u32;
+    fn set_topo(&mut self, topo: u32);
+    fn spent(&self, k: usize) -> u8;
+    fn spend(&mut self, k: usize);
+    fn node(&self, p: usize) -> Option<&A>;
+    fn set_node(&mut self, p: usize, node: Option<A>);
+    /// Runs `f` on node `p` (if it is up) and keeps the changed node.
+    fn update<R>(&mut self, p: usize, f: impl FnOnce(&mut A) -> R) -> Option<R>;
+    fn timers(&self) -> usize;
+    fn timer(&self, i: usize) -> &Armed<A::Timer>;
+    fn remove_timer(&mut self, i: usize) -> Armed<A::Timer>;
+    fn insert_timer(&mut self, at: usize, t: Armed<A::Timer>);
+    fn retain_timers(&mut self, keep: impl Fn(&Armed<A::Timer>) -> bool);
+    fn packets(&self) -> usize;
+    fn packet(&self, i: usize) -> &Packet<A::Msg>;
+    fn remove_packet(&mut self, i: usize) -> Packet<A::Msg>;
+    fn insert_packet(&mut self, at: usize, m: Packet<A::Msg>);
+    fn retain_packets(&mut self, keep: impl Fn(&Packet<A::Msg>) -> bool);
+}
+
+/// One global state, as plain values (opaque outside this module; see [`Model::next`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State<A: Algorithm> {
+    now: u64,
+    /// Shared until a step changes them: a successor copies only the node that acted.
+    nodes: Vec<Option<Arc<A>>>,
+    timers: Vec<Armed<A::Timer>>,
+    net: Vec<Packet<A::Msg>>,
+    /// 0: whole; k: the scenario's split k-1.
+    topo: u32,
+    /// Spent: crashes, restarts, drops, duplicates, partition changes.
+    spent: [u8; 5],
+}
+
+impl<A: Algorithm> Store<A> for State<A> {
+    fn now(&self) -> u64 {
+        self.now
+    }
+    fn set_now(&mut self, now: u64) {
+        self.now = now;
+    }
+    fn topo(&self) -> u32 {
+        self.topo
+    }
+    fn set_topo(&mut self, topo: u32) {
+        self.topo = topo;
+    }
+    fn spent(&self, k: usize) -> u8 {
+        self.spent[k]
+    }
+    fn spend(&mut self, k: usize) {
+        self.spent[k] += 1;
+    }
+    fn node(&self, p: usize) -> Option<&A> {
+        self.nodes[p].as_deref()
+    }
+    fn set_node(&mut self, p: usize, node: Option<A>) {
+        self.nodes[p] = node.map(Arc::new);
+    }
+    fn update<R>(&mut self, p: usize, f: impl FnOnce(&mut A) -> R) -> Option<R> {
+        self.nodes[p].as_mut().map(|n| f(Arc::make_mut(n)))
+    }
+    fn timers(&self) -> usize {
+        self.timers.len()
+    }
+    fn timer(&self, i: usize) -> &Armed<A::Timer> {
+        &self.timers[i]
+    }
+    fn remove_timer(&mut self, i: usize) -> Armed<A::Timer> {
+        self.timers.remove(i)
+    }
+    fn insert_timer(&mut self, at: usize, t: Armed<A::Timer>) {
+        self.timers.insert(at, t);
+    }
+    fn retain_timers(&mut self, keep: impl Fn(&Armed<A::Timer>) -> bool) {
+        self.timers.retain(keep);
+    }
+    fn packets(&self) -> usize {
+        self.net.len()
+    }
+    fn packet(&self, i: usize) -> &Packet<A::Msg> {
+        &self.net[i]
+    }
+    fn remove_packet(&mut self, i: usize) -> Packet<A::Msg> {
+        self.net.remove(i)
+    }
+    fn insert_packet(&mut self, at: usize, m: Packet<A::Msg>) {
+        self.net.insert(at, m);
+    }
+    fn retain_packets(&mut self, keep: impl Fn(&Packet<A::Msg>) -> bool) {
+        self.net.retain(keep);
+    }
+}
+
+impl<A: Algorithm> State<A> {
+    fn blank(n: usize) -> Self {
+        State {
+            now: 0,
+            nodes: (0..n).map(|_| None).collect(),
+            timers: Vec::new(),
+            net: Vec::new(),
+            topo: 0,
+            spent: [0; 5],
+        }
+    }
+}
+
+/// Collects a value's `Hash` writes in a buffer, hashed once with xxh3 at the end (many
+/// small streaming updates cost more than one pass).
+struct Buffered<'a>(&'a mut Vec<u8>);
+
+impl Hasher for Buffered<'_> {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+    fn finish(&self) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(self.0)
+    }
+}
+
+thread_local! {
+    static FINGERPRINT_BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(4096));
+}
+
+/// xxh3 over a value's `Hash` writes: the same value gives the same fingerprint in every
+/// run and on every thread.
+pub(crate) fn fingerprint<T: Hash>(t: &T) -> u64 {
+    FINGERPRINT_BUFFER.with(|b| {
+        let mut buf = b.borrow_mut();
+        buf.clear();
+        let mut h = Buffered(&mut buf);
+        t.hash(&mut h);
+        h.finish()
+    })
+}
+
+/// Which safety properties a state violates, and whether it is settled.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Checked {
+    /// AtMostOneLeader, OneLeaderPerComponent.
+    pub violates: [bool; 2],
+    /// Every component agrees on one running leader.
+    pub settled: bool,
+    pub now: u64,
+}
+
+/// What holds in the last state of a replay.
+#[derive(Clone, Debug)]
+pub struct ReplayEnd {
+    pub at_most_one: Option<String>,
+    pub per_component: Option<String>,
+    pub settled: bool,
+}
+
+/// The explored model of one scenario.
+pub struct Model<A: Algorithm> {
+    cluster: Cluster,
+    params: A::Params,
+    pub(crate) names: Vec<String>,
+    voters: Vec<Pid>,
+    max_delay: Option<u64>,
+    fifo: bool,
+    pub(crate) horizon: u64,
+    budget: [u32; 5],
+    faults_from: u64,
+    topologies: Vec<Topology>,
+    splits: Vec<Vec<Vec<Pid>>>,
+}
+
+impl<A: Algorithm> Model<A> {
+    pub fn new(scenario: &Scenario, params: A::Params) -> Self {
+        let spec = scenario
+            .explore
+            .clone()
+            .unwrap_or(crate::scenario::ExploreSpec {
+                timing: Timing::Asynchronous,
+                crashes: 0,
+                restarts: 0,
+                drops: 0,
+                duplicates: 0,
+                partitions: Vec::new(),
+                partition_changes: 0,
+                horizon: None,
+                faults_from: None,
+                expect: Vec::new(),
+                expect_violated: Vec::new(),
+            });
+        let cluster = crate::run::cluster_of(scenario, scenario.seeds[0]);
+        let idx = scenario.node_index();
+        let splits: Vec<Vec<Vec<Pid>>> = spec
+            .partitions
+            .iter()
+            .map(|split| {
+                split
+                    .iter()
+                    .map(|g| g.iter().map(|n| Pid(idx[n] as u32)).collect())
+                    .collect()
+            })
+            .collect();
+        let joins: Vec<bool> = cluster
+            .members
+            .iter()
+            .map(|m| m.kind == MemberKind::Voter)
+            .collect();
+        let mut topologies = vec![Topology::joining(joins.clone())];
+        for split in &splits {
+            let mut t = Topology::joining(joins.clone());
+            t.partition(split);
+            topologies.push(t);
+        }
+        Model {
+            names: cluster.members.iter().map(|m| m.name.clone()).collect(),
+            voters: cluster.voters().collect(),
+            cluster,
+            params,
+            max_delay: match spec.timing {
+                Timing::Asynchronous => None,
+                Timing::Bounded { max_delay } => Some(max_delay.as_micros()),
+            },
+            fifo: scenario.network.fifo,
+            horizon: spec.horizon.unwrap_or(scenario.run_for).as_micros(),
+            budget: [
+                spec.crashes,
+                spec.restarts,
+                spec.drops,
+                spec.duplicates,
+                spec.partition_changes,
+            ],
+            faults_from: spec.faults_from.map_or(0, |d| d.as_micros()),
+            topologies,
+            splits,
+        }
+    }
+
+    /// How many processes the cluster has.
+    pub(crate) fn len(&self) -> usize {
+        self.cluster.len()
+    }
+
+    /// Starts every process in a blank store `s`; returns the messages they sent.
+    pub(crate) fn start<S: Store<A>>(&self, s: &mut S, rec: &mut Option<Vec<TraceEvent>>) -> u32 {
+        // Every process exists before any starts (all start at time 0: a message one sends
+        // on start reaches the others); services start first, as in the simulator.
+        for i in 0..self.len() {
+            s.set_node(i, Some(A::new(Pid(i as u32), &self.cluster, &self.params)));
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_by_key(|&i| self.cluster.members[i].kind == MemberKind::Voter);
+        let mut sent = 0;
+        for i in order {
+            self.note(rec, 0, Pid(i as u32), What::Start);
+            sent += self.run(s, Pid(i as u32), rec, |node, ctx| node.on_start(ctx));
+        }
+        sent
+    }
+
+    fn note(&self, rec: &mut Option<Vec<TraceEvent>>, now: u64, p: Pid, what: What) {
+        if let Some(r) = rec {
+            let node = self
+                .names
+                .get(p.index())
+                .cloned()
+                .unwrap_or_else(|| "network".into());
+            r.push(TraceEvent {
+                time_us: now,
+                node,
+                what,
+            });
+        }
+    }
+
+    fn view<S: Store<A>>(&self, s: &S, p: Pid) -> View {
+        s.node(p.index())
+            .map_or(NodeStatus::DOWN_VIEW, |n| n.view())
+    }
+
+    /// Runs one handler of node `p` and applies its effects; returns the messages sent.
+    fn run<S: Store<A>>(
+        &self,
+        s: &mut S,
+        p: Pid,
+        rec: &mut Option<Vec<TraceEvent>>,
+        f: impl FnOnce(&mut A, &mut conclave_algorithms::Ctx<'_, A>),
+    ) -> u32 {
+        let before = self.view(s, p);
+        let mut effects = Vec::new();
+        let now = s.now();
+        let Some(after) = s.update(p.index(), |node| {
+            f(
+                node,
+                &mut Context::new(Time(now), p, &self.cluster, &mut effects),
+            );
+            node.view()
+        }) else {
+            return 0;
+        };
+        if after != before {
+            let leader = after.leader.map(|l| self.names[l.index()].clone());
+            let what = What::Role {
+                role: after.role,
+                leader,
+                status: after.status.to_string(),
+                group: after.group,
+            };
+            self.note(rec, now, p, what);
+        }
+        let mut sent = 0;
+        for e in effects {
+            match e {
+                Effect::Send { to, msg } => {
+                    sent += 1;
+                    self.send(s, p, to, msg, rec);
+                }
+                Effect::Broadcast { msg } => {
+                    for &to in &self.voters {
+                        if to != p {
+                            sent += 1;
+                            self.send(s, p, to, msg.clone(), rec);
+                        }
+                    }
+                }
+                Effect::SetTimer { timer, after } => {
+                    s.retain_timers(|t| !(t.pid == p.0 && t.timer == timer));
+                    // Asynchronous: time means nothing, a timer is only armed or not, so
+                    // firing orders that leave the same armed set meet in one state.
+                    let due = if self.max_delay.is_some() {
+                        now + after.as_micros()
+                    } else {
+                        0
+                    };
+                    let at = partition_point(s.timers(), |i| {
+                        let t = s.timer(i);
+                        (t.pid, t.timer) < (p.0, timer)
+                    });
+                    s.insert_timer(
+                        at,
+                        Armed {
+                            pid: p.0,
+                            timer,
+                            due,
+                        },
+                    );
+                }
+                Effect::CancelTimer { timer } => {
+                    s.retain_timers(|t| !(t.pid == p.0 && t.timer == timer));
+                }
+            }
+        }
+        sent
+    }
+
+    fn send<S: Store<A>>(
+        &self,
+        s: &mut S,
+        from: Pid,
+        to: Pid,
+        msg: A::Msg,
+        rec: &mut Option<Vec<TraceEvent>>,
+    ) {
+        if rec.is_some() {
+            let what = What::Send {
+                to: self.names[to.index()].clone(),
+                msg: format!("{msg:?}"),
+            };
+            self.note(rec, s.now(), from, what);
+        }
+        let topo = &self.topologies[s.topo() as usize];
+        let down = s.node(to.index()).is_none();
+        if !topo.connected(from, to) || down {
+            if rec.is_some() {
+                let what = What::Drop {
+                    from: self.names[from.index()].clone(),
+                    to: self.names[to.index()].clone(),
+                    msg: format!("{msg:?}"),
+                    reason: if down {
+                        DropReason::Down
+                    } else {
+                        DropReason::Partitioned
+                    },
+                };
+                self.note(rec, s.now(), to, what);
+            }
+            return;
+        }
+        let deadline = self.max_delay.map_or(u64::MAX, |d| s.now() + d);
+        let key = fingerprint(&msg);
+        let packet = Packet {
+            from: from.0,
+            to: to.0,
+            msg,
+            deadline,
+            key,
+        };
+        if self.fifo && self.max_delay.is_some() {
+            s.insert_packet(s.packets(), packet);
+        } else {
+            if self.max_delay.is_none() && (0..s.packets()).any(|i| *s.packet(i) == packet) {
+                return; // asynchronous: the in-flight messages are a set
+            }
+            let at = partition_point(s.packets(), |i| s.packet(i).order() <= packet.order());
+            s.insert_packet(at, packet);
+        }
+    }
+
+    /// The timers that may fire now.
+    fn enabled_timers<S: Store<A>>(&self, s: &S, out: &mut Vec<usize>) {
+        out.clear();
+        match self.max_delay {
+            None => out.extend(0..s.timers()),
+            Some(_) => {
+                let Some(next) = (0..s.timers()).map(|i| s.timer(i).due).min() else {
+                    return;
+                };
+                if next > self.horizon || (0..s.packets()).any(|i| s.packet(i).deadline < next) {
+                    return;
+                }
+                out.extend((0..s.timers()).filter(|&i| s.timer(i).due == next));
+            }
+        }
+    }
+
+    /// Whether message `i` may be delivered now (FIFO: it is the oldest on its link).
+    fn deliverable<S: Store<A>>(&self, s: &S, i: usize) -> bool {
+        let ordered = self.fifo && self.max_delay.is_some();
+        if !ordered {
+            return true;
+        }
+        let m = s.packet(i);
+        !(0..i).any(|j| {
+            let o = s.packet(j);
+            o.from == m.from && o.to == m.to
+        })
+    }
+
+    /// Every choice enabled in `s`, in a fixed order, into `out`.
+    pub(crate) fn choices<S: Store<A>>(&self, s: &S, out: &mut Vec<Choice>) {
+        out.clear();
+        for i in 0..s.packets() {
+            if self.deliverable(s, i) {
+                out.push(Choice::Deliver(i as u32));
+            }
+        }
+        let mut timers = Vec::new();
+        self.enabled_timers(s, &mut timers);
+        out.extend(timers.into_iter().map(|i| Choice::Timer(i as u32)));
+        let can = |k: usize| u32::from(s.spent(k)) < self.budget[k] && s.now() >= self.faults_from;
+        let n = self.len();
+        if can(0) {
+            out.extend(
+                (0..n)
+                    .filter(|&p| s.node(p).is_some())
+                    .map(|p| Choice::Crash(p as u32)),
+            );
+        }
+        if can(1) {
+            out.extend(
+                (0..n)
+                    .filter(|&p| s.node(p).is_none())
+                    .map(|p| Choice::Restart(p as u32)),
+            );
+        }
+        if can(2) {
+            out.extend((0..s.packets()).map(|i| Choice::Drop(i as u32)));
+        }
+        if can(3) && self.max_delay.is_some() {
+            out.extend((0..s.packets()).map(|i| Choice::Duplicate(i as u32)));
+        }
+        if can(4) {
+            for k in 0..self.splits.len() {
+                if s.topo() != k as u32 + 1 {
+                    out.push(Choice::Partition(k as u32));
+                }
+            }
+            if s.topo() != 0 {
+                out.push(Choice::Heal);
+            }
+        }
+    }
+
+    /// Applies `choice` to `s` in place; returns the messages the algorithm sent, or `None`
+    /// (and `s` unchanged) if the choice is not enabled in `s`.
+    pub(crate) fn step<S: Store<A>>(
+        &self,
+        s: &mut S,
+        choice: Choice,
+        rec: &mut Option<Vec<TraceEvent>>,
+    ) -> Option<u32> {
+        let mut sent = 0;
+        match choice {
+            Choice::Deliver(i) => {
+                let i = i as usize;
+                if i >= s.packets() || !self.deliverable(s, i) {
+                    return None;
+                }
+                let m = s.remove_packet(i);
+                let (from, to) = (Pid(m.from), Pid(m.to));
+                if rec.is_some() {
+                    let what = What::Deliver {
+                        from: self.names[from.index()].clone(),
+                        msg: format!("{:?}", m.msg),
+                    };
+                    self.note(rec, s.now(), to, what);
+                }
+                sent = self.run(s, to, rec, |node, ctx| node.on_message(from, m.msg, ctx));
+            }
+            Choice::Timer(i) => {
+                let i = i as usize;
+                let mut enabled = Vec::new();
+                self.enabled_timers(s, &mut enabled);
+                if !enabled.contains(&i) {
+                    return None;
+                }
+                let t = s.remove_timer(i);
+                s.set_now(s.now().max(t.due));
+                let what = What::Timer {
+                    timer: format!("{:?}", t.timer),
+                };
+                self.note(rec, s.now(), Pid(t.pid), what);
+                sent = self.run(s, Pid(t.pid), rec, |node, ctx| node.on_timer(t.timer, ctx));
+            }
+            Choice::Crash(p) => {
+                if p as usize >= self.len()
+                    || s.node(p as usize).is_none()
+                    || u32::from(s.spent(0)) >= self.budget[0]
+                {
+                    return None;
+                }
+                s.spend(0);
+                self.note(rec, s.now(), Pid(p), What::Crash);
+                s.set_node(p as usize, None);
+                s.retain_timers(|t| t.pid != p);
+                s.retain_packets(|m| m.to != p);
+            }
+            Choice::Restart(p) => {
+                if p as usize >= self.len()
+                    || s.node(p as usize).is_some()
+                    || u32::from(s.spent(1)) >= self.budget[1]
+                {
+                    return None;
+                }
+                s.spend(1);
+                let pid = Pid(p);
+                self.note(rec, s.now(), pid, What::Restart);
+                s.set_node(p as usize, Some(A::new(pid, &self.cluster, &self.params)));
+                sent = self.run(s, pid, rec, |node, ctx| node.on_start(ctx));
+            }
+            Choice::Drop(i) | Choice::Duplicate(i) => {
+                let k = if matches!(choice, Choice::Drop(_)) {
+                    2
+                } else {
+                    3
+                };
+                // Asynchronous: the in-flight messages are a set, without duplicates.
+                if i as usize >= s.packets()
+                    || u32::from(s.spent(k)) >= self.budget[k]
+                    || (k == 3 && self.max_delay.is_none())
+                {
+                    return None;
+                }
+                s.spend(k);
+                let m = s.packet(i as usize).clone();
+                let (from, to) = (
+                    self.names[m.from as usize].clone(),
+                    self.names[m.to as usize].clone(),
+                );
+                if k == 2 {
+                    s.remove_packet(i as usize);
+                    let what = What::Drop {
+                        from,
+                        to,
+                        msg: format!("{:?}", m.msg),
+                        reason: DropReason::Lost,
+                    };
+                    self.note(rec, s.now(), Pid(m.to), what);
+                } else {
+                    let what = What::Duplicate {
+                        from,
+                        to,
+                        msg: format!("{:?}", m.msg),
+                    };
+                    self.note(rec, s.now(), Pid(m.from), what);
+                    let at = if self.fifo { s.packets() } else { i as usize };
+                    s.insert_packet(at, m);
+                }
+            }
+            Choice::Partition(k) => {
+                let split = self.splits.get(k as usize)?;
+                if s.topo() == k + 1 || u32::from(s.spent(4)) >= self.budget[4] {
+                    return None;
+                }
+                s.spend(4);
+                s.set_topo(k + 1);
+                let groups = split
+                    .iter()
+                    .map(|g| g.iter().map(|p| self.names[p.index()].clone()).collect())
+                    .collect();
+                self.note(rec, s.now(), Pid(u32::MAX), What::Partition { groups });
+                let topo = &self.topologies[s.topo() as usize];
+                s.retain_packets(|m| topo.connected(Pid(m.from), Pid(m.to)));
+            }
+            Choice::Heal => {
+                if s.topo() == 0 || u32::from(s.spent(4)) >= self.budget[4] {
+                    return None;
+                }
+                s.spend(4);
+                s.set_topo(0);
+                self.note(rec, s.now(), Pid(u32::MAX), What::Heal);
+            }
+        }
+        Some(sent)
+    }
+
+    fn statuses<S: Store<A>>(&self, s: &S) -> Vec<NodeStatus> {
+        self.cluster
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| NodeStatus {
+                up: s.node(i).is_some(),
+                paused: false,
+                voter: m.kind == MemberKind::Voter,
+                priority: m.priority,
+                view: self.view(s, Pid(i as u32)),
+            })
+            .collect()
+    }
+
+    /// Which safety properties `s` violates, and whether it is settled. Cheap: no text; the
+    /// explanation of a violation comes from replaying its counterexample.
+    pub(crate) fn check<S: Store<A>>(&self, s: &S) -> Checked {
+        let st = self.statuses(s);
+        let topo = &self.topologies[s.topo() as usize];
+        let (leaders, shared) = properties::leader_counts(&st, topo);
+        Checked {
+            violates: [leaders > 1, shared],
+            settled: properties::agreement_holds(&st, topo),
+            now: s.now(),
+        }
+    }
+
+    /// The initial state: every process started at time 0.
+    pub fn init(&self) -> State<A> {
+        let mut s = State::blank(self.len());
+        self.start(&mut s, &mut None);
+        s
+    }
+
+    /// Every choice enabled in `s` (the model's actions, for other checkers).
+    pub fn actions(&self, s: &State<A>) -> Vec<Choice> {
+        let mut out = Vec::new();
+        self.choices(s, &mut out);
+        out
+    }
+
+    /// The state after `choice`, or `None` if it is not enabled.
+    pub fn next(&self, s: &State<A>, choice: Choice) -> Option<State<A>> {
+        let mut s = s.clone();
+        self.step(&mut s, choice, &mut None)?;
+        Some(s)
+    }
+
+    /// Whether `s` satisfies `AtMostOneLeader`.
+    pub fn safe(&self, s: &State<A>) -> bool {
+        !self.check(s).violates[0]
+    }
+
+    /// Replays `choices` from the initial state, recording the trace. Fails at the first
+    /// choice that is not enabled.
+    pub fn replay(&self, choices: &[Choice]) -> Result<(Vec<TraceEvent>, ReplayEnd), String> {
+        let mut rec = Some(Vec::new());
+        let mut s = State::blank(self.len());
+        self.start(&mut s, &mut rec);
+        for (k, &c) in choices.iter().enumerate() {
+            self.step(&mut s, c, &mut rec)
+                .ok_or_else(|| format!("step {} ({c:?}) is not possible here: the scenario has changed since the counterexample was saved", k + 1))?;
+        }
+        let st = self.statuses(&s);
+        let topo = &self.topologies[s.topo as usize];
+        Ok((
+            rec.unwrap_or_default(),
+            ReplayEnd {
+                at_most_one: properties::at_most_one_leader(&st, &self.names).err(),
+                per_component: properties::one_leader_per_component(&st, topo, &self.names).err(),
+                settled: properties::agreement_holds(&st, topo),
+            },
+        ))
+    }
+}
+
+/// The first index in `0..len` where `before` is false (`before` must be monotone).
+fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if before(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}

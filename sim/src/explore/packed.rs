@@ -1,0 +1,400 @@
+//! Packed states: how the explorer stores the states it has yet to expand.
+//!
+//! Every part of a global state (a node's state, an armed timer, a message in flight) is
+//! interned once in a [`Tables`] and named by a `u32`; a state is then a short row of
+//! words: the clock, the partition, the faults spent, one id per node, the timer ids and the
+//! message ids. A successor differs from its parent in one node and a few messages, so a
+//! step hashes only what changed, copies no other node, and a stored state costs a few dozen
+//! bytes, whatever the size of the nodes' own states.
+//!
+//! The fingerprint of a state is xxh3 over its header and the content hashes of its parts,
+//! never over the ids: ids are handed out in discovery order, which with several jobs
+//! depends on thread timing, and thread timing must not reach a fingerprint.
+//!
+//! While jobs expand states in parallel, the shared tables are read-only; each job interns
+//! the parts it makes anew in its own overlay (ids from the tables' length up). The merge,
+//! one state at a time in a fixed order, moves the parts of new states into the tables.
+
+use super::model::{fingerprint, Armed, Packet, Store};
+use conclave_algorithms::Algorithm;
+use hashbrown::HashTable;
+use std::hash::Hash;
+
+/// Values by id, and ids by value.
+pub(crate) struct Interner<T> {
+    items: Vec<T>,
+    hashes: Vec<u64>,
+    index: HashTable<u32>,
+}
+
+impl<T: Hash + Eq + Clone> Interner<T> {
+    fn new() -> Self {
+        Interner {
+            items: Vec::new(),
+            hashes: Vec::new(),
+            index: HashTable::new(),
+        }
+    }
+
+    fn len(&self) -> u32 {
+        self.items.len() as u32
+    }
+
+    fn find(&self, hash: u64, value: &T) -> Option<u32> {
+        self.index
+            .find(hash, |&i| self.items[i as usize] == *value)
+            .copied()
+    }
+
+    /// The id of `value` (whose content hash is `hash`), interning it if it is new.
+    fn intern(&mut self, hash: u64, value: T) -> u32 {
+        if let Some(id) = self.find(hash, &value) {
+            return id;
+        }
+        let id = self.len();
+        self.items.push(value);
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.index.insert_unique(hash, id, |&i| hashes[i as usize]);
+        id
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.hashes.clear();
+        self.index.clear();
+    }
+}
+
+/// The interned parts of every stored state.
+pub(crate) struct Tables<A: Algorithm> {
+    nodes: Interner<A>,
+    timers: Interner<Armed<A::Timer>>,
+    packets: Interner<Packet<A::Msg>>,
+}
+
+impl<A: Algorithm> Tables<A> {
+    pub fn new() -> Self {
+        Tables {
+            nodes: Interner::new(),
+            timers: Interner::new(),
+            packets: Interner::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.nodes.clear();
+        self.timers.clear();
+        self.packets.clear();
+    }
+
+    /// Distinct node states, timers and messages interned so far.
+    pub fn sizes(&self) -> [u32; 3] {
+        [self.nodes.len(), self.timers.len(), self.packets.len()]
+    }
+}
+
+/// Node id of a process that is down.
+const DOWN: u32 = u32::MAX;
+/// Words before the node ids: time (2), partition, faults spent (2).
+const HEADER: usize = 5;
+
+/// A job's reusable buffers and its overlay of new parts.
+pub(crate) struct Scratch<A: Algorithm> {
+    over: Tables<A>,
+    now: u64,
+    topo: u32,
+    spent: [u8; 5],
+    nodes: Vec<u32>,
+    timers: Vec<u32>,
+    net: Vec<u32>,
+}
+
+impl<A: Algorithm> Scratch<A> {
+    pub fn new() -> Self {
+        Scratch {
+            over: Tables::new(),
+            now: 0,
+            topo: 0,
+            spent: [0; 5],
+            nodes: Vec::new(),
+            timers: Vec::new(),
+            net: Vec::new(),
+        }
+    }
+
+    /// A blank state of `n` processes, all down.
+    pub fn blank(&mut self, n: usize) {
+        self.now = 0;
+        self.topo = 0;
+        self.spent = [0; 5];
+        self.nodes.clear();
+        self.nodes.resize(n, DOWN);
+        self.timers.clear();
+        self.net.clear();
+    }
+
+    /// Loads a packed state of `n` processes.
+    pub fn load(&mut self, words: &[u32], n: usize) {
+        self.now = u64::from(words[0]) | (u64::from(words[1]) << 32);
+        self.topo = words[2];
+        let s = words[3].to_le_bytes();
+        self.spent = [s[0], s[1], s[2], s[3], words[4] as u8];
+        self.nodes.clear();
+        self.nodes.extend_from_slice(&words[HEADER..HEADER + n]);
+        let t = words[HEADER + n] as usize;
+        let rest = &words[HEADER + n + 1..];
+        self.timers.clear();
+        self.timers.extend_from_slice(&rest[..t]);
+        self.net.clear();
+        self.net.extend_from_slice(&rest[t..]);
+    }
+
+    /// Appends the loaded state, packed, to `out`.
+    pub fn save(&self, out: &mut Vec<u32>) {
+        let s = self.spent;
+        out.extend_from_slice(&[
+            self.now as u32,
+            (self.now >> 32) as u32,
+            self.topo,
+            u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
+            u32::from(s[4]),
+        ]);
+        out.extend_from_slice(&self.nodes);
+        out.push(self.timers.len() as u32);
+        out.extend_from_slice(&self.timers);
+        out.extend_from_slice(&self.net);
+    }
+
+    /// Forgets the overlay (after a merge has taken what it needed).
+    pub fn reset_overlay(&mut self) {
+        self.over.clear();
+    }
+}
+
+/// A state being stepped: the scratch's buffers, read through the shared tables and the
+/// job's overlay.
+pub(crate) struct Work<'a, A: Algorithm> {
+    pub tables: &'a Tables<A>,
+    pub s: &'a mut Scratch<A>,
+}
+
+/// Looks up an id in the shared tables, or in the overlay above them.
+fn get<'t, T: Hash + Eq + Clone>(base: &'t Interner<T>, over: &'t Interner<T>, id: u32) -> &'t T {
+    match id.checked_sub(base.len()) {
+        None => &base.items[id as usize],
+        Some(o) => &over.items[o as usize],
+    }
+}
+
+fn hash_of<T: Hash + Eq + Clone>(base: &Interner<T>, over: &Interner<T>, id: u32) -> u64 {
+    match id.checked_sub(base.len()) {
+        None => base.hashes[id as usize],
+        Some(o) => over.hashes[o as usize],
+    }
+}
+
+/// The id of `value`, whose content hash is `h`: from the shared tables if they have it,
+/// else from the overlay.
+fn intern<T: Hash + Eq + Clone>(
+    base: &Interner<T>,
+    over: &mut Interner<T>,
+    h: u64,
+    value: T,
+) -> u32 {
+    match base.find(h, &value) {
+        Some(id) => id,
+        None => base.len() + over.intern(h, value),
+    }
+}
+
+impl<A: Algorithm> Work<'_, A> {
+    /// The fingerprint of the loaded state: its header and the content hashes of its
+    /// parts, in order, folded by a step that is a bijection for each next value (so two
+    /// states that differ in one part never collide), then avalanched.
+    pub fn fingerprint(&self) -> u64 {
+        let t = self.tables;
+        let s = &*self.s;
+        let o = &s.over;
+        let mut h = Fold(0x243F_6A88_85A3_08D3);
+        h.add(s.now);
+        let spent = u64::from_le_bytes([
+            s.spent[0], s.spent[1], s.spent[2], s.spent[3], s.spent[4], 0, 0, 0,
+        ]);
+        h.add(u64::from(s.topo) | spent << 24);
+        for &id in &s.nodes {
+            h.add(if id == DOWN {
+                0
+            } else {
+                hash_of(&t.nodes, &o.nodes, id)
+            });
+        }
+        h.add(s.timers.len() as u64);
+        for &id in &s.timers {
+            h.add(hash_of(&t.timers, &o.timers, id));
+        }
+        for &id in &s.net {
+            h.add(hash_of(&t.packets, &o.packets, id));
+        }
+        h.finish(s.net.len() as u64)
+    }
+}
+
+/// Folds 64-bit hashes in order.
+struct Fold(u64);
+
+impl Fold {
+    fn add(&mut self, x: u64) {
+        self.0 = (self.0 ^ x)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(31);
+    }
+    /// murmur3's 64-bit finalizer over the fold and the length.
+    fn finish(mut self, len: u64) -> u64 {
+        self.add(len);
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// Moves the overlay parts that a packed state names into the shared tables, rewriting its
+/// ids; `map` memoizes overlay ids already moved (one per table, `DOWN` for not yet).
+pub(crate) fn settle<A: Algorithm>(
+    words: &mut [u32],
+    n: usize,
+    tables: &mut Tables<A>,
+    scratch: &Scratch<A>,
+    base: [u32; 3],
+    map: &mut [Vec<u32>; 3],
+) {
+    fn fix<T: Hash + Eq + Clone>(
+        id: &mut u32,
+        base: u32,
+        table: &mut Interner<T>,
+        over: &Interner<T>,
+        map: &mut Vec<u32>,
+    ) {
+        if *id == DOWN || *id < base {
+            return;
+        }
+        let o = (*id - base) as usize;
+        if map.len() <= o {
+            map.resize(o + 1, DOWN);
+        }
+        if map[o] == DOWN {
+            map[o] = table.intern(over.hashes[o], over.items[o].clone());
+        }
+        *id = map[o];
+    }
+    let over = &scratch.over;
+    let (nodes, rest) = words[HEADER..].split_at_mut(n);
+    for id in nodes {
+        fix(id, base[0], &mut tables.nodes, &over.nodes, &mut map[0]);
+    }
+    let t = rest[0] as usize;
+    let (timers, net) = rest[1..].split_at_mut(t);
+    for id in timers {
+        fix(id, base[1], &mut tables.timers, &over.timers, &mut map[1]);
+    }
+    for id in net {
+        fix(id, base[2], &mut tables.packets, &over.packets, &mut map[2]);
+    }
+}
+
+impl<A: Algorithm> Store<A> for Work<'_, A> {
+    fn now(&self) -> u64 {
+        self.s.now
+    }
+    fn set_now(&mut self, now: u64) {
+        self.s.now = now;
+    }
+    fn topo(&self) -> u32 {
+        self.s.topo
+    }
+    fn set_topo(&mut self, topo: u32) {
+        self.s.topo = topo;
+    }
+    fn spent(&self, k: usize) -> u8 {
+        self.s.spent[k]
+    }
+    fn spend(&mut self, k: usize) {
+        self.s.spent[k] += 1;
+    }
+    fn node(&self, p: usize) -> Option<&A> {
+        let id = self.s.nodes[p];
+        (id != DOWN).then(|| get(&self.tables.nodes, &self.s.over.nodes, id))
+    }
+    fn set_node(&mut self, p: usize, node: Option<A>) {
+        self.s.nodes[p] = match node {
+            None => DOWN,
+            Some(v) => intern(
+                &self.tables.nodes,
+                &mut self.s.over.nodes,
+                fingerprint(&v),
+                v,
+            ),
+        };
+    }
+    fn update<R>(&mut self, p: usize, f: impl FnOnce(&mut A) -> R) -> Option<R> {
+        let mut node = self.node(p)?.clone();
+        let r = f(&mut node);
+        self.s.nodes[p] = intern(
+            &self.tables.nodes,
+            &mut self.s.over.nodes,
+            fingerprint(&node),
+            node,
+        );
+        Some(r)
+    }
+    fn timers(&self) -> usize {
+        self.s.timers.len()
+    }
+    fn timer(&self, i: usize) -> &Armed<A::Timer> {
+        get(&self.tables.timers, &self.s.over.timers, self.s.timers[i])
+    }
+    fn remove_timer(&mut self, i: usize) -> Armed<A::Timer> {
+        let t = self.timer(i).clone();
+        self.s.timers.remove(i);
+        t
+    }
+    fn insert_timer(&mut self, at: usize, t: Armed<A::Timer>) {
+        let id = intern(
+            &self.tables.timers,
+            &mut self.s.over.timers,
+            fingerprint(&t),
+            t,
+        );
+        self.s.timers.insert(at, id);
+    }
+    fn retain_timers(&mut self, keep: impl Fn(&Armed<A::Timer>) -> bool) {
+        let (base, over) = (&self.tables.timers, &self.s.over.timers);
+        self.s.timers.retain(|&id| keep(get(base, over, id)));
+    }
+    fn packets(&self) -> usize {
+        self.s.net.len()
+    }
+    fn packet(&self, i: usize) -> &Packet<A::Msg> {
+        get(&self.tables.packets, &self.s.over.packets, self.s.net[i])
+    }
+    fn remove_packet(&mut self, i: usize) -> Packet<A::Msg> {
+        let m = self.packet(i).clone();
+        self.s.net.remove(i);
+        m
+    }
+    fn insert_packet(&mut self, at: usize, m: Packet<A::Msg>) {
+        // The message's own fingerprint is in the packet: no need to hash the message again.
+        let mut f = Fold(u64::from(m.from) << 32 | u64::from(m.to));
+        f.add(m.deadline);
+        let h = f.finish(m.key);
+        let id = intern(&self.tables.packets, &mut self.s.over.packets, h, m);
+        self.s.net.insert(at, id);
+    }
+    fn retain_packets(&mut self, keep: impl Fn(&Packet<A::Msg>) -> bool) {
+        let (base, over) = (&self.tables.packets, &self.s.over.packets);
+        self.s.net.retain(|&id| keep(get(base, over, id)));
+    }
+}
