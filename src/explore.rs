@@ -26,6 +26,7 @@ pub struct Flags {
     pub json: bool,
     pub graph: Option<PathBuf>,
     pub out: Option<PathBuf>,
+    pub message_bounds: bool,
 }
 
 /// The peak resident memory of this process, in KiB (Linux), if known.
@@ -82,6 +83,7 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         dfs: flags.dfs,
         max_memory: Some(flags.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) << 20),
         keep_graph: flags.graph.is_some(),
+        message_bounds: flags.message_bounds,
         progress: bar_for_cb.map(|b| {
             Box::new(move |p: &Progress| {
                 let rate = p.unique_states * 1000 / p.elapsed_ms.max(1);
@@ -97,7 +99,9 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         b.finish_and_clear();
     }
     let out_dir = flags.out.clone().unwrap_or_else(|| PathBuf::from("."));
-    let saved = match save_counterexamples(&report, file, &out_dir) {
+    let saved = match save_counterexamples(&report, file, &out_dir)
+        .and_then(|s| Ok((s, save_schedules(&report, file, &out_dir)?)))
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!(
@@ -113,6 +117,7 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
             return BAD_INPUT;
         }
     }
+    let (saved, schedules) = saved;
     let peak = peak_memory_kib();
     if flags.json {
         let mut v = serde_json::to_value(&report).unwrap_or_default();
@@ -123,9 +128,15 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
                     serde_json::json!(p.display().to_string());
             }
         }
+        for (election, bound, path) in &schedules {
+            v["election_messages"][election][bound]["file"] =
+                serde_json::json!(path.display().to_string());
+        }
         println!("{v}");
     } else {
         print_report(&report, &saved, peak);
+        print_messages(&report, &schedules);
+        println!("result: {}", if report.ok { "ok" } else { "FAILED" });
     }
     if report.ok {
         HELD
@@ -213,7 +224,77 @@ fn print_report(r: &ExploreReport, saved: &[Option<PathBuf>], peak: Option<u64>)
             println!("          replay: conclave replay {}", path.display());
         }
     }
-    println!("result: {}", if r.ok { "ok" } else { "FAILED" });
+}
+
+/// (election, bound, file) of each saved schedule.
+type Saved = Vec<(&'static str, &'static str, PathBuf)>;
+
+/// Saves the schedule of each message bound as `<scenario>.<election>-<bound>.schedule.json`,
+/// a file `conclave replay` reads like a counterexample.
+fn save_schedules(report: &ExploreReport, file: &Path, dir: &Path) -> std::io::Result<Saved> {
+    let mut out = Vec::new();
+    let Some(m) = &report.election_messages else {
+        return Ok(out);
+    };
+    let stem = file
+        .file_stem()
+        .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+    for (election, b) in [
+        ("first_election", &m.first_election),
+        ("re_election", &m.re_election),
+    ] {
+        let Some(b) = b else { continue };
+        for (bound, s) in [("fewest", Some(&b.fewest)), ("most", b.most.as_ref())] {
+            let Some(s) = s else { continue };
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join(format!("{stem}.{election}-{bound}.schedule.json"));
+            let cex = Counterexample {
+                scenario: file.to_string_lossy().into_owned(),
+                property: format!("{bound} messages, {}", election.replace('_', " ")),
+                choices: s.choices.clone(),
+                detail: format!(
+                    "{} messages from step {} to the first settled state",
+                    s.messages, s.starts_at_step
+                ),
+                trace: Vec::new(),
+            };
+            let json = serde_json::to_string_pretty(&cex).map_err(std::io::Error::other)?;
+            std::fs::write(&path, json + "\n")?;
+            out.push((election, bound, path));
+        }
+    }
+    Ok(out)
+}
+
+fn print_messages(r: &ExploreReport, saved: &Saved) {
+    let Some(m) = &r.election_messages else {
+        if r.complete {
+            return;
+        }
+        println!("  election messages: not computed (incomplete search)");
+        return;
+    };
+    println!("  election messages over every schedule (sent from the election's start to the first settled state):");
+    for (election, b) in [
+        ("first_election", &m.first_election),
+        ("re_election", &m.re_election),
+    ] {
+        let name = election.replace('_', " ");
+        let Some(b) = b else {
+            println!("    {name}: none completes");
+            continue;
+        };
+        let most = b.most.as_ref().map_or(
+            "no bound (a cycle that sends messages can repeat)".to_string(),
+            |s| s.messages.to_string(),
+        );
+        println!("    {name}: fewest {}, most {most}", b.fewest.messages);
+        for (e, bound, path) in saved {
+            if *e == election {
+                println!("      {bound}: conclave replay {}", path.display());
+            }
+        }
+    }
 }
 
 pub fn cmd_replay(file: &Path) -> u8 {
@@ -251,6 +332,24 @@ pub fn cmd_replay(file: &Path) -> u8 {
         Ok((trace, end)) => {
             for e in &trace {
                 println!("{}", conclave_reports::event_line(e));
+            }
+            if cex.property.contains(" messages, ") {
+                // A message-bound schedule: it ends where the election completes.
+                let sent = trace
+                    .iter()
+                    .filter(|e| matches!(e.what, conclave_sim::trace::What::Send { .. }))
+                    .count();
+                println!(
+                    "{}: {}; {sent} messages sent in all; the last state {}",
+                    cex.property,
+                    cex.detail,
+                    if end.settled {
+                        "is settled"
+                    } else {
+                        "is NOT settled"
+                    }
+                );
+                return if end.settled { HELD } else { VIOLATED };
             }
             let reproduced = match cex.property.as_str() {
                 "AtMostOneLeader" => end.at_most_one.clone(),

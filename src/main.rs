@@ -79,9 +79,13 @@ enum Command {
         /// states unless --max-states says otherwise).
         #[arg(long, value_name = "FILE.dot")]
         graph: Option<PathBuf>,
-        /// Where to save counterexamples (default: the current folder).
+        /// Where to save counterexamples and schedules (default: the current folder).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Skip the fewest/most election messages over every schedule (saves the memory
+        /// of the edges it keeps).
+        #[arg(long)]
+        no_message_bounds: bool,
     },
     /// Turn a saved counterexample back into its trace.
     Replay {
@@ -113,8 +117,10 @@ fn main() -> ExitCode {
             json,
             graph,
             out,
+            no_message_bounds,
         } => {
             let opts = explore::Flags {
+                message_bounds: !no_message_bounds,
                 max_depth,
                 max_states,
                 max_memory_mib: max_memory,

@@ -268,3 +268,63 @@ fn packed_and_plain_states_give_the_same_space() {
         assert_eq!(run(&s, &jobs(2)).unique_states, expected, "{name}");
     }
 }
+
+/// Fewest and most election messages over every schedule: each bound's schedule replays
+/// to a settled state having sent exactly that many messages since its election began.
+/// Re-election at best costs N-1 with this Bully: the next-highest node detects the crash,
+/// sends ELECTION to the crashed one (it cannot know) and COORDINATOR to the N-2 below.
+#[test]
+fn message_bounds_replay_to_their_counts() {
+    use conclave_sim::trace::What;
+    let sends = |s: &Scenario, choices: &[conclave_sim::explore::Choice]| {
+        let (trace, end) = replay(s, choices).unwrap();
+        let n = trace
+            .iter()
+            .filter(|e| matches!(e.what, What::Send { .. }))
+            .count() as u64;
+        (n, end.settled)
+    };
+    for (name, n, pinned) in [
+        ("bully3_crash_bounded.ron", 3, None),
+        ("bully4_crash_bounded.ron", 4, Some([11, 29, 3, 14])),
+    ] {
+        let s = load(name);
+        let opts = ExploreOptions {
+            jobs: 1,
+            message_bounds: true,
+            ..ExploreOptions::default()
+        };
+        let r = run(&s, &opts);
+        let m = r.election_messages.expect("a complete search has bounds");
+        let first = m.first_election.expect("the first election completes");
+        let again = m.re_election.expect("a crash of the leader starts another");
+        let mut got = Vec::new();
+        for b in [&first, &again] {
+            let most = b
+                .most
+                .as_ref()
+                .expect("bounded delays: no cycle sends forever");
+            for sched in [&b.fewest, most] {
+                let (all, settled) = sends(&s, &sched.choices);
+                let (before, was_settled) = sends(&s, &sched.choices[..sched.starts_at_step]);
+                assert!(settled, "{name}: a schedule ends settled");
+                let before = if sched.starts_at_step == 0 {
+                    0 // the first election's count includes the start messages
+                } else {
+                    assert!(
+                        was_settled,
+                        "{name}: a re-election starts from a settled state"
+                    );
+                    before
+                };
+                assert_eq!(all - before, sched.messages, "{name}: {sched:?}");
+                got.push(sched.messages);
+            }
+            assert!(b.fewest.messages <= most.messages);
+        }
+        assert_eq!(again.fewest.messages, n - 1, "{name}");
+        if let Some(p) = pinned {
+            assert_eq!(got, p, "{name}");
+        }
+    }
+}

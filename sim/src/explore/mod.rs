@@ -36,10 +36,12 @@
 //! must be reachable without further faults. This is checked over the whole state graph,
 //! cycles included, by backward reachability.
 
+mod messages;
 mod model;
 mod packed;
 mod visited;
 
+pub use messages::{Bounds, ElectionMessages, Schedule};
 pub use model::{Model, ReplayEnd, State};
 
 use crate::scenario::{Property, Scenario, Timing};
@@ -73,6 +75,37 @@ impl Choice {
     fn is_fault(self) -> bool {
         !matches!(self, Choice::Deliver(_) | Choice::Timer(_))
     }
+
+    /// In one word: the kind in the top 3 bits, the index below (indexes are far below
+    /// 2²⁹: they count messages, timers, nodes or splits of one state).
+    fn pack(self) -> u32 {
+        let (kind, i) = match self {
+            Choice::Deliver(i) => (0, i),
+            Choice::Timer(i) => (1, i),
+            Choice::Crash(i) => (2, i),
+            Choice::Restart(i) => (3, i),
+            Choice::Drop(i) => (4, i),
+            Choice::Duplicate(i) => (5, i),
+            Choice::Partition(i) => (6, i),
+            Choice::Heal => (7, 0),
+        };
+        debug_assert!(i < 1 << 29);
+        kind << 29 | i
+    }
+
+    fn unpack(w: u32) -> Choice {
+        let i = w & ((1 << 29) - 1);
+        match w >> 29 {
+            0 => Choice::Deliver(i),
+            1 => Choice::Timer(i),
+            2 => Choice::Crash(i),
+            3 => Choice::Restart(i),
+            4 => Choice::Drop(i),
+            5 => Choice::Duplicate(i),
+            6 => Choice::Partition(i),
+            _ => Choice::Heal,
+        }
+    }
 }
 
 /// A callback that receives the search's progress.
@@ -93,6 +126,9 @@ pub struct ExploreOptions {
     pub max_memory: Option<u64>,
     /// Keep every edge, for `--graph`.
     pub keep_graph: bool,
+    /// Find the fewest and most messages an election takes over every schedule (keeps
+    /// the edges out of unsettled states).
+    pub message_bounds: bool,
     /// Called now and then with the search's progress.
     pub progress: Option<ProgressFn>,
 }
@@ -151,6 +187,9 @@ pub struct ExploreReport {
     pub elapsed_ms: u64,
     pub properties: Vec<PropertyVerdict>,
     pub ok: bool,
+    /// Fewest and most messages per election over every schedule (complete searches with
+    /// `message_bounds` only).
+    pub election_messages: Option<ElectionMessages>,
     /// Edges (from, to, choice) and violating states, when the graph was kept.
     #[serde(skip)]
     pub graph: Option<StateGraph>,
@@ -202,10 +241,15 @@ impl StateGraph {
 /// What the search needs to remember of each state.
 struct Search {
     visited: Visited,
-    parent: Vec<(u32, Choice)>,
+    /// Per state: its parent and the choice that led to it (packed).
+    parent: Vec<(u32, u32)>,
     /// For liveness: the fault-free edges (from, to).
     fault_free: Option<Vec<(u32, u32)>>,
-    /// Per state: settled, and its time (kept when liveness is checked).
+    /// For message bounds: the edges that leave or enter unsettled states.
+    weighted: Option<Vec<messages::Weighted>>,
+    /// Messages sent as the processes start.
+    root_sent: u32,
+    /// Per state: settled (kept for liveness or message bounds), and its time (liveness).
     settled: Vec<bool>,
     time: Vec<u64>,
     graph: Option<StateGraph>,
@@ -220,7 +264,7 @@ impl Search {
         let mut out = Vec::new();
         while id != 0 {
             let (p, c) = self.parent[id as usize];
-            out.push(c);
+            out.push(Choice::unpack(c));
             id = p;
         }
         out.reverse();
@@ -230,9 +274,11 @@ impl Search {
     /// Records a new state; returns its id.
     fn admit(&mut self, parent: u32, choice: Choice, c: &Checked) -> u32 {
         let id = self.parent.len() as u32;
-        self.parent.push((parent, choice));
-        if self.fault_free.is_some() {
+        self.parent.push((parent, choice.pack()));
+        if self.fault_free.is_some() || self.weighted.is_some() {
             self.settled.push(c.settled);
+        }
+        if self.fault_free.is_some() {
             self.time.push(c.now);
         }
         for k in 0..2 {
@@ -249,8 +295,18 @@ impl Search {
         id
     }
 
-    fn edge(&mut self, from: u32, to: u32, choice: Choice) {
+    fn edge(&mut self, from: u32, to: u32, choice: Choice, sent: u32) {
         self.transitions += 1;
+        if let Some(w) = &mut self.weighted {
+            if !(self.settled[from as usize] && self.settled[to as usize]) {
+                w.push(messages::Weighted {
+                    from,
+                    to,
+                    sent,
+                    choice: choice.pack(),
+                });
+            }
+        }
         if let (Some(e), false) = (&mut self.fault_free, choice.is_fault()) {
             e.push((from, to));
         }
@@ -304,6 +360,8 @@ where
         visited: Visited::default(),
         parent: Vec::new(),
         fault_free: liveness.map(|_| Vec::new()),
+        weighted: opts.message_bounds.then(Vec::new),
+        root_sent: 0,
         settled: Vec::new(),
         time: Vec::new(),
         graph: opts.keep_graph.then(StateGraph::default),
@@ -321,7 +379,7 @@ where
             tables: &tables,
             s: &mut scratch,
         };
-        model.start(&mut work, &mut None);
+        search.root_sent = model.start(&mut work, &mut None);
         work.s.save(&mut root);
         (work.fingerprint(), model.check(&work))
     };
@@ -348,8 +406,10 @@ where
     )
 }
 
-/// Frontier states one job expands before a merge.
+/// Frontier states each job expands before a merge (with one job, a small batch keeps the
+/// successors waiting for the merge few).
 const CHUNK: usize = 1024;
+const CHUNK_ONE_JOB: usize = 64;
 
 /// Packed states in one buffer: (id, start) of each, in order.
 #[derive(Default)]
@@ -380,6 +440,7 @@ impl Packs {
 struct Succ {
     choice: Choice,
     fp: u64,
+    sent: u32,
     found: Found,
 }
 
@@ -415,7 +476,7 @@ fn expand<A: Algorithm>(
     let mut choices = Vec::new();
     // Each successor of one parent, packed: (choice, fingerprint, start, end in `tmp`).
     let mut tmp = Vec::new();
-    let mut made: Vec<(Choice, u64, u32, u32)> = Vec::new();
+    let mut made: Vec<(Choice, u64, u32, u32, u32)> = Vec::new();
     let mut work = Work { tables, s: scratch };
     for words in parents {
         let words = words.as_ref();
@@ -425,16 +486,16 @@ fn expand<A: Algorithm>(
         made.clear();
         for &c in &choices {
             work.s.load(words, n);
-            if model.step(&mut work, c, &mut None).is_none() {
+            let Some(sent) = model.step(&mut work, c, &mut None) else {
                 continue;
-            }
+            };
             let fp = work.fingerprint();
             let start = tmp.len() as u32;
             work.s.save(&mut tmp);
-            made.push((c, fp, start, tmp.len() as u32));
+            made.push((c, fp, sent, start, tmp.len() as u32));
         }
         // All the lookups at once, after the steps: independent cache misses overlap.
-        for &(choice, fp, a, b) in &made {
+        for &(choice, fp, sent, a, b) in &made {
             let found = match visited.get(fp) {
                 Some(id) => Found::Known(id),
                 None => {
@@ -445,7 +506,12 @@ fn expand<A: Algorithm>(
                     Found::New(start, out.words.len() as u32, model.check(&work))
                 }
             };
-            out.succs.push(Succ { choice, fp, found });
+            out.succs.push(Succ {
+                choice,
+                fp,
+                sent,
+                found,
+            });
         }
         out.counts.push(made.len() as u32);
     }
@@ -519,7 +585,11 @@ fn bfs<A>(
         // Expand and merge the level a chunk at a time; the merge follows the frontier's
         // order, whatever the number of jobs.
         let mut next = Packs::default();
-        let chunk = CHUNK * jobs;
+        let chunk = if jobs == 1 {
+            CHUNK_ONE_JOB
+        } else {
+            CHUNK * jobs
+        };
         'level: for lo in (0..frontier.len()).step_by(chunk) {
             let hi = (lo + chunk).min(frontier.len());
             let base = tables.sizes();
@@ -566,14 +636,14 @@ fn bfs<A>(
                     for s in succs.by_ref().take(count as usize) {
                         let (a, b, checked) = match s.found {
                             Found::Known(id) => {
-                                search.edge(parent, id, s.choice);
+                                search.edge(parent, id, s.choice, s.sent);
                                 continue;
                             }
                             Found::New(a, b, checked) => (a, b, checked),
                         };
                         // A sibling earlier in the chunk may have found it since.
                         if let Some(id) = search.visited.get(s.fp) {
-                            search.edge(parent, id, s.choice);
+                            search.edge(parent, id, s.choice, s.sent);
                             continue;
                         }
                         if over_budget(search, opts) {
@@ -582,7 +652,7 @@ fn bfs<A>(
                         // Only new states are checked: most successors were seen before.
                         let id = search.admit(parent, s.choice, &checked);
                         search.visited.insert(s.fp, id);
-                        search.edge(parent, id, s.choice);
+                        search.edge(parent, id, s.choice, s.sent);
                         let mut words = part.words[a as usize..b as usize].to_vec();
                         settle(&mut words, n, tables, scratch, base, &mut map);
                         next.push(id, &words);
@@ -654,12 +724,12 @@ fn dfs<A: Algorithm>(
             tables,
             s: &mut scratch,
         };
-        if model.step(&mut work, c, &mut None).is_none() {
+        let Some(sent) = model.step(&mut work, c, &mut None) else {
             continue;
-        }
+        };
         let fp = work.fingerprint();
         if let Some(known) = search.visited.get(fp) {
-            search.edge(id, known, c);
+            search.edge(id, known, c, sent);
             continue;
         }
         if over_budget(search, opts) {
@@ -675,7 +745,7 @@ fn dfs<A: Algorithm>(
         scratch.reset_overlay();
         let child = search.admit(id, c, &checked);
         search.visited.insert(fp, child);
-        search.edge(id, child, c);
+        search.edge(id, child, c, sent);
         search.max_depth = search.max_depth.max(depth + 1);
         let more = choices_of(tables, &mut scratch, &packed);
         if opts.max_depth.is_some_and(|d| depth + 1 >= d) {
@@ -843,6 +913,34 @@ fn finish<A: Algorithm>(
         elapsed_ms: start.elapsed().as_millis() as u64,
         ok: properties.iter().all(|p| p.ok),
         properties,
+        election_messages: if complete {
+            messages::bounds(&search, search.root_sent)
+        } else {
+            None
+        },
         graph: search.graph.take(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Choice;
+
+    #[test]
+    fn choices_pack_into_one_word_and_back() {
+        let all = [
+            Choice::Deliver(0),
+            Choice::Deliver(12345),
+            Choice::Timer(3),
+            Choice::Crash(4),
+            Choice::Restart(1),
+            Choice::Drop(7),
+            Choice::Duplicate(9),
+            Choice::Partition(2),
+            Choice::Heal,
+        ];
+        for c in all {
+            assert_eq!(Choice::unpack(c.pack()), c);
+        }
     }
 }
