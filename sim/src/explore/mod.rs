@@ -383,15 +383,7 @@ where
         work.s.save(&mut root);
         (work.fingerprint(), model.check(&work))
     };
-    let mut map = Default::default();
-    settle(
-        &mut root,
-        model.len(),
-        &mut tables,
-        &scratch,
-        [0; 3],
-        &mut map,
-    );
+    settle(&mut root, model.len(), &mut tables, &mut scratch, [0; 3]);
     scratch.reset_overlay();
     search.visited.insert(fp, 0);
     search.admit(0, Choice::Heal, &checked);
@@ -542,17 +534,17 @@ fn over_budget(search: &mut Search, opts: &ExploreOptions) -> bool {
     false
 }
 
-/// Whether a packed state has any enabled choice.
-fn has_choices<A: Algorithm>(model: &Model<A>, tables: &Tables<A>, words: &[u32]) -> bool {
-    let mut scratch = Scratch::new();
+/// The choices enabled in a packed state.
+fn choices_of<A: Algorithm>(
+    model: &Model<A>,
+    tables: &Tables<A>,
+    scratch: &mut Scratch<A>,
+    words: &[u32],
+) -> Vec<Choice> {
     scratch.load(words, model.len());
-    let work = Work {
-        tables,
-        s: &mut scratch,
-    };
-    let mut choices = Vec::new();
-    model.choices(&work, &mut choices);
-    !choices.is_empty()
+    let mut out = Vec::new();
+    model.choices(&Work { tables, s: scratch }, &mut out);
+    out
 }
 
 fn bfs<A>(
@@ -574,10 +566,12 @@ fn bfs<A>(
     let mut frontier = Packs::default();
     frontier.push(0, &root);
     let mut depth = 0u32;
-    let mut map: [Vec<u32>; 3] = Default::default();
     while frontier.len() > 0 {
         if opts.max_depth.is_some_and(|d| depth >= d) {
-            if (0..frontier.len()).any(|k| has_choices(model, tables, frontier.get(k).1)) {
+            let s = &mut scratches[0];
+            if (0..frontier.len())
+                .any(|k| !choices_of(model, tables, s, frontier.get(k).1).is_empty())
+            {
                 search.cut_short = Some(format!("--max-depth {depth} reached"));
             }
             break;
@@ -626,9 +620,6 @@ fn bfs<A>(
             };
             let mut k = lo;
             for (part, scratch) in parts.into_iter().zip(&mut scratches) {
-                for m in &mut map {
-                    m.clear();
-                }
                 let mut succs = part.succs.iter();
                 for &count in &part.counts {
                     let parent = frontier.get(k).0;
@@ -654,15 +645,12 @@ fn bfs<A>(
                         search.visited.insert(s.fp, id);
                         search.edge(parent, id, s.choice, s.sent);
                         let mut words = part.words[a as usize..b as usize].to_vec();
-                        settle(&mut words, n, tables, scratch, base, &mut map);
+                        settle(&mut words, n, tables, scratch, base);
                         next.push(id, &words);
                     }
                 }
                 scratch.reset_overlay();
             }
-        }
-        for s in &mut scratches {
-            s.reset_overlay();
         }
         if next.len() > 0 {
             depth += 1;
@@ -694,23 +682,15 @@ fn dfs<A: Algorithm>(
 ) {
     let n = model.len();
     let mut scratch = Scratch::new();
-    let choices_of = |tables: &Tables<A>, scratch: &mut Scratch<A>, words: &[u32]| {
-        scratch.load(words, n);
-        let mut out = Vec::new();
-        model.choices(
-            &Work {
-                tables,
-                s: &mut *scratch,
-            },
-            &mut out,
-        );
+    // Taken from the back: reversed, so the first choice goes first.
+    let pending = |tables: &Tables<A>, scratch: &mut Scratch<A>, words: &[u32]| {
+        let mut out = choices_of(model, tables, scratch, words);
         out.reverse();
         out
     };
     // Each frame: a state's id, depth, packed words, and the choices not yet taken.
-    let first = choices_of(tables, &mut scratch, &root);
+    let first = pending(tables, &mut scratch, &root);
     let mut stack: Vec<(u32, u32, Vec<u32>, Vec<Choice>)> = vec![(0, 0, root, first)];
-    let mut map: [Vec<u32>; 3] = Default::default();
     let mut since_progress = 0u32;
     while let Some((id, depth, words, todo)) = stack.last_mut() {
         let (id, depth) = (*id, *depth);
@@ -738,16 +718,13 @@ fn dfs<A: Algorithm>(
         let checked = model.check(&work);
         let mut packed = Vec::new();
         work.s.save(&mut packed);
-        for m in &mut map {
-            m.clear();
-        }
-        settle(&mut packed, n, tables, &scratch, base, &mut map);
+        settle(&mut packed, n, tables, &mut scratch, base);
         scratch.reset_overlay();
         let child = search.admit(id, c, &checked);
         search.visited.insert(fp, child);
         search.edge(id, child, c, sent);
         search.max_depth = search.max_depth.max(depth + 1);
-        let more = choices_of(tables, &mut scratch, &packed);
+        let more = pending(tables, &mut scratch, &packed);
         if opts.max_depth.is_some_and(|d| depth + 1 >= d) {
             if !more.is_empty() {
                 search.cut_short = Some(format!("--max-depth {} reached", depth + 1));

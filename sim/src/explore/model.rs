@@ -448,21 +448,20 @@ impl<A: Algorithm> Model<A> {
         }
     }
 
-    /// The timers that may fire now.
-    fn enabled_timers<S: Store<A>>(&self, s: &S, out: &mut Vec<usize>) {
-        out.clear();
-        match self.max_delay {
-            None => out.extend(0..s.timers()),
-            Some(_) => {
-                let Some(next) = (0..s.timers()).map(|i| s.timer(i).due).min() else {
-                    return;
-                };
-                if next > self.horizon || (0..s.packets()).any(|i| s.packet(i).deadline < next) {
-                    return;
-                }
-                out.extend((0..s.timers()).filter(|&i| s.timer(i).due == next));
-            }
+    /// Which timers may fire now: all (`Asynchronous`), or those due at this time
+    /// (`Bounded`: the earliest due, within the horizon, with no message in flight whose
+    /// deadline is earlier), or none.
+    fn firing<S: Store<A>>(&self, s: &S) -> Firing {
+        if self.max_delay.is_none() {
+            return Firing::Any;
         }
+        let Some(next) = (0..s.timers()).map(|i| s.timer(i).due).min() else {
+            return Firing::None;
+        };
+        if next > self.horizon || (0..s.packets()).any(|i| s.packet(i).deadline < next) {
+            return Firing::None;
+        }
+        Firing::Due(next)
     }
 
     /// Whether message `i` may be delivered now (FIFO: it is the oldest on its link).
@@ -486,9 +485,12 @@ impl<A: Algorithm> Model<A> {
                 out.push(Choice::Deliver(i as u32));
             }
         }
-        let mut timers = Vec::new();
-        self.enabled_timers(s, &mut timers);
-        out.extend(timers.into_iter().map(|i| Choice::Timer(i as u32)));
+        let firing = self.firing(s);
+        out.extend(
+            (0..s.timers())
+                .filter(|&i| firing.allows(s.timer(i).due))
+                .map(|i| Choice::Timer(i as u32)),
+        );
         let can = |k: usize| u32::from(s.spent(k)) < self.budget[k] && s.now() >= self.faults_from;
         let n = self.len();
         if can(0) {
@@ -551,9 +553,7 @@ impl<A: Algorithm> Model<A> {
             }
             Choice::Timer(i) => {
                 let i = i as usize;
-                let mut enabled = Vec::new();
-                self.enabled_timers(s, &mut enabled);
-                if !enabled.contains(&i) {
+                if i >= s.timers() || !self.firing(s).allows(s.timer(i).due) {
                     return None;
                 }
                 let t = s.remove_timer(i);
@@ -730,6 +730,23 @@ impl<A: Algorithm> Model<A> {
                 settled: properties::agreement_holds(&st, topo),
             },
         ))
+    }
+}
+
+/// Which armed timers may fire in a state.
+enum Firing {
+    Any,
+    Due(u64),
+    None,
+}
+
+impl Firing {
+    fn allows(&self, due: u64) -> bool {
+        match self {
+            Firing::Any => true,
+            Firing::Due(d) => *d == due,
+            Firing::None => false,
+        }
     }
 }
 

@@ -102,6 +102,8 @@ const HEADER: usize = 5;
 /// A job's reusable buffers and its overlay of new parts.
 pub(crate) struct Scratch<A: Algorithm> {
     over: Tables<A>,
+    /// Per table, the shared id each overlay id was moved to (`DOWN`: not yet).
+    moved: [Vec<u32>; 3],
     now: u64,
     topo: u32,
     spent: [u8; 5],
@@ -114,6 +116,7 @@ impl<A: Algorithm> Scratch<A> {
     pub fn new() -> Self {
         Scratch {
             over: Tables::new(),
+            moved: Default::default(),
             now: 0,
             topo: 0,
             spent: [0; 5],
@@ -169,6 +172,9 @@ impl<A: Algorithm> Scratch<A> {
     /// Forgets the overlay (after a merge has taken what it needed).
     pub fn reset_overlay(&mut self) {
         self.over.clear();
+        for m in &mut self.moved {
+            m.clear();
+        }
     }
 }
 
@@ -262,14 +268,13 @@ impl Fold {
 }
 
 /// Moves the overlay parts that a packed state names into the shared tables, rewriting its
-/// ids; `map` memoizes overlay ids already moved (one per table, `DOWN` for not yet).
+/// ids (`base`: the tables' sizes when the overlay was started).
 pub(crate) fn settle<A: Algorithm>(
     words: &mut [u32],
     n: usize,
     tables: &mut Tables<A>,
-    scratch: &Scratch<A>,
+    scratch: &mut Scratch<A>,
     base: [u32; 3],
-    map: &mut [Vec<u32>; 3],
 ) {
     fn fix<T: Hash + Eq + Clone>(
         id: &mut u32,
@@ -290,7 +295,7 @@ pub(crate) fn settle<A: Algorithm>(
         }
         *id = map[o];
     }
-    let over = &scratch.over;
+    let (over, map) = (&scratch.over, &mut scratch.moved);
     let (nodes, rest) = words[HEADER..].split_at_mut(n);
     for id in nodes {
         fix(id, base[0], &mut tables.nodes, &over.nodes, &mut map[0]);
