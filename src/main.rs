@@ -97,6 +97,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     std::panic::set_hook(Box::new(|info| {
+        // `conclave explore ... | head`: the reader has gone, which is no bug. Leave as a
+        // process killed by SIGPIPE would (the shell's 128 + 13), without a word.
+        let text = info.to_string();
+        if text.contains("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
         eprintln!("internal error (a bug in conclave, please report it): {info}");
     }));
     let code = std::panic::catch_unwind(|| match cli.command {

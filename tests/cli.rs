@@ -62,6 +62,8 @@ fn bad_scenarios_are_reported_with_position_and_path_and_exit_2() {
         ("explore_unsupported_property.ron", "tests/bad/explore_unsupported_property.ron:7:35: explore.expect[1]: the explorer checks AtMostOneLeader, OneLeaderPerComponent and EventualLeader, not HighestWins"),
         ("explore_unknown_node.ron", "tests/bad/explore_unknown_node.ron:7:31: explore.partitions[0][1][0]: unknown node \"x\" (nodes are: a, b)"),
         ("explore_faults_from_async.ron", "tests/bad/explore_faults_from_async.ron:8:22: explore.faults_from: faults_from needs Bounded timing: asynchronous exploration has no clock"),
+        ("explore_eventually_perfect_detector.ron", "tests/bad/explore_eventually_perfect_detector.ron:3:19: algorithm.detector: the explorer models a Perfect failure detector only: its false suspicions are not explored"),
+        ("explore_detector_nine_nodes.ron", "tests/bad/explore_detector_nine_nodes.ron:3:12: nodes: 9 processes: the explorer keeps a failure detector's verdicts for at most 8"),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bad");
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
@@ -387,4 +389,41 @@ fn explore_and_replay_bad_input_exit_2() {
         stderr(&out)
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A reader that stops early (`conclave run ... --trace | head`) is no bug: the process ends
+/// as one killed by SIGPIPE would (exit 141), with no "internal error".
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // An hour of heartbeats: megabytes of trace, far more than a pipe holds.
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("an_hour_of_heartbeats.ron");
+    std::fs::write(
+        &file,
+        r#"Scenario(
+            algorithm: Bully(heartbeat_interval: "1s"),
+            nodes: [(name: "a", id: 1), (name: "b", id: 2), (name: "c", id: 3)],
+            run_for: "1h",
+        )"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["run", file.to_str().unwrap(), "--trace"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the conclave binary runs");
+    let mut first = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut first).unwrap();
+    assert!(first.starts_with("t=0s"), "{first}");
+    drop(out);
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(141), "{}", stderr(&done));
+    assert!(
+        !stderr(&done).contains("internal error"),
+        "{}",
+        stderr(&done)
+    );
 }

@@ -89,6 +89,8 @@ impl Message for AsyncMsg {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum AsyncTimer {
     Norm,
+    /// After a Reject: look at the higher nodes again (see `on_message`).
+    Retry,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -236,6 +238,13 @@ impl Algorithm for AsyncBully {
                     }
                     return;
                 }
+                if self.suspected.contains(from) {
+                    // The detector has told this node that the sender failed, so no later
+                    // suspicion will come to free it: halted by a dead node, it would wait
+                    // for a Leader forever. The Halt was in flight when its sender crashed
+                    // (the explorer found this: scenarios/explore/async_bully5_crash2_bounded.ron).
+                    return;
+                }
                 let cluster = ctx.cluster();
                 let held_by_higher = match self.status {
                     Status::Halted { by } | Status::Normal { eid: by } => {
@@ -264,8 +273,13 @@ impl Algorithm for AsyncBully {
             }
             AsyncMsg::Reject { eid } => {
                 if eid == self.eid() && self.halting_target() == Some(from) {
-                    // A higher election holds that node: defer to it.
+                    // A higher election holds that node: defer to it. If that election's
+                    // node has failed, the rejecting node may simply not have been told yet,
+                    // and nothing else would wake this one: look again once the detector
+                    // has told everyone (twice its delay), a case the explorer found.
                     self.status = Status::Waiting;
+                    let delay = self.params.detector.delay();
+                    ctx.set_timer(AsyncTimer::Retry, delay + delay);
                 }
             }
             AsyncMsg::Leader { eid } => {
@@ -289,6 +303,11 @@ impl Algorithm for AsyncBully {
 
     fn on_timer(&mut self, timer: AsyncTimer, ctx: &mut Ctx<'_, Self>) {
         match timer {
+            AsyncTimer::Retry => {
+                if self.status == Status::Waiting {
+                    self.elect(ctx);
+                }
+            }
             AsyncTimer::Norm => {
                 if let Status::Normal { eid } = self.status {
                     if eid.node == self.me {
@@ -336,5 +355,57 @@ impl Algorithm for AsyncBully {
             Status::Normal { .. } => (Role::Follower, "Normal"),
         };
         View::new(role, self.leader(), status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Context, Effect, Member, Time};
+
+    fn step(
+        node: &mut AsyncBully,
+        cluster: &Cluster,
+        f: impl FnOnce(&mut AsyncBully, &mut Ctx<'_, AsyncBully>),
+    ) -> Vec<Effect<AsyncMsg, AsyncTimer>> {
+        let mut effects = Vec::new();
+        let me = node.me;
+        f(
+            node,
+            &mut Context::new(Time::ZERO, me, cluster, &mut effects),
+        );
+        effects
+    }
+
+    #[test]
+    fn a_halt_from_a_node_already_suspected_is_ignored() {
+        let cluster = Cluster::new(
+            (1..=3)
+                .map(|i| Member::voter(&format!("n{i}"), i))
+                .collect(),
+        );
+        let (b, c) = (Pid(1), Pid(2));
+        let mut node = AsyncBully::new(b, &cluster, &AsyncBullyParams::default());
+        step(&mut node, &cluster, |n, ctx| n.on_start(ctx));
+        assert_eq!(node.status, Status::Waiting, "c is above b and trusted");
+        // c crashes with its Halt to b in flight; the detector's notice arrives first.
+        step(&mut node, &cluster, |n, ctx| n.on_suspect(c, true, ctx));
+        let halting = matches!(node.status, Status::Halting { .. });
+        assert!(halting, "b elects itself: {:?}", node.status);
+        let eid = Eid {
+            node: c,
+            incarnation: 0,
+            number: 1,
+        };
+        let effects = step(&mut node, &cluster, |n, ctx| {
+            n.on_message(c, AsyncMsg::Halt { eid }, ctx)
+        });
+        assert!(effects.is_empty(), "{effects:?}");
+        let halted = matches!(node.status, Status::Halted { .. });
+        assert!(
+            !halted,
+            "b must not be halted by a dead node: {:?}",
+            node.status
+        );
     }
 }

@@ -13,6 +13,7 @@
 //! `CONCLAVE_BENCH_LARGE=1` for the 1.6-million-state asynchronous Bully model (about a
 //! minute per iteration per checker).
 
+use conclave_algorithms::async_bully::AsyncBully;
 use conclave_algorithms::bully::Bully;
 use conclave_algorithms::quorum::Quorum;
 use conclave_algorithms::Algorithm;
@@ -185,6 +186,13 @@ fn bully(s: &Scenario) -> Model<Bully> {
 }
 
 fn bench(c: &mut Criterion) {
+    // The anchor: Bully with a perfect failure detector, 5 nodes, 2 crashes.
+    side_by_side(c, "async_bully5_crash2_bounded.ron", true, |s| {
+        match &s.algorithm {
+            AlgorithmSpec::AsyncBully(p) => Model::<AsyncBully>::new(s, p.clone()),
+            _ => unreachable!("an AsyncBully scenario"),
+        }
+    });
     side_by_side(c, "bully4_crash_bounded.ron", true, bully);
     side_by_side(c, "quorum3_partitions.ron", true, |s| match &s.algorithm {
         AlgorithmSpec::Quorum(p) => Model::<Quorum>::new(s, p.clone()),

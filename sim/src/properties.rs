@@ -20,6 +20,7 @@
 //! ```
 
 use conclave_algorithms::{Pid, Role, Time, View};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 /// What the properties need to know of one process.
@@ -205,7 +206,24 @@ pub fn one_leader_per_component(
 /// Whether `Agreement` holds, without building an explanation (the explorer asks this of
 /// every state).
 pub fn agreement_holds(status: &[NodeStatus], topo: &Topology) -> bool {
-    let mut named: Vec<Option<Option<Pid>>> = vec![None; status.len() + 1];
+    thread_local! {
+        /// Per component id: the leader its first running voter names (reused: the
+        /// explorer asks this of every state it finds).
+        static NAMED: RefCell<Vec<Option<Option<Pid>>>> = const { RefCell::new(Vec::new()) };
+    }
+    NAMED.with(|named| {
+        let mut named = named.borrow_mut();
+        named.clear();
+        named.resize(status.len() + 1, None);
+        agreement_holds_in(status, topo, &mut named)
+    })
+}
+
+fn agreement_holds_in(
+    status: &[NodeStatus],
+    topo: &Topology,
+    named: &mut [Option<Option<Pid>>],
+) -> bool {
     for (i, s) in status.iter().enumerate() {
         if !s.is_running() {
             continue;

@@ -751,6 +751,7 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
     }
     if let Some(e) = &s.explore {
         validate_explore(e, &names)?;
+        validate_explored_detector(s)?;
     }
     for (i, p) in s.expect_violated.iter().enumerate() {
         if s.expect.contains(p) {
@@ -822,6 +823,27 @@ fn validate_explore(e: &ExploreSpec, names: &BTreeMap<&str, usize>) -> Result<()
                 return Err((at(vec![field(list), Seg::Index(i)]), msg));
             }
         }
+    }
+    Ok(())
+}
+
+/// The explorer models a perfect failure detector, for a few processes.
+fn validate_explored_detector(s: &Scenario) -> Result<(), Invalid> {
+    use conclave_algorithms::{Algorithm, Detector};
+    let Some(detector) = crate::with_algorithm!(&s.algorithm, |A, p| A::detector(p)) else {
+        return Ok(());
+    };
+    if matches!(detector, Detector::EventuallyPerfect { .. }) {
+        let msg = "the explorer models a Perfect failure detector only: its false suspicions are not explored".to_string();
+        return Err((vec![field("algorithm"), field("detector")], msg));
+    }
+    let processes = s.nodes.len() + s.services().len();
+    let max = crate::explore::MAX_DETECTED;
+    if processes > max {
+        let msg = format!(
+            "{processes} processes: the explorer keeps a failure detector's verdicts for at most {max}"
+        );
+        return Err((vec![field("nodes")], msg));
     }
     Ok(())
 }

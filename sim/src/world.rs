@@ -706,6 +706,11 @@ impl<A: Algorithm> World<A> {
             self.stats.role_changes[i] += 1;
         }
         self.status[i].view = NodeStatus::DOWN_VIEW;
+        // A process that starts again knows nothing: the detector must tell it afresh.
+        if let Some(fd) = &mut self.detector {
+            let n = self.nodes.len();
+            fd.suspected[i * n..(i + 1) * n].fill(false);
+        }
     }
 
     /// Something the properties or the failure detector care about changed: a start, a

@@ -120,6 +120,35 @@ fn async_bully_all_start_n4_is_9() {
     );
 }
 
+/// A process that restarts knows nothing, so the failure detector must tell it again of
+/// every process still down. Here p3 crashes, then p2 (which had been told of p3) crashes
+/// and restarts: it must hear that p3 is down, or it waits for p3 forever and nobody leads.
+#[test]
+fn async_bully_restarted_node_is_told_again_of_a_crash() {
+    let s = scenario(
+        r#"Scenario(
+            algorithm: AsyncBully(norm_interval: "1s", detector: Perfect(delay: "100ms")),
+            nodes: [(name: "p1", id: 1), (name: "p2", id: 2), (name: "p3", id: 3)],
+            network: (delay: Constant("10ms")),
+            run_for: "10s",
+            faults: [
+                (at: "1s", fault: Crash("p3")),
+                (at: "3s", fault: Crash("p2")),
+                (at: "4s", fault: Restart("p2")),
+            ],
+            expect: [AtMostOneLeader, LeaderIs(node: "p2", at: "6s")],
+        )"#,
+    );
+    let r = traced(&s, 0);
+    assert!(r.ok, "{:?}", r.expectations);
+    let told_again = r.trace.as_ref().unwrap().iter().any(|e| {
+        e.node == "p2"
+            && e.time_us >= 4_000_000
+            && matches!(&e.what, What::Suspect { who, suspected: true } if who == "p3")
+    });
+    assert!(told_again, "p2 is told of p3 after its restart");
+}
+
 /// The GCD lab, the lowest node joins a settled group of four (N = 4). It sends ELECTION to
 /// the 3 above it; each answers OK and, not being in an election, holds its own: p2 asks 2,
 /// p3 asks 1, p4 asks none. ELECTION 3+2+1 = 6, OK 6 (p4 answers 3, p3 2, p2 1); p4 wins and

@@ -42,7 +42,7 @@ mod packed;
 mod visited;
 
 pub use messages::{Bounds, ElectionMessages, Schedule};
-pub use model::{Model, ReplayEnd, State};
+pub use model::{Model, ReplayEnd, State, MAX_DETECTED};
 
 use crate::scenario::{Property, Scenario, Timing};
 use crate::trace::TraceEvent;
@@ -415,6 +415,15 @@ impl Packs {
         self.index.push((id, self.words.len() as u32));
         self.words.extend_from_slice(words);
     }
+    /// The words of the state pushed last.
+    fn last_mut(&mut self) -> &mut [u32] {
+        let start = self.index.last().map_or(0, |&(_, s)| s as usize);
+        &mut self.words[start..]
+    }
+    fn clear(&mut self) {
+        self.words.clear();
+        self.index.clear();
+    }
     fn get(&self, k: usize) -> (u32, &[u32]) {
         let (id, start) = self.index[k];
         let end = self
@@ -443,7 +452,8 @@ enum Found {
     New(u32, u32, Checked),
 }
 
-/// What one job found in its share of a chunk.
+/// What one job found in its share of a chunk (buffers kept from chunk to chunk).
+#[derive(Default)]
 struct Expanded {
     /// Per parent: how many successors.
     counts: Vec<u32>,
@@ -451,43 +461,56 @@ struct Expanded {
     words: Vec<u32>,
 }
 
-/// Expands `parents` (packed) with one job's scratch, against the shared tables.
+/// A job's reusable buffers.
+#[derive(Default)]
+struct JobBuffers {
+    out: Expanded,
+    choices: Vec<Choice>,
+    /// Each successor of one parent, packed: (choice, fingerprint, sent, start, end in
+    /// `tmp`).
+    made: Vec<(Choice, u64, u32, u32, u32)>,
+    tmp: Vec<u32>,
+}
+
+/// Expands `parents` (packed) with one job's scratch, against the shared tables, into
+/// `buf.out`.
 fn expand<A: Algorithm>(
     model: &Model<A>,
     tables: &Tables<A>,
     scratch: &mut Scratch<A>,
     visited: &Visited,
     parents: impl Iterator<Item = impl AsRef<[u32]>>,
-) -> Expanded {
+    buf: &mut JobBuffers,
+) {
     let n = model.len();
-    let mut out = Expanded {
-        counts: Vec::new(),
-        succs: Vec::new(),
-        words: Vec::new(),
-    };
-    let mut choices = Vec::new();
-    // Each successor of one parent, packed: (choice, fingerprint, start, end in `tmp`).
-    let mut tmp = Vec::new();
-    let mut made: Vec<(Choice, u64, u32, u32, u32)> = Vec::new();
+    let JobBuffers {
+        out,
+        choices,
+        made,
+        tmp,
+    } = buf;
+    out.counts.clear();
+    out.succs.clear();
+    out.words.clear();
     let mut work = Work { tables, s: scratch };
     for words in parents {
         let words = words.as_ref();
         work.s.load(words, n);
-        model.choices(&work, &mut choices);
+        model.choices(&work, choices);
         tmp.clear();
         made.clear();
-        for &c in &choices {
+        for &c in choices.iter() {
             work.s.load(words, n);
             let Some(sent) = model.step(&mut work, c, &mut None) else {
                 continue;
             };
             let fp = work.fingerprint();
             let start = tmp.len() as u32;
-            work.s.save(&mut tmp);
+            work.s.save(tmp);
             made.push((c, fp, sent, start, tmp.len() as u32));
         }
         // All the lookups at once, after the steps: independent cache misses overlap.
-        for &(choice, fp, sent, a, b) in &made {
+        for &(choice, fp, sent, a, b) in made.iter() {
             let found = match visited.get(fp) {
                 Some(id) => Found::Known(id),
                 None => {
@@ -507,7 +530,6 @@ fn expand<A: Algorithm>(
         }
         out.counts.push(made.len() as u32);
     }
-    out
 }
 
 /// The resident memory of this process in bytes (Linux; `None` elsewhere).
@@ -563,8 +585,10 @@ fn bfs<A>(
     let jobs = opts.jobs.max(1);
     let n = model.len();
     let mut scratches: Vec<Scratch<A>> = (0..jobs).map(|_| Scratch::new()).collect();
+    let mut buffers: Vec<JobBuffers> = (0..jobs).map(|_| JobBuffers::default()).collect();
     let mut frontier = Packs::default();
     frontier.push(0, &root);
+    let mut next = Packs::default();
     let mut depth = 0u32;
     while frontier.len() > 0 {
         if opts.max_depth.is_some_and(|d| depth >= d) {
@@ -578,7 +602,7 @@ fn bfs<A>(
         }
         // Expand and merge the level a chunk at a time; the merge follows the frontier's
         // order, whatever the number of jobs.
-        let mut next = Packs::default();
+        next.clear();
         let chunk = if jobs == 1 {
             CHUNK_ONE_JOB
         } else {
@@ -590,36 +614,31 @@ fn bfs<A>(
             let shared: &Tables<A> = tables;
             let visited = &search.visited;
             let frontier = &frontier;
-            let parts: Vec<Expanded> = if jobs == 1 || hi - lo < 64 {
-                let s = &mut scratches[0];
-                vec![expand(
+            let used = if jobs == 1 || hi - lo < 64 {
+                let parents = (lo..hi).map(|k| frontier.get(k).1);
+                expand(
                     model,
                     shared,
-                    s,
+                    &mut scratches[0],
                     visited,
-                    (lo..hi).map(|k| frontier.get(k).1),
-                )]
+                    parents,
+                    &mut buffers[0],
+                );
+                1
             } else {
                 let size = (hi - lo).div_ceil(jobs);
                 std::thread::scope(|scope| {
-                    let handles: Vec<_> = scratches
-                        .iter_mut()
-                        .enumerate()
-                        .map(|(j, s)| {
-                            let (a, b) = ((lo + j * size).min(hi), (lo + (j + 1) * size).min(hi));
-                            scope.spawn(move || {
-                                expand(model, shared, s, visited, (a..b).map(|k| frontier.get(k).1))
-                            })
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().expect("an explorer job panicked"))
-                        .collect()
-                })
+                    for (j, (s, buf)) in scratches.iter_mut().zip(&mut buffers).enumerate() {
+                        let (a, b) = ((lo + j * size).min(hi), (lo + (j + 1) * size).min(hi));
+                        let parents = (a..b).map(|k| frontier.get(k).1);
+                        scope.spawn(move || expand(model, shared, s, visited, parents, buf));
+                    }
+                });
+                jobs
             };
             let mut k = lo;
-            for (part, scratch) in parts.into_iter().zip(&mut scratches) {
+            for (buf, scratch) in buffers[..used].iter().zip(&mut scratches) {
+                let part = &buf.out;
                 let mut succs = part.succs.iter();
                 for &count in &part.counts {
                     let parent = frontier.get(k).0;
@@ -644,9 +663,8 @@ fn bfs<A>(
                         let id = search.admit(parent, s.choice, &checked);
                         search.visited.insert(s.fp, id);
                         search.edge(parent, id, s.choice, s.sent);
-                        let mut words = part.words[a as usize..b as usize].to_vec();
-                        settle(&mut words, n, tables, scratch, base);
-                        next.push(id, &words);
+                        next.push(id, &part.words[a as usize..b as usize]);
+                        settle(next.last_mut(), n, tables, scratch, base);
                     }
                 }
                 scratch.reset_overlay();
@@ -668,7 +686,7 @@ fn bfs<A>(
         if search.cut_short.is_some() {
             break;
         }
-        frontier = next;
+        std::mem::swap(&mut frontier, &mut next);
     }
 }
 

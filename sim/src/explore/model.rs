@@ -23,12 +23,14 @@ pub struct Armed<T> {
     pub(crate) due: u64,
 }
 
-/// A message in flight.
+/// A message in flight, or a failure detector's notice on its way.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Packet<M> {
     pub(crate) from: u32,
     pub(crate) to: u32,
-    pub(crate) msg: M,
+    /// `None`: the failure detector will tell `to` its verdict on `from` (whatever the
+    /// truth is when the notice arrives, as the simulator's detector does).
+    pub(crate) msg: Option<M>,
     pub(crate) deadline: u64,
     /// The message's own fingerprint, for ordering when links are not FIFO.
     pub(crate) key: u64,
@@ -62,6 +64,16 @@ pub(crate) trait Store<A: Algorithm> {
     fn remove_packet(&mut self, i: usize) -> Packet<A::Msg>;
     fn insert_packet(&mut self, at: usize, m: Packet<A::Msg>);
     fn retain_packets(&mut self, keep: impl Fn(&Packet<A::Msg>) -> bool);
+    /// What the failure detector has told each observer: bit `o * 8 + t` set when `o` was
+    /// last told that `t` is suspected.
+    fn told(&self) -> u64;
+    fn set_told(&mut self, told: u64);
+    /// An empty buffer for a handler's effects (a store may keep one to reuse).
+    fn take_effects(&mut self) -> Vec<Effect<A::Msg, A::Timer>> {
+        Vec::new()
+    }
+    /// Gives back the buffer [`Store::take_effects`] lent, emptied.
+    fn give_effects(&mut self, _effects: Vec<Effect<A::Msg, A::Timer>>) {}
 }
 
 /// One global state, as plain values (opaque outside this module; see [`Model::next`]).
@@ -76,6 +88,8 @@ pub struct State<A: Algorithm> {
     topo: u32,
     /// Spent: crashes, restarts, drops, duplicates, partition changes.
     spent: [u8; 5],
+    /// The failure detector's verdicts as told (see [`Store::told`]).
+    told: u64,
 }
 
 impl<A: Algorithm> Store<A> for State<A> {
@@ -136,6 +150,12 @@ impl<A: Algorithm> Store<A> for State<A> {
     fn retain_packets(&mut self, keep: impl Fn(&Packet<A::Msg>) -> bool) {
         self.net.retain(keep);
     }
+    fn told(&self) -> u64 {
+        self.told
+    }
+    fn set_told(&mut self, told: u64) {
+        self.told = told;
+    }
 }
 
 impl<A: Algorithm> State<A> {
@@ -147,6 +167,7 @@ impl<A: Algorithm> State<A> {
             net: Vec::new(),
             topo: 0,
             spent: [0; 5],
+            told: 0,
         }
     }
 }
@@ -166,6 +187,8 @@ impl Hasher for Buffered<'_> {
 
 thread_local! {
     static FINGERPRINT_BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(4096));
+    /// The nodes' statuses of the state being checked (one buffer per thread, reused).
+    static STATUSES: RefCell<Vec<NodeStatus>> = const { RefCell::new(Vec::new()) };
 }
 
 /// xxh3 over a value's `Hash` writes: the same value gives the same fingerprint in every
@@ -211,7 +234,12 @@ pub struct Model<A: Algorithm> {
     faults_from: u64,
     topologies: Vec<Topology>,
     splits: Vec<Vec<Vec<Pid>>>,
+    /// The failure detector's delay (µs), for algorithms that assume one.
+    detector: Option<u64>,
 }
+
+/// The most processes a failure detector's verdicts can be kept for (one bit per pair).
+pub const MAX_DETECTED: usize = 8;
 
 impl<A: Algorithm> Model<A> {
     pub fn new(scenario: &Scenario, params: A::Params) -> Self {
@@ -258,7 +286,6 @@ impl<A: Algorithm> Model<A> {
             names: cluster.members.iter().map(|m| m.name.clone()).collect(),
             voters: cluster.voters().collect(),
             cluster,
-            params,
             max_delay: match spec.timing {
                 Timing::Asynchronous => None,
                 Timing::Bounded { max_delay } => Some(max_delay.as_micros()),
@@ -275,6 +302,8 @@ impl<A: Algorithm> Model<A> {
             faults_from: spec.faults_from.map_or(0, |d| d.as_micros()),
             topologies,
             splits,
+            detector: A::detector(&params).map(|d| d.delay().as_micros()),
+            params,
         }
     }
 
@@ -294,13 +323,20 @@ impl<A: Algorithm> Model<A> {
         order.sort_by_key(|&i| self.cluster.members[i].kind == MemberKind::Voter);
         let mut sent = 0;
         for i in order {
-            self.note(rec, 0, Pid(i as u32), What::Start);
+            self.note(rec, 0, Pid(i as u32), || What::Start);
             sent += self.run(s, Pid(i as u32), rec, |node, ctx| node.on_start(ctx));
         }
         sent
     }
 
-    fn note(&self, rec: &mut Option<Vec<TraceEvent>>, now: u64, p: Pid, what: What) {
+    /// Records an event when recording (`what` is only made then: exploring records nothing).
+    fn note(
+        &self,
+        rec: &mut Option<Vec<TraceEvent>>,
+        now: u64,
+        p: Pid,
+        what: impl FnOnce() -> What,
+    ) {
         if let Some(r) = rec {
             let node = self
                 .names
@@ -310,7 +346,7 @@ impl<A: Algorithm> Model<A> {
             r.push(TraceEvent {
                 time_us: now,
                 node,
-                what,
+                what: what(),
             });
         }
     }
@@ -328,30 +364,31 @@ impl<A: Algorithm> Model<A> {
         rec: &mut Option<Vec<TraceEvent>>,
         f: impl FnOnce(&mut A, &mut conclave_algorithms::Ctx<'_, A>),
     ) -> u32 {
-        let before = self.view(s, p);
-        let mut effects = Vec::new();
+        // Role changes are only looked for when recording.
+        let recording = rec.is_some();
+        let before = recording.then(|| self.view(s, p));
+        let mut effects = s.take_effects();
         let now = s.now();
         let Some(after) = s.update(p.index(), |node| {
             f(
                 node,
                 &mut Context::new(Time(now), p, &self.cluster, &mut effects),
             );
-            node.view()
+            recording.then(|| node.view())
         }) else {
+            s.give_effects(effects);
             return 0;
         };
-        if after != before {
-            let leader = after.leader.map(|l| self.names[l.index()].clone());
-            let what = What::Role {
+        if let Some(after) = after.filter(|a| Some(a) != before.as_ref()) {
+            self.note(rec, now, p, || What::Role {
                 role: after.role,
-                leader,
+                leader: after.leader.map(|l| self.names[l.index()].clone()),
                 status: after.status.to_string(),
                 group: after.group,
-            };
-            self.note(rec, now, p, what);
+            });
         }
         let mut sent = 0;
-        for e in effects {
+        for e in effects.drain(..) {
             match e {
                 Effect::Send { to, msg } => {
                     sent += 1;
@@ -392,6 +429,7 @@ impl<A: Algorithm> Model<A> {
                 }
             }
         }
+        s.give_effects(effects);
         sent
     }
 
@@ -408,7 +446,7 @@ impl<A: Algorithm> Model<A> {
                 to: self.names[to.index()].clone(),
                 msg: format!("{msg:?}"),
             };
-            self.note(rec, s.now(), from, what);
+            self.note(rec, s.now(), from, || what);
         }
         let topo = &self.topologies[s.topo() as usize];
         let down = s.node(to.index()).is_none();
@@ -424,7 +462,7 @@ impl<A: Algorithm> Model<A> {
                         DropReason::Partitioned
                     },
                 };
-                self.note(rec, s.now(), to, what);
+                self.note(rec, s.now(), to, || what);
             }
             return;
         }
@@ -433,10 +471,15 @@ impl<A: Algorithm> Model<A> {
         let packet = Packet {
             from: from.0,
             to: to.0,
-            msg,
+            msg: Some(msg),
             deadline,
             key,
         };
+        self.enqueue(s, packet);
+    }
+
+    /// Puts a packet in flight, in the network's order.
+    fn enqueue<S: Store<A>>(&self, s: &mut S, packet: Packet<A::Msg>) {
         if self.fifo && self.max_delay.is_some() {
             s.insert_packet(s.packets(), packet);
         } else {
@@ -445,6 +488,61 @@ impl<A: Algorithm> Model<A> {
             }
             let at = partition_point(s.packets(), |i| s.packet(i).order() <= packet.order());
             s.insert_packet(at, packet);
+        }
+    }
+
+    /// Whether the failure detector's truth is that running voter `o` should suspect `t`
+    /// (down, or cut off from `o`).
+    fn suspects<S: Store<A>>(&self, s: &S, o: usize, t: usize) -> bool {
+        let topo = &self.topologies[s.topo() as usize];
+        s.node(t).is_none() || !topo.connected(Pid(o as u32), Pid(t as u32))
+    }
+
+    /// The failure detector's truth for every pair of voters (see [`Store::told`]).
+    fn truth<S: Store<A>>(&self, s: &S) -> u64 {
+        let mut bits = 0;
+        for &o in &self.voters {
+            if s.node(o.index()).is_none() {
+                continue;
+            }
+            for &t in &self.voters {
+                if t != o && self.suspects(s, o.index(), t.index()) {
+                    bits |= 1 << (o.index() * MAX_DETECTED + t.index());
+                }
+            }
+        }
+        bits
+    }
+
+    /// After a change (`before`: the truth before it): a notice on its way to every running
+    /// observer whose truth changed and now differs from what it was told. Under `Bounded`
+    /// it must arrive within the detector's delay, as in the simulator.
+    fn detect<S: Store<A>>(&self, s: &mut S, before: u64) {
+        let Some(delay) = self.detector else {
+            return;
+        };
+        let after = self.truth(s);
+        let mut news = (before ^ after) & (after ^ s.told());
+        while news != 0 {
+            let bit = news.trailing_zeros() as usize;
+            news &= news - 1;
+            let packet = Packet {
+                from: (bit % MAX_DETECTED) as u32,
+                to: (bit / MAX_DETECTED) as u32,
+                msg: None,
+                deadline: self.max_delay.map_or(u64::MAX, |_| s.now() + delay),
+                key: 0,
+            };
+            self.enqueue(s, packet);
+        }
+    }
+
+    /// The truth before a change, when there is a failure detector to tell of it.
+    fn before<S: Store<A>>(&self, s: &S) -> u64 {
+        if self.detector.is_some() {
+            self.truth(s)
+        } else {
+            0
         }
     }
 
@@ -471,10 +569,11 @@ impl<A: Algorithm> Model<A> {
             return true;
         }
         let m = s.packet(i);
-        !(0..i).any(|j| {
-            let o = s.packet(j);
-            o.from == m.from && o.to == m.to
-        })
+        m.msg.is_none()
+            || !(0..i).any(|j| {
+                let o = s.packet(j);
+                o.msg.is_some() && o.from == m.from && o.to == m.to
+            })
     }
 
     /// Every choice enabled in `s`, in a fixed order, into `out`.
@@ -507,11 +606,13 @@ impl<A: Algorithm> Model<A> {
                     .map(|p| Choice::Restart(p as u32)),
             );
         }
+        // Faults of the network, not of the failure detector.
+        let messages = || (0..s.packets()).filter(|&i| s.packet(i).msg.is_some());
         if can(2) {
-            out.extend((0..s.packets()).map(|i| Choice::Drop(i as u32)));
+            out.extend(messages().map(|i| Choice::Drop(i as u32)));
         }
         if can(3) && self.max_delay.is_some() {
-            out.extend((0..s.packets()).map(|i| Choice::Duplicate(i as u32)));
+            out.extend(messages().map(|i| Choice::Duplicate(i as u32)));
         }
         if can(4) {
             for k in 0..self.splits.len() {
@@ -542,14 +643,17 @@ impl<A: Algorithm> Model<A> {
                 }
                 let m = s.remove_packet(i);
                 let (from, to) = (Pid(m.from), Pid(m.to));
+                let Some(msg) = m.msg else {
+                    return Some(self.tell(s, to, from, rec));
+                };
                 if rec.is_some() {
                     let what = What::Deliver {
                         from: self.names[from.index()].clone(),
-                        msg: format!("{:?}", m.msg),
+                        msg: format!("{msg:?}"),
                     };
-                    self.note(rec, s.now(), to, what);
+                    self.note(rec, s.now(), to, || what);
                 }
-                sent = self.run(s, to, rec, |node, ctx| node.on_message(from, m.msg, ctx));
+                sent = self.run(s, to, rec, |node, ctx| node.on_message(from, msg, ctx));
             }
             Choice::Timer(i) => {
                 let i = i as usize;
@@ -558,10 +662,9 @@ impl<A: Algorithm> Model<A> {
                 }
                 let t = s.remove_timer(i);
                 s.set_now(s.now().max(t.due));
-                let what = What::Timer {
+                self.note(rec, s.now(), Pid(t.pid), || What::Timer {
                     timer: format!("{:?}", t.timer),
-                };
-                self.note(rec, s.now(), Pid(t.pid), what);
+                });
                 sent = self.run(s, Pid(t.pid), rec, |node, ctx| node.on_timer(t.timer, ctx));
             }
             Choice::Crash(p) => {
@@ -572,10 +675,17 @@ impl<A: Algorithm> Model<A> {
                     return None;
                 }
                 s.spend(0);
-                self.note(rec, s.now(), Pid(p), What::Crash);
+                let before = self.before(s);
+                self.note(rec, s.now(), Pid(p), || What::Crash);
                 s.set_node(p as usize, None);
                 s.retain_timers(|t| t.pid != p);
                 s.retain_packets(|m| m.to != p);
+                // A process that starts again knows nothing: the detector tells it afresh.
+                if self.detector.is_some() {
+                    let row = 0xFF << (p as usize * MAX_DETECTED);
+                    s.set_told(s.told() & !row);
+                }
+                self.detect(s, before);
             }
             Choice::Restart(p) => {
                 if p as usize >= self.len()
@@ -585,10 +695,12 @@ impl<A: Algorithm> Model<A> {
                     return None;
                 }
                 s.spend(1);
+                let before = self.before(s);
                 let pid = Pid(p);
-                self.note(rec, s.now(), pid, What::Restart);
+                self.note(rec, s.now(), pid, || What::Restart);
                 s.set_node(p as usize, Some(A::new(pid, &self.cluster, &self.params)));
                 sent = self.run(s, pid, rec, |node, ctx| node.on_start(ctx));
+                self.detect(s, before);
             }
             Choice::Drop(i) | Choice::Duplicate(i) => {
                 let k = if matches!(choice, Choice::Drop(_)) {
@@ -598,6 +710,7 @@ impl<A: Algorithm> Model<A> {
                 };
                 // Asynchronous: the in-flight messages are a set, without duplicates.
                 if i as usize >= s.packets()
+                    || s.packet(i as usize).msg.is_none()
                     || u32::from(s.spent(k)) >= self.budget[k]
                     || (k == 3 && self.max_delay.is_none())
                 {
@@ -605,26 +718,31 @@ impl<A: Algorithm> Model<A> {
                 }
                 s.spend(k);
                 let m = s.packet(i as usize).clone();
-                let (from, to) = (
-                    self.names[m.from as usize].clone(),
-                    self.names[m.to as usize].clone(),
-                );
+                if rec.is_some() {
+                    let (from, to) = (
+                        self.names[m.from as usize].clone(),
+                        self.names[m.to as usize].clone(),
+                    );
+                    let msg = m.msg.as_ref().map(|m| format!("{m:?}")).unwrap_or_default();
+                    let (at, what) = if k == 2 {
+                        let reason = DropReason::Lost;
+                        (
+                            m.to,
+                            What::Drop {
+                                from,
+                                to,
+                                msg,
+                                reason,
+                            },
+                        )
+                    } else {
+                        (m.from, What::Duplicate { from, to, msg })
+                    };
+                    self.note(rec, s.now(), Pid(at), || what);
+                }
                 if k == 2 {
                     s.remove_packet(i as usize);
-                    let what = What::Drop {
-                        from,
-                        to,
-                        msg: format!("{:?}", m.msg),
-                        reason: DropReason::Lost,
-                    };
-                    self.note(rec, s.now(), Pid(m.to), what);
                 } else {
-                    let what = What::Duplicate {
-                        from,
-                        to,
-                        msg: format!("{:?}", m.msg),
-                    };
-                    self.note(rec, s.now(), Pid(m.from), what);
                     let at = if self.fifo { s.packets() } else { i as usize };
                     s.insert_packet(at, m);
                 }
@@ -635,53 +753,92 @@ impl<A: Algorithm> Model<A> {
                     return None;
                 }
                 s.spend(4);
+                let before = self.before(s);
                 s.set_topo(k + 1);
-                let groups = split
-                    .iter()
-                    .map(|g| g.iter().map(|p| self.names[p.index()].clone()).collect())
-                    .collect();
-                self.note(rec, s.now(), Pid(u32::MAX), What::Partition { groups });
+                self.note(rec, s.now(), Pid(u32::MAX), || What::Partition {
+                    groups: split
+                        .iter()
+                        .map(|g| g.iter().map(|p| self.names[p.index()].clone()).collect())
+                        .collect(),
+                });
                 let topo = &self.topologies[s.topo() as usize];
-                s.retain_packets(|m| topo.connected(Pid(m.from), Pid(m.to)));
+                // The detector's notices are not carried by the network.
+                s.retain_packets(|m| m.msg.is_none() || topo.connected(Pid(m.from), Pid(m.to)));
+                self.detect(s, before);
             }
             Choice::Heal => {
                 if s.topo() == 0 || u32::from(s.spent(4)) >= self.budget[4] {
                     return None;
                 }
                 s.spend(4);
+                let before = self.before(s);
                 s.set_topo(0);
-                self.note(rec, s.now(), Pid(u32::MAX), What::Heal);
+                self.note(rec, s.now(), Pid(u32::MAX), || What::Heal);
+                self.detect(s, before);
             }
         }
         Some(sent)
     }
 
+    /// A notice of the failure detector reaches `o`: it is told the truth about `t`, if
+    /// that is news to it. Returns the messages `o` sent in answer.
+    fn tell<S: Store<A>>(
+        &self,
+        s: &mut S,
+        o: Pid,
+        t: Pid,
+        rec: &mut Option<Vec<TraceEvent>>,
+    ) -> u32 {
+        let bit = 1u64 << (o.index() * MAX_DETECTED + t.index());
+        let suspected = self.suspects(s, o.index(), t.index());
+        if (s.told() & bit != 0) == suspected {
+            return 0;
+        }
+        s.set_told(s.told() ^ bit);
+        self.note(rec, s.now(), o, || What::Suspect {
+            who: self.names[t.index()].clone(),
+            suspected,
+        });
+        self.run(s, o, rec, |node, ctx| node.on_suspect(t, suspected, ctx))
+    }
+
     fn statuses<S: Store<A>>(&self, s: &S) -> Vec<NodeStatus> {
-        self.cluster
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| NodeStatus {
-                up: s.node(i).is_some(),
-                paused: false,
-                voter: m.kind == MemberKind::Voter,
-                priority: m.priority,
-                view: self.view(s, Pid(i as u32)),
-            })
-            .collect()
+        let mut out = Vec::new();
+        self.statuses_into(s, &mut out);
+        out
+    }
+
+    fn statuses_into<S: Store<A>>(&self, s: &S, out: &mut Vec<NodeStatus>) {
+        out.clear();
+        out.extend(
+            self.cluster
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| NodeStatus {
+                    up: s.node(i).is_some(),
+                    paused: false,
+                    voter: m.kind == MemberKind::Voter,
+                    priority: m.priority,
+                    view: self.view(s, Pid(i as u32)),
+                }),
+        );
     }
 
     /// Which safety properties `s` violates, and whether it is settled. Cheap: no text; the
     /// explanation of a violation comes from replaying its counterexample.
     pub(crate) fn check<S: Store<A>>(&self, s: &S) -> Checked {
-        let st = self.statuses(s);
-        let topo = &self.topologies[s.topo() as usize];
-        let (leaders, shared) = properties::leader_counts(&st, topo);
-        Checked {
-            violates: [leaders > 1, shared],
-            settled: properties::agreement_holds(&st, topo),
-            now: s.now(),
-        }
+        STATUSES.with(|buf| {
+            let mut st = buf.borrow_mut();
+            self.statuses_into(s, &mut st);
+            let topo = &self.topologies[s.topo() as usize];
+            let (leaders, shared) = properties::leader_counts(&st, topo);
+            Checked {
+                violates: [leaders > 1, shared],
+                settled: properties::agreement_holds(&st, topo),
+                now: s.now(),
+            }
+        })
     }
 
     /// The initial state: every process started at time 0.

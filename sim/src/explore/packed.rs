@@ -16,7 +16,7 @@
 //! one state at a time in a fixed order, moves the parts of new states into the tables.
 
 use super::model::{fingerprint, Armed, Packet, Store};
-use conclave_algorithms::Algorithm;
+use conclave_algorithms::{Algorithm, Effect};
 use hashbrown::HashTable;
 use std::hash::Hash;
 
@@ -96,8 +96,9 @@ impl<A: Algorithm> Tables<A> {
 
 /// Node id of a process that is down.
 const DOWN: u32 = u32::MAX;
-/// Words before the node ids: time (2), partition, faults spent (2).
-const HEADER: usize = 5;
+/// Words before the node ids: time (2), partition, faults spent (2), the failure
+/// detector's verdicts as told (2).
+const HEADER: usize = 7;
 
 /// A job's reusable buffers and its overlay of new parts.
 pub(crate) struct Scratch<A: Algorithm> {
@@ -107,9 +108,12 @@ pub(crate) struct Scratch<A: Algorithm> {
     now: u64,
     topo: u32,
     spent: [u8; 5],
+    told: u64,
     nodes: Vec<u32>,
     timers: Vec<u32>,
     net: Vec<u32>,
+    /// A handler's effects, kept to reuse.
+    effects: Vec<Effect<A::Msg, A::Timer>>,
 }
 
 impl<A: Algorithm> Scratch<A> {
@@ -120,9 +124,11 @@ impl<A: Algorithm> Scratch<A> {
             now: 0,
             topo: 0,
             spent: [0; 5],
+            told: 0,
             nodes: Vec::new(),
             timers: Vec::new(),
             net: Vec::new(),
+            effects: Vec::new(),
         }
     }
 
@@ -131,6 +137,7 @@ impl<A: Algorithm> Scratch<A> {
         self.now = 0;
         self.topo = 0;
         self.spent = [0; 5];
+        self.told = 0;
         self.nodes.clear();
         self.nodes.resize(n, DOWN);
         self.timers.clear();
@@ -143,6 +150,7 @@ impl<A: Algorithm> Scratch<A> {
         self.topo = words[2];
         let s = words[3].to_le_bytes();
         self.spent = [s[0], s[1], s[2], s[3], words[4] as u8];
+        self.told = u64::from(words[5]) | (u64::from(words[6]) << 32);
         self.nodes.clear();
         self.nodes.extend_from_slice(&words[HEADER..HEADER + n]);
         let t = words[HEADER + n] as usize;
@@ -162,6 +170,8 @@ impl<A: Algorithm> Scratch<A> {
             self.topo,
             u32::from_le_bytes([s[0], s[1], s[2], s[3]]),
             u32::from(s[4]),
+            self.told as u32,
+            (self.told >> 32) as u32,
         ]);
         out.extend_from_slice(&self.nodes);
         out.push(self.timers.len() as u32);
@@ -228,6 +238,7 @@ impl<A: Algorithm> Work<'_, A> {
             s.spent[0], s.spent[1], s.spent[2], s.spent[3], s.spent[4], 0, 0, 0,
         ]);
         h.add(u64::from(s.topo) | spent << 24);
+        h.add(s.told);
         for &id in &s.nodes {
             h.add(if id == DOWN {
                 0
@@ -389,6 +400,18 @@ impl<A: Algorithm> Store<A> for Work<'_, A> {
         let m = self.packet(i).clone();
         self.s.net.remove(i);
         m
+    }
+    fn take_effects(&mut self) -> Vec<Effect<A::Msg, A::Timer>> {
+        std::mem::take(&mut self.s.effects)
+    }
+    fn give_effects(&mut self, effects: Vec<Effect<A::Msg, A::Timer>>) {
+        self.s.effects = effects;
+    }
+    fn told(&self) -> u64 {
+        self.s.told
+    }
+    fn set_told(&mut self, told: u64) {
+        self.s.told = told;
     }
     fn insert_packet(&mut self, at: usize, m: Packet<A::Msg>) {
         // The message's own fingerprint is in the packet: no need to hash the message again.
