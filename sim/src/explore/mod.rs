@@ -686,7 +686,7 @@ fn bfs<A>(
         if search.cut_short.is_some() {
             break;
         }
-        std::mem::swap(&mut frontier, &mut next);
+        frontier = std::mem::take(&mut next);
     }
 }
 
