@@ -25,6 +25,11 @@
 //! armed or not, and periodic timers close cycles in the state graph instead.
 //! Random draws (`ctx.random_between`) take their lowest value. All nodes start at time 0.
 //!
+//! Failure detectors (for algorithms that assume one): a perfect detector. A change of what a
+//! running node should suspect (a crash, restart, split or heal) puts a notice in flight to
+//! it; the notice tells the truth when it arrives, within the detector's delay under
+//! `Bounded`. Notices are not messages: network faults never touch them.
+//!
 //! Visited states are kept as 64-bit fingerprints (xxh3 over the state's `Hash`); a
 //! collision would merge two states, with odds of about n²/2⁶⁵ for n states. Breadth-first
 //! search (the default) makes every counterexample a shortest one; the search can run on
