@@ -425,10 +425,6 @@ impl Packs {
         let start = self.index.last().map_or(0, |&(_, s)| s as usize);
         &mut self.words[start..]
     }
-    fn clear(&mut self) {
-        self.words.clear();
-        self.index.clear();
-    }
     fn get(&self, k: usize) -> (u32, &[u32]) {
         let (id, start) = self.index[k];
         let end = self
@@ -593,7 +589,6 @@ fn bfs<A>(
     let mut buffers: Vec<JobBuffers> = (0..jobs).map(|_| JobBuffers::default()).collect();
     let mut frontier = Packs::default();
     frontier.push(0, &root);
-    let mut next = Packs::default();
     let mut depth = 0u32;
     while frontier.len() > 0 {
         if opts.max_depth.is_some_and(|d| depth >= d) {
@@ -607,7 +602,8 @@ fn bfs<A>(
         }
         // Expand and merge the level a chunk at a time; the merge follows the frontier's
         // order, whatever the number of jobs.
-        next.clear();
+        // A fresh buffer per level: reusing the last one would keep two levels' peaks.
+        let mut next = Packs::default();
         let chunk = if jobs == 1 {
             CHUNK_ONE_JOB
         } else {
@@ -691,7 +687,7 @@ fn bfs<A>(
         if search.cut_short.is_some() {
             break;
         }
-        frontier = std::mem::take(&mut next);
+        frontier = next;
     }
 }
 
