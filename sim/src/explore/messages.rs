@@ -76,7 +76,12 @@ fn rows(n: usize, keyed: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec<u32>,
     (start, items)
 }
 
-pub(crate) fn bounds(search: &Search, root_sent: u32) -> Option<ElectionMessages> {
+/// `path` gives the choices from the initial state to a state.
+pub(crate) fn bounds(
+    search: &Search,
+    root_sent: u32,
+    path: &dyn Fn(u32) -> Vec<Choice>,
+) -> Option<ElectionMessages> {
     let edges = search.weighted.as_ref()?;
     let settled = &search.settled;
     let n = settled.len();
@@ -278,10 +283,7 @@ pub(crate) fn bounds(search: &Search, root_sent: u32) -> Option<ElectionMessages
         .iter()
         .max_by_key(|e| dmax[comp[e.to as usize] as usize].saturating_add(u64::from(e.sent)));
     let re_election = match (cheapest, dearest) {
-        (Some(&&a), Some(&&b)) => bounds_from(&[
-            (search.path(a.from), Some(a)),
-            (search.path(b.from), Some(b)),
-        ]),
+        (Some(&&a), Some(&&b)) => bounds_from(&[(path(a.from), Some(a)), (path(b.from), Some(b))]),
         _ => None,
     };
     Some(ElectionMessages {

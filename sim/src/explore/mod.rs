@@ -41,6 +41,7 @@
 //! must be reachable without further faults. This is checked over the whole state graph,
 //! cycles included, by backward reachability.
 
+mod lineage;
 mod messages;
 mod model;
 mod packed;
@@ -52,6 +53,7 @@ pub use model::{Model, ReplayEnd, State, MAX_DETECTED};
 use crate::scenario::{Property, Scenario, Timing};
 use crate::trace::TraceEvent;
 use conclave_algorithms::Algorithm;
+use lineage::Lineage;
 use model::Checked;
 use packed::{settle, Scratch, Tables, Work};
 use serde::{Deserialize, Serialize};
@@ -246,8 +248,8 @@ impl StateGraph {
 /// What the search needs to remember of each state.
 struct Search {
     visited: Visited,
-    /// Per state: its parent and the choice that led to it (packed).
-    parent: Vec<(u32, u32)>,
+    /// Per state: its parent and the choice that led to it.
+    lineage: Lineage,
     /// For liveness: the fault-free edges (from, to).
     fault_free: Option<Vec<(u32, u32)>>,
     /// For message bounds: the edges that leave or enter unsettled states.
@@ -265,21 +267,16 @@ struct Search {
 }
 
 impl Search {
-    fn path(&self, mut id: u32) -> Vec<Choice> {
-        let mut out = Vec::new();
-        while id != 0 {
-            let (p, c) = self.parent[id as usize];
-            out.push(Choice::unpack(c));
-            id = p;
-        }
-        out.reverse();
-        out
+    /// The number of states found.
+    fn states(&self) -> u64 {
+        self.lineage.len() as u64
     }
 
-    /// Records a new state; returns its id.
-    fn admit(&mut self, parent: u32, choice: Choice, c: &Checked) -> u32 {
-        let id = self.parent.len() as u32;
-        self.parent.push((parent, choice.pack()));
+    /// Records a new state, reached from `parent` by its choice number `index`; returns its
+    /// id.
+    fn admit(&mut self, parent: u32, index: u32, c: &Checked) -> u32 {
+        let id = self.lineage.len() as u32;
+        self.lineage.push(parent, index);
         if self.fault_free.is_some() || self.weighted.is_some() {
             self.settled.push(c.settled);
         }
@@ -362,8 +359,9 @@ where
             _ => None,
         });
     let mut search = Search {
-        visited: Visited::default(),
-        parent: Vec::new(),
+        // State ids are needed only to keep edges between states.
+        visited: Visited::new(liveness.is_some() || opts.message_bounds || opts.keep_graph),
+        lineage: Lineage::default(),
         fault_free: liveness.map(|_| Vec::new()),
         weighted: opts.message_bounds.then(Vec::new),
         root_sent: 0,
@@ -391,7 +389,7 @@ where
     settle(&mut root, model.len(), &mut tables, &mut scratch, [0; 3]);
     scratch.reset_overlay();
     search.visited.insert(fp, 0);
-    search.admit(0, Choice::Heal, &checked);
+    search.admit(0, 0, &checked);
     if opts.dfs {
         dfs(&model, root, &mut tables, &mut search, opts, start);
     } else {
@@ -408,39 +406,76 @@ where
 const CHUNK: usize = 1024;
 const CHUNK_ONE_JOB: usize = 64;
 
-/// Packed states in one buffer: (id, start) of each, in order.
+/// Packed states of one level, in order, with consecutive ids, each word in LEB128 (ids and
+/// counts are small numbers: a state of 20 words takes about 25 bytes, not 80).
 #[derive(Default)]
 struct Packs {
-    words: Vec<u32>,
-    index: Vec<(u32, u32)>,
+    bytes: Vec<u8>,
+    starts: Vec<u32>,
+    first: u32,
+}
+
+/// Grows `v` for `extra` more items by a quarter at a time, not by doubling: what a search
+/// keeps growing, it keeps.
+pub(crate) fn reserve<T>(v: &mut Vec<T>, extra: usize) {
+    if v.len() + extra > v.capacity() {
+        v.reserve_exact(extra.max(v.capacity() / 4));
+    }
 }
 
 impl Packs {
     fn push(&mut self, id: u32, words: &[u32]) {
-        self.index.push((id, self.words.len() as u32));
-        self.words.extend_from_slice(words);
+        if self.starts.is_empty() {
+            self.first = id;
+        }
+        debug_assert_eq!(id, self.first + self.starts.len() as u32);
+        reserve(&mut self.starts, 1);
+        self.starts.push(self.bytes.len() as u32);
+        reserve(&mut self.bytes, words.len() * 5);
+        for &w in words {
+            let mut w = w;
+            while w >= 0x80 {
+                self.bytes.push(w as u8 | 0x80);
+                w >>= 7;
+            }
+            self.bytes.push(w as u8);
+        }
     }
-    /// The words of the state pushed last.
-    fn last_mut(&mut self) -> &mut [u32] {
-        let start = self.index.last().map_or(0, |&(_, s)| s as usize);
-        &mut self.words[start..]
-    }
-    fn get(&self, k: usize) -> (u32, &[u32]) {
-        let (id, start) = self.index[k];
+    /// State `k`: its id and its packed words, encoded (see [`decode`]).
+    fn get(&self, k: usize) -> (u32, &[u8]) {
+        let start = self.starts[k] as usize;
         let end = self
-            .index
+            .starts
             .get(k + 1)
-            .map_or(self.words.len(), |&(_, e)| e as usize);
-        (id, &self.words[start as usize..end])
+            .map_or(self.bytes.len(), |&e| e as usize);
+        (self.first + k as u32, &self.bytes[start..end])
     }
     fn len(&self) -> usize {
-        self.index.len()
+        self.starts.len()
+    }
+}
+
+/// The packed words of an encoded state, into `out`.
+fn decode(bytes: &[u8], out: &mut Vec<u32>) {
+    out.clear();
+    let mut w = 0u32;
+    let mut shift = 0;
+    for &b in bytes {
+        w |= u32::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            out.push(w);
+            (w, shift) = (0, 0);
+        } else {
+            shift += 7;
+        }
     }
 }
 
 /// One successor, as a job found it.
 struct Succ {
     choice: Choice,
+    /// The choice's index among its state's choices.
+    index: u32,
     fp: u64,
     sent: u32,
     found: Found,
@@ -467,20 +502,22 @@ struct Expanded {
 struct JobBuffers {
     out: Expanded,
     choices: Vec<Choice>,
-    /// Each successor of one parent, packed: (choice, fingerprint, sent, start, end in
-    /// `tmp`).
-    made: Vec<(Choice, u64, u32, u32, u32)>,
+    /// Each successor of one parent, packed: (choice, its index, fingerprint, sent, start,
+    /// end in `tmp`).
+    made: Vec<(Choice, u32, u64, u32, u32, u32)>,
     tmp: Vec<u32>,
+    /// The parent being expanded, decoded.
+    parent: Vec<u32>,
 }
 
 /// Expands `parents` (packed) with one job's scratch, against the shared tables, into
 /// `buf.out`.
-fn expand<A: Algorithm>(
+fn expand<'p, A: Algorithm>(
     model: &Model<A>,
     tables: &Tables<A>,
     scratch: &mut Scratch<A>,
     visited: &Visited,
-    parents: impl Iterator<Item = impl AsRef<[u32]>>,
+    parents: impl Iterator<Item = &'p [u8]>,
     buf: &mut JobBuffers,
 ) {
     let n = model.len();
@@ -489,18 +526,20 @@ fn expand<A: Algorithm>(
         choices,
         made,
         tmp,
+        parent,
     } = buf;
     out.counts.clear();
     out.succs.clear();
     out.words.clear();
     let mut work = Work { tables, s: scratch };
-    for words in parents {
-        let words = words.as_ref();
+    for bytes in parents {
+        decode(bytes, parent);
+        let words = &parent[..];
         work.s.load(words, n);
         model.choices(&work, choices);
         tmp.clear();
         made.clear();
-        for &c in choices.iter() {
+        for (index, &c) in choices.iter().enumerate() {
             work.s.load(words, n);
             let Some(sent) = model.step(&mut work, c, &mut None) else {
                 continue;
@@ -508,10 +547,10 @@ fn expand<A: Algorithm>(
             let fp = work.fingerprint();
             let start = tmp.len() as u32;
             work.s.save(tmp);
-            made.push((c, fp, sent, start, tmp.len() as u32));
+            made.push((c, index as u32, fp, sent, start, tmp.len() as u32));
         }
         // All the lookups at once, after the steps: independent cache misses overlap.
-        for &(choice, fp, sent, a, b) in made.iter() {
+        for &(choice, index, fp, sent, a, b) in made.iter() {
             let found = match visited.get(fp) {
                 Some(id) => Found::Known(id),
                 None => {
@@ -524,6 +563,7 @@ fn expand<A: Algorithm>(
             };
             out.succs.push(Succ {
                 choice,
+                index,
                 fp,
                 sent,
                 found,
@@ -542,14 +582,14 @@ pub fn resident_bytes() -> Option<u64> {
 
 fn over_budget(search: &mut Search, opts: &ExploreOptions) -> bool {
     if let Some(max) = opts.max_states {
-        if search.parent.len() as u64 >= max {
+        if search.states() >= max {
             search.cut_short = Some(format!("--max-states {max} reached"));
             return true;
         }
     }
     if let Some(max) = opts.max_memory {
         // Reading /proc costs a system call: look every 16384 states.
-        if search.parent.len().is_multiple_of(16384) && resident_bytes().is_some_and(|b| b > max) {
+        if search.states().is_multiple_of(16384) && resident_bytes().is_some_and(|b| b > max) {
             search.cut_short = Some(format!("memory limit of {} MiB reached", max >> 20));
             return true;
         }
@@ -589,13 +629,16 @@ fn bfs<A>(
     let mut buffers: Vec<JobBuffers> = (0..jobs).map(|_| JobBuffers::default()).collect();
     let mut frontier = Packs::default();
     frontier.push(0, &root);
+    let mut settled = Vec::new();
     let mut depth = 0u32;
     while frontier.len() > 0 {
         if opts.max_depth.is_some_and(|d| depth >= d) {
             let s = &mut scratches[0];
-            if (0..frontier.len())
-                .any(|k| !choices_of(model, tables, s, frontier.get(k).1).is_empty())
-            {
+            let mut words = Vec::new();
+            if (0..frontier.len()).any(|k| {
+                decode(frontier.get(k).1, &mut words);
+                !choices_of(model, tables, s, &words).is_empty()
+            }) {
                 search.cut_short = Some(format!("--max-depth {depth} reached"));
             }
             break;
@@ -661,11 +704,13 @@ fn bfs<A>(
                             break 'level;
                         }
                         // Only new states are checked: most successors were seen before.
-                        let id = search.admit(parent, s.choice, &checked);
+                        let id = search.admit(parent, s.index, &checked);
                         search.visited.insert(s.fp, id);
                         search.edge(parent, id, s.choice, s.sent);
-                        next.push(id, &part.words[a as usize..b as usize]);
-                        settle(next.last_mut(), n, tables, scratch, base);
+                        settled.clear();
+                        settled.extend_from_slice(&part.words[a as usize..b as usize]);
+                        settle(&mut settled, n, tables, scratch, base);
+                        next.push(id, &settled);
                     }
                 }
                 scratch.reset_overlay();
@@ -677,7 +722,7 @@ fn bfs<A>(
         }
         if let Some(p) = &opts.progress {
             p(&Progress {
-                unique_states: search.parent.len() as u64,
+                unique_states: search.states(),
                 transitions: search.transitions,
                 depth,
                 queue: next.len() as u64,
@@ -701,22 +746,17 @@ fn dfs<A: Algorithm>(
 ) {
     let n = model.len();
     let mut scratch = Scratch::new();
-    // Taken from the back: reversed, so the first choice goes first.
-    let pending = |tables: &Tables<A>, scratch: &mut Scratch<A>, words: &[u32]| {
-        let mut out = choices_of(model, tables, scratch, words);
-        out.reverse();
-        out
-    };
-    // Each frame: a state's id, depth, packed words, and the choices not yet taken.
-    let first = pending(tables, &mut scratch, &root);
-    let mut stack: Vec<(u32, u32, Vec<u32>, Vec<Choice>)> = vec![(0, 0, root, first)];
+    // Each frame: a state's id, depth, packed words, its choices, and how many were taken.
+    let first = choices_of(model, tables, &mut scratch, &root);
+    let mut stack: Vec<(u32, u32, Vec<u32>, Vec<Choice>, usize)> = vec![(0, 0, root, first, 0)];
     let mut since_progress = 0u32;
-    while let Some((id, depth, words, todo)) = stack.last_mut() {
-        let (id, depth) = (*id, *depth);
-        let Some(c) = todo.pop() else {
+    while let Some((id, depth, words, todo, taken)) = stack.last_mut() {
+        let (id, depth, index) = (*id, *depth, *taken);
+        let Some(&c) = todo.get(index) else {
             stack.pop();
             continue;
         };
+        *taken += 1;
         let base = tables.sizes();
         scratch.load(words, n);
         let mut work = Work {
@@ -739,24 +779,24 @@ fn dfs<A: Algorithm>(
         work.s.save(&mut packed);
         settle(&mut packed, n, tables, &mut scratch, base);
         scratch.reset_overlay();
-        let child = search.admit(id, c, &checked);
+        let child = search.admit(id, index as u32, &checked);
         search.visited.insert(fp, child);
         search.edge(id, child, c, sent);
         search.max_depth = search.max_depth.max(depth + 1);
-        let more = pending(tables, &mut scratch, &packed);
+        let more = choices_of(model, tables, &mut scratch, &packed);
         if opts.max_depth.is_some_and(|d| depth + 1 >= d) {
             if !more.is_empty() {
                 search.cut_short = Some(format!("--max-depth {} reached", depth + 1));
             }
             continue;
         }
-        stack.push((child, depth + 1, packed, more));
+        stack.push((child, depth + 1, packed, more, 0));
         since_progress += 1;
         if since_progress >= 4096 {
             since_progress = 0;
             if let Some(p) = &opts.progress {
                 p(&Progress {
-                    unique_states: search.parent.len() as u64,
+                    unique_states: search.states(),
                     transitions: search.transitions,
                     depth: depth + 1,
                     queue: stack.len() as u64,
@@ -825,7 +865,7 @@ fn finish<A: Algorithm>(
         }
     }
     let cex = |id: u32, property: &Property, detail: Option<String>| {
-        let choices = search.path(id);
+        let choices = model.resolve(&search.lineage.path(id));
         let (trace, end) = match model.replay(&choices) {
             Ok((t, end)) => (t, Some(end)),
             Err(_) => (Vec::new(), None),
@@ -901,7 +941,7 @@ fn finish<A: Algorithm>(
         search: if opts.dfs { "dfs" } else { "bfs" },
         jobs: if opts.dfs { 1 } else { opts.jobs.max(1) },
         symmetry_reduction: false,
-        unique_states: search.parent.len() as u64,
+        unique_states: search.states(),
         transitions: search.transitions,
         max_depth: search.max_depth,
         complete,
@@ -910,7 +950,9 @@ fn finish<A: Algorithm>(
         ok: properties.iter().all(|p| p.ok),
         properties,
         election_messages: if complete {
-            messages::bounds(&search, search.root_sent)
+            messages::bounds(&search, search.root_sent, &|id| {
+                model.resolve(&search.lineage.path(id))
+            })
         } else {
             None
         },

@@ -869,6 +869,22 @@ impl<A: Algorithm> Model<A> {
 
     /// Replays `choices` from the initial state, recording the trace. Fails at the first
     /// choice that is not enabled.
+    /// The choices a path takes, from their indexes among each state's choices (as the
+    /// search keeps them): the path is walked again from the initial state.
+    pub(crate) fn resolve(&self, indexes: &[u32]) -> Vec<Choice> {
+        let mut s = self.init();
+        let mut enabled = Vec::new();
+        let mut out = Vec::with_capacity(indexes.len());
+        for &i in indexes {
+            self.choices(&s, &mut enabled);
+            let c = enabled[i as usize];
+            self.step(&mut s, c, &mut None)
+                .expect("a path the search took can be taken again");
+            out.push(c);
+        }
+        out
+    }
+
     pub fn replay(&self, choices: &[Choice]) -> Result<(Vec<TraceEvent>, ReplayEnd), String> {
         let mut rec = Some(Vec::new());
         let mut s = State::blank(self.len());
