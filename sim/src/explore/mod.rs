@@ -746,9 +746,11 @@ fn dfs<A: Algorithm>(
 ) {
     let n = model.len();
     let mut scratch = Scratch::new();
-    // Each frame: a state's id, depth, packed words, its choices, and how many were taken.
+    /// A state on the stack: its id, depth, packed words, its choices, and how many of
+    /// them were taken.
+    type Frame = (u32, u32, Vec<u32>, Vec<Choice>, usize);
     let first = choices_of(model, tables, &mut scratch, &root);
-    let mut stack: Vec<(u32, u32, Vec<u32>, Vec<Choice>, usize)> = vec![(0, 0, root, first, 0)];
+    let mut stack: Vec<Frame> = vec![(0, 0, root, first, 0)];
     let mut since_progress = 0u32;
     while let Some((id, depth, words, todo, taken)) = stack.last_mut() {
         let (id, depth, index) = (*id, *depth, *taken);
