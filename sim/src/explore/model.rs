@@ -74,7 +74,60 @@ pub(crate) trait Store<A: Algorithm> {
     }
     /// Gives back the buffer [`Store::take_effects`] lent, emptied.
     fn give_effects(&mut self, _effects: Vec<Effect<A::Msg, A::Timer>>) {}
+    /// The stable id of packet `i` or timer `i`, to name an input in a [`MemoKey`] (`None`:
+    /// this store remembers no handler outcomes).
+    fn packet_id(&self, _i: usize) -> Option<u32> {
+        None
+    }
+    fn timer_id(&self, _i: usize) -> Option<u32> {
+        None
+    }
+    /// If `p`'s handler has met `input` before in the same node state at the same time,
+    /// sets `p`'s new state and appends the effects it had.
+    fn recall(
+        &mut self,
+        _p: usize,
+        _input: u64,
+        _effects: &mut Vec<Effect<A::Msg, A::Timer>>,
+    ) -> Recall {
+        Recall::Off
+    }
+    /// Remembers the outcome of the handler that [`Store::recall`] missed.
+    fn keep(&mut self, _key: MemoKey, _p: usize, _effects: &[Effect<A::Msg, A::Timer>]) {}
 }
+
+/// A handler's input, in a node state, at a time: what its outcome depends on. Handlers are
+/// deterministic functions of their node's state, the input and the context (the time,
+/// the node's id, the static cluster; no randomness in the explorer), so the same key
+/// always gives the same new state and effects.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct MemoKey {
+    pub node: u32,
+    pub input: u64,
+    pub now: u64,
+}
+
+/// What [`Store::recall`] found.
+pub(crate) enum Recall {
+    /// Applied: the node's new state is set and its effects appended.
+    Hit,
+    /// Not remembered: run the handler, then [`Store::keep`] its outcome under this key.
+    Miss(MemoKey),
+    /// Not to be remembered.
+    Off,
+}
+
+/// The inputs a handler can be given, as [`MemoKey::input`]s.
+fn input_message(packet: Option<u32>) -> Option<u64> {
+    packet.map(u64::from)
+}
+fn input_timer(timer: Option<u32>) -> Option<u64> {
+    timer.map(|t| 1 << 62 | u64::from(t))
+}
+fn input_suspect(t: Pid, suspected: bool) -> Option<u64> {
+    Some(2 << 62 | u64::from(t.0) << 1 | u64::from(suspected))
+}
+const INPUT_START: Option<u64> = Some(3 << 62);
 
 /// One global state, as plain values (opaque outside this module; see [`Model::next`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -324,7 +377,9 @@ impl<A: Algorithm> Model<A> {
         let mut sent = 0;
         for i in order {
             self.note(rec, 0, Pid(i as u32), || What::Start);
-            sent += self.run(s, Pid(i as u32), rec, |node, ctx| node.on_start(ctx));
+            sent += self.run(s, Pid(i as u32), rec, INPUT_START, |node, ctx| {
+                node.on_start(ctx)
+            });
         }
         sent
     }
@@ -362,22 +417,36 @@ impl<A: Algorithm> Model<A> {
         s: &mut S,
         p: Pid,
         rec: &mut Option<Vec<TraceEvent>>,
+        input: Option<u64>,
         f: impl FnOnce(&mut A, &mut conclave_algorithms::Ctx<'_, A>),
     ) -> u32 {
-        // Role changes are only looked for when recording.
+        // Role changes are only looked for when recording, and outcomes only remembered
+        // when not.
         let recording = rec.is_some();
         let before = recording.then(|| self.view(s, p));
         let mut effects = s.take_effects();
         let now = s.now();
-        let Some(after) = s.update(p.index(), |node| {
-            f(
-                node,
-                &mut Context::new(Time(now), p, &self.cluster, &mut effects),
-            );
-            recording.then(|| node.view())
-        }) else {
-            s.give_effects(effects);
-            return 0;
+        let recalled = match input.filter(|_| !recording) {
+            Some(input) => s.recall(p.index(), input, &mut effects),
+            None => Recall::Off,
+        };
+        let after = if let Recall::Hit = recalled {
+            None
+        } else {
+            let Some(after) = s.update(p.index(), |node| {
+                f(
+                    node,
+                    &mut Context::new(Time(now), p, &self.cluster, &mut effects),
+                );
+                recording.then(|| node.view())
+            }) else {
+                s.give_effects(effects);
+                return 0;
+            };
+            if let Recall::Miss(key) = recalled {
+                s.keep(key, p.index(), &effects);
+            }
+            after
         };
         if let Some(after) = after.filter(|a| Some(a) != before.as_ref()) {
             self.note(rec, now, p, || What::Role {
@@ -641,6 +710,7 @@ impl<A: Algorithm> Model<A> {
                 if i >= s.packets() || !self.deliverable(s, i) {
                     return None;
                 }
+                let input = input_message(s.packet_id(i));
                 let m = s.remove_packet(i);
                 let (from, to) = (Pid(m.from), Pid(m.to));
                 let Some(msg) = m.msg else {
@@ -653,19 +723,24 @@ impl<A: Algorithm> Model<A> {
                     };
                     self.note(rec, s.now(), to, || what);
                 }
-                sent = self.run(s, to, rec, |node, ctx| node.on_message(from, msg, ctx));
+                sent = self.run(s, to, rec, input, |node, ctx| {
+                    node.on_message(from, msg, ctx)
+                });
             }
             Choice::Timer(i) => {
                 let i = i as usize;
                 if i >= s.timers() || !self.firing(s).allows(s.timer(i).due) {
                     return None;
                 }
+                let input = input_timer(s.timer_id(i));
                 let t = s.remove_timer(i);
                 s.set_now(s.now().max(t.due));
                 self.note(rec, s.now(), Pid(t.pid), || What::Timer {
                     timer: format!("{:?}", t.timer),
                 });
-                sent = self.run(s, Pid(t.pid), rec, |node, ctx| node.on_timer(t.timer, ctx));
+                sent = self.run(s, Pid(t.pid), rec, input, |node, ctx| {
+                    node.on_timer(t.timer, ctx)
+                });
             }
             Choice::Crash(p) => {
                 if p as usize >= self.len()
@@ -699,7 +774,7 @@ impl<A: Algorithm> Model<A> {
                 let pid = Pid(p);
                 self.note(rec, s.now(), pid, || What::Restart);
                 s.set_node(p as usize, Some(A::new(pid, &self.cluster, &self.params)));
-                sent = self.run(s, pid, rec, |node, ctx| node.on_start(ctx));
+                sent = self.run(s, pid, rec, INPUT_START, |node, ctx| node.on_start(ctx));
                 self.detect(s, before);
             }
             Choice::Drop(i) | Choice::Duplicate(i) => {
@@ -799,7 +874,9 @@ impl<A: Algorithm> Model<A> {
             who: self.names[t.index()].clone(),
             suspected,
         });
-        self.run(s, o, rec, |node, ctx| node.on_suspect(t, suspected, ctx))
+        self.run(s, o, rec, input_suspect(t, suspected), |node, ctx| {
+            node.on_suspect(t, suspected, ctx)
+        })
     }
 
     fn statuses<S: Store<A>>(&self, s: &S) -> Vec<NodeStatus> {

@@ -15,7 +15,7 @@
 //! the parts it makes anew in its own overlay (ids from the tables' length up). The merge,
 //! one state at a time in a fixed order, moves the parts of new states into the tables.
 
-use super::model::{fingerprint, Armed, Packet, Store};
+use super::model::{fingerprint, Armed, MemoKey, Packet, Recall, Store};
 use conclave_algorithms::{Algorithm, Effect};
 use hashbrown::HashTable;
 use std::hash::Hash;
@@ -114,7 +114,15 @@ pub(crate) struct Scratch<A: Algorithm> {
     net: Vec<u32>,
     /// A handler's effects, kept to reuse.
     effects: Vec<Effect<A::Msg, A::Timer>>,
+    /// Handler outcomes met before: the node's new state (a shared id) and its effects
+    /// (a range of `memo_effects`). Both the state before and after are shared ids, which
+    /// never change, so the memo outlives the overlay.
+    memo: hashbrown::HashMap<MemoKey, (u32, u32, u32)>,
+    memo_effects: Vec<Effect<A::Msg, A::Timer>>,
 }
+
+/// The most handler outcomes a job remembers; past that it starts afresh.
+const MEMO_MAX: usize = 1 << 16;
 
 impl<A: Algorithm> Scratch<A> {
     pub fn new() -> Self {
@@ -129,6 +137,8 @@ impl<A: Algorithm> Scratch<A> {
             timers: Vec::new(),
             net: Vec::new(),
             effects: Vec::new(),
+            memo: hashbrown::HashMap::new(),
+            memo_effects: Vec::new(),
         }
     }
 
@@ -406,6 +416,55 @@ impl<A: Algorithm> Store<A> for Work<'_, A> {
     }
     fn give_effects(&mut self, effects: Vec<Effect<A::Msg, A::Timer>>) {
         self.s.effects = effects;
+    }
+    fn packet_id(&self, i: usize) -> Option<u32> {
+        Some(self.s.net[i])
+    }
+    fn timer_id(&self, i: usize) -> Option<u32> {
+        Some(self.s.timers[i])
+    }
+    fn recall(
+        &mut self,
+        p: usize,
+        input: u64,
+        effects: &mut Vec<Effect<A::Msg, A::Timer>>,
+    ) -> Recall {
+        let node = self.s.nodes[p];
+        // Only shared ids name the same thing from one chunk to the next (`DOWN` is not one).
+        let shared = self.tables.sizes();
+        if node >= shared[0]
+            || (input >> 62 == 0 && input as u32 >= shared[2])
+            || (input >> 62 == 1 && input as u32 >= shared[1])
+        {
+            return Recall::Off;
+        }
+        let key = MemoKey {
+            node,
+            input,
+            now: self.s.now,
+        };
+        match self.s.memo.get(&key) {
+            Some(&(to, a, b)) => {
+                self.s.nodes[p] = to;
+                effects.extend_from_slice(&self.s.memo_effects[a as usize..b as usize]);
+                Recall::Hit
+            }
+            None => Recall::Miss(key),
+        }
+    }
+    fn keep(&mut self, key: MemoKey, p: usize, effects: &[Effect<A::Msg, A::Timer>]) {
+        let to = self.s.nodes[p];
+        if to >= self.tables.sizes()[0] {
+            return;
+        }
+        if self.s.memo.len() >= MEMO_MAX {
+            self.s.memo.clear();
+            self.s.memo_effects.clear();
+        }
+        let a = self.s.memo_effects.len() as u32;
+        self.s.memo_effects.extend_from_slice(effects);
+        let b = self.s.memo_effects.len() as u32;
+        self.s.memo.insert(key, (to, a, b));
     }
     fn told(&self) -> u64 {
         self.s.told

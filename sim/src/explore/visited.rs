@@ -117,15 +117,19 @@ impl<S: Slot> Table<S> {
                 }
                 Err(at) => at,
             };
-            // The run from `at` moves up one slot, into the first empty one.
-            let Some(gap) = self.slots[at.min(self.slots.len())..]
-                .iter()
-                .position(|s| s.fp() == 0)
+            // The run from `at` moves up one slot, into the first empty one (most runs
+            // are a few slots long).
+            let Some(gap) = self
+                .slots
+                .get(at..)
+                .and_then(|r| r.iter().position(|s| s.fp() == 0))
             else {
                 self.grow();
                 continue;
             };
-            self.slots.copy_within(at..at + gap, at + 1);
+            if gap > 0 {
+                self.slots.copy_within(at..at + gap, at + 1);
+            }
             self.slots[at] = S::new(fp, id);
             self.len += 1;
             return;
