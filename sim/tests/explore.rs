@@ -132,6 +132,23 @@ fn jobs_and_search_order_do_not_change_the_results() {
     };
     assert_eq!(cex(&a), cex(&b));
     assert!(cex(&a).is_some());
+    // Depth-first finds one too, no shorter, through parents that jump back as the search
+    // backs up; it replays to the same violation.
+    let d = run(
+        &s,
+        &ExploreOptions {
+            dfs: true,
+            ..ExploreOptions::default()
+        },
+    );
+    let c = d.properties[0]
+        .counterexample
+        .as_ref()
+        .expect("depth-first finds it");
+    let (trace, end) = replay(&s, &c.choices).unwrap();
+    assert!(end.at_most_one.is_some(), "{:?}", c.choices);
+    assert_eq!(trace, c.trace);
+    assert!(c.choices.len() >= cex(&a).unwrap().len());
 }
 
 /// A depth or state bound makes the search incomplete, and an expected "holds" is then not

@@ -6,7 +6,7 @@
 //! (the layout is a function of the set, whatever the order of insertion). Three things
 //! follow:
 //! - A lookup stops at the first larger fingerprint, so a miss costs about what a hit
-//!   costs, even at a load of 0.8. Most lookups miss the cache; here one usually touches
+//!   costs, even at a load of 0.9. Most lookups miss the cache; here one usually touches
 //!   one cache line.
 //! - Growing the table moves every entry up, never down, so it grows in place: one
 //!   `realloc` and a pass from the top, with no second table alongside. A search's peak
@@ -22,9 +22,9 @@
 pub(crate) const NO_ID: u32 = u32::MAX;
 
 /// Grow when more than this share of the homes is taken...
-const MAX_LOAD: (usize, usize) = (4, 5);
+const MAX_LOAD: (usize, usize) = (9, 10);
 /// ... by this factor.
-const GROWTH: (usize, usize) = (3, 2);
+const GROWTH: (usize, usize) = (5, 4);
 /// Slots after the last home, for the entries pushed past it.
 const TAIL: usize = 64;
 const FIRST_HOMES: usize = 1024;
