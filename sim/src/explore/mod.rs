@@ -418,7 +418,7 @@ const CHUNK_ONE_JOB: usize = 64;
 #[derive(Default)]
 struct Packs {
     bytes: Vec<u8>,
-    starts: Vec<u32>,
+    starts: Vec<usize>,
     first: u32,
 }
 
@@ -437,7 +437,7 @@ impl Packs {
         }
         debug_assert_eq!(id, self.first + self.starts.len() as u32);
         reserve(&mut self.starts, 1);
-        self.starts.push(self.bytes.len() as u32);
+        self.starts.push(self.bytes.len());
         reserve(&mut self.bytes, words.len() * 5);
         for &w in words {
             let mut w = w;
@@ -450,11 +450,8 @@ impl Packs {
     }
     /// State `k`: its id and its packed words, encoded (see [`decode`]).
     fn get(&self, k: usize) -> (u32, &[u8]) {
-        let start = self.starts[k] as usize;
-        let end = self
-            .starts
-            .get(k + 1)
-            .map_or(self.bytes.len(), |&e| e as usize);
+        let start = self.starts[k];
+        let end = self.starts.get(k + 1).map_or(self.bytes.len(), |&e| e);
         (self.first + k as u32, &self.bytes[start..end])
     }
     fn len(&self) -> usize {
