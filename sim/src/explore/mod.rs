@@ -439,8 +439,7 @@ impl Packs {
         reserve(&mut self.starts, 1);
         self.starts.push(self.bytes.len());
         reserve(&mut self.bytes, words.len() * 5);
-        for &w in words {
-            let mut w = w;
+        for mut w in words.iter().copied() {
             while w >= 0x80 {
                 self.bytes.push(w as u8 | 0x80);
                 w >>= 7;
@@ -633,7 +632,8 @@ fn bfs<A>(
     let mut buffers: Vec<JobBuffers> = (0..jobs).map(|_| JobBuffers::default()).collect();
     let mut frontier = Packs::default();
     frontier.push(0, &root);
-    let mut settled = Vec::new();
+    // A new state's words, its ids moved to the shared tables before it is encoded.
+    let mut row = Vec::new();
     let mut depth = 0u32;
     while frontier.len() > 0 {
         if opts.max_depth.is_some_and(|d| depth >= d) {
@@ -711,10 +711,10 @@ fn bfs<A>(
                         let id = search.admit(parent, s.index, &checked);
                         search.visited.insert(s.fp, id);
                         search.edge(parent, id, s.choice, s.sent);
-                        settled.clear();
-                        settled.extend_from_slice(&part.words[a as usize..b as usize]);
-                        settle(&mut settled, n, tables, scratch, base);
-                        next.push(id, &settled);
+                        row.clear();
+                        row.extend_from_slice(&part.words[a as usize..b as usize]);
+                        settle(&mut row, n, tables, scratch, base);
+                        next.push(id, &row);
                     }
                 }
                 scratch.reset_overlay();
