@@ -39,7 +39,8 @@
 //! Memory: of each state, the search keeps its fingerprint in the visited table (8 bytes, 12
 //! with the state's id when edges are kept for liveness, message bounds or `--graph`; see
 //! `visited`) and its parent and choice (about 2 bytes; see `lineage`). Only the frontier is
-//! kept whole: packed rows of interned ids (see `packed`), LEB128-encoded. Each job also
+//! kept whole: packed rows of interned ids (see `packed`), each stored as its difference
+//! from the state before it (see `frontier`). Each job also
 //! remembers handler outcomes (a node state meeting an input at a time), which the
 //! transitions of a model meet again and again (see [`model::MemoKey`]).
 //!
@@ -48,6 +49,7 @@
 //! must be reachable without further faults. This is checked over the whole state graph,
 //! cycles included, by backward reachability.
 
+mod frontier;
 mod lineage;
 mod messages;
 mod model;
@@ -60,10 +62,12 @@ pub use model::{Model, ReplayEnd, State, MAX_DETECTED};
 use crate::scenario::{Property, Scenario, Timing};
 use crate::trace::TraceEvent;
 use conclave_algorithms::Algorithm;
+use frontier::Packs;
 use lineage::Lineage;
 use model::Checked;
 use packed::{settle, Scratch, Tables, Work};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 use std::time::Instant;
 use visited::Visited;
 
@@ -413,64 +417,11 @@ where
 const CHUNK: usize = 1024;
 const CHUNK_ONE_JOB: usize = 64;
 
-/// Packed states of one level, in order, with consecutive ids, each word in LEB128 (ids and
-/// counts are small numbers: a state of 20 words takes about 25 bytes, not 80).
-#[derive(Default)]
-struct Packs {
-    bytes: Vec<u8>,
-    starts: Vec<usize>,
-    first: u32,
-}
-
 /// Grows `v` for `extra` more items by a quarter at a time, not by doubling: what a search
 /// keeps growing, it keeps.
 pub(crate) fn reserve<T>(v: &mut Vec<T>, extra: usize) {
     if v.len() + extra > v.capacity() {
         v.reserve_exact(extra.max(v.capacity() / 4));
-    }
-}
-
-impl Packs {
-    fn push(&mut self, id: u32, words: &[u32]) {
-        if self.starts.is_empty() {
-            self.first = id;
-        }
-        debug_assert_eq!(id, self.first + self.starts.len() as u32);
-        reserve(&mut self.starts, 1);
-        self.starts.push(self.bytes.len());
-        reserve(&mut self.bytes, words.len() * 5);
-        for mut w in words.iter().copied() {
-            while w >= 0x80 {
-                self.bytes.push(w as u8 | 0x80);
-                w >>= 7;
-            }
-            self.bytes.push(w as u8);
-        }
-    }
-    /// State `k`: its id and its packed words, encoded (see [`decode`]).
-    fn get(&self, k: usize) -> (u32, &[u8]) {
-        let start = self.starts[k];
-        let end = self.starts.get(k + 1).map_or(self.bytes.len(), |&e| e);
-        (self.first + k as u32, &self.bytes[start..end])
-    }
-    fn len(&self) -> usize {
-        self.starts.len()
-    }
-}
-
-/// The packed words of an encoded state, into `out`.
-fn decode(bytes: &[u8], out: &mut Vec<u32>) {
-    out.clear();
-    let mut w = 0u32;
-    let mut shift = 0;
-    for &b in bytes {
-        w |= u32::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            out.push(w);
-            (w, shift) = (0, 0);
-        } else {
-            shift += 7;
-        }
     }
 }
 
@@ -513,14 +464,14 @@ struct JobBuffers {
     parent: Vec<u32>,
 }
 
-/// Expands `parents` (packed) with one job's scratch, against the shared tables, into
-/// `buf.out`.
-fn expand<'p, A: Algorithm>(
+/// Expands the states `range` of `level` with one job's scratch, against the shared
+/// tables, into `buf.out`.
+fn expand<A: Algorithm>(
     model: &Model<A>,
     tables: &Tables<A>,
     scratch: &mut Scratch<A>,
     visited: &Visited,
-    parents: impl Iterator<Item = &'p [u8]>,
+    (level, range): (&Packs, Range<usize>),
     buf: &mut JobBuffers,
 ) {
     let n = model.len();
@@ -535,8 +486,9 @@ fn expand<'p, A: Algorithm>(
     out.succs.clear();
     out.words.clear();
     let mut work = Work { tables, s: scratch };
-    for bytes in parents {
-        decode(bytes, parent);
+    let mut reader = level.read_from(range.start, parent);
+    for _ in range {
+        reader.read(parent);
         let words = &parent[..];
         work.s.load(words, n);
         model.choices(&work, choices);
@@ -639,8 +591,9 @@ fn bfs<A>(
         if opts.max_depth.is_some_and(|d| depth >= d) {
             let s = &mut scratches[0];
             let mut words = Vec::new();
-            if (0..frontier.len()).any(|k| {
-                decode(frontier.get(k).1, &mut words);
+            let mut reader = frontier.read_from(0, &mut words);
+            if (0..frontier.len()).any(|_| {
+                reader.read(&mut words);
                 !choices_of(model, tables, s, &words).is_empty()
             }) {
                 search.cut_short = Some(format!("--max-depth {depth} reached"));
@@ -663,23 +616,23 @@ fn bfs<A>(
             let visited = &search.visited;
             let frontier = &frontier;
             let used = if jobs == 1 || hi - lo < 64 {
-                let parents = (lo..hi).map(|k| frontier.get(k).1);
                 expand(
                     model,
                     shared,
                     &mut scratches[0],
                     visited,
-                    parents,
+                    (frontier, lo..hi),
                     &mut buffers[0],
                 );
                 1
             } else {
-                let size = (hi - lo).div_ceil(jobs);
+                // Each job's share starts where a state is stored whole.
+                let size = (hi - lo).div_ceil(jobs).next_multiple_of(frontier::KEY);
                 std::thread::scope(|scope| {
                     for (j, (s, buf)) in scratches.iter_mut().zip(&mut buffers).enumerate() {
                         let (a, b) = ((lo + j * size).min(hi), (lo + (j + 1) * size).min(hi));
-                        let parents = (a..b).map(|k| frontier.get(k).1);
-                        scope.spawn(move || expand(model, shared, s, visited, parents, buf));
+                        let share = (frontier, a..b);
+                        scope.spawn(move || expand(model, shared, s, visited, share, buf));
                     }
                 });
                 jobs
@@ -689,7 +642,7 @@ fn bfs<A>(
                 let part = &buf.out;
                 let mut succs = part.succs.iter();
                 for &count in &part.counts {
-                    let parent = frontier.get(k).0;
+                    let parent = frontier.id(k);
                     k += 1;
                     for s in succs.by_ref().take(count as usize) {
                         let (a, b, checked) = match s.found {
