@@ -472,7 +472,6 @@ impl<A: Algorithm> Model<A> {
                     }
                 }
                 Effect::SetTimer { timer, after } => {
-                    s.retain_timers(|t| !(t.pid == p.0 && t.timer == timer));
                     // Asynchronous: time means nothing, a timer is only armed or not, so
                     // firing orders that leave the same armed set meet in one state.
                     let due = if self.max_delay.is_some() {
@@ -480,12 +479,17 @@ impl<A: Algorithm> Model<A> {
                     } else {
                         0
                     };
-                    let at = partition_point(s.timers(), |i| {
-                        let t = s.timer(i);
-                        (t.pid, t.timer) < (p.0, timer)
-                    });
+                    // Armed timers are sorted by (process, timer), one of each at most:
+                    // setting one replaces the one armed before.
+                    let at = armed_at(s, p, &timer);
+                    if let Some(old) = at.1 {
+                        if old == due {
+                            continue;
+                        }
+                        s.remove_timer(at.0);
+                    }
                     s.insert_timer(
-                        at,
+                        at.0,
                         Armed {
                             pid: p.0,
                             timer,
@@ -494,7 +498,9 @@ impl<A: Algorithm> Model<A> {
                     );
                 }
                 Effect::CancelTimer { timer } => {
-                    s.retain_timers(|t| !(t.pid == p.0 && t.timer == timer));
+                    if let (i, Some(_)) = armed_at(s, p, &timer) {
+                        s.remove_timer(i);
+                    }
                 }
             }
         }
@@ -1012,4 +1018,18 @@ fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
         }
     }
     lo
+}
+
+/// Where `p`'s `timer` is or would go in the armed timers (sorted by process and timer),
+/// and its due time if it is armed.
+fn armed_at<A: Algorithm, S: Store<A>>(s: &S, p: Pid, timer: &A::Timer) -> (usize, Option<u64>) {
+    let at = partition_point(s.timers(), |i| {
+        let t = s.timer(i);
+        (t.pid, &t.timer) < (p.0, timer)
+    });
+    let due = (at < s.timers())
+        .then(|| s.timer(at))
+        .filter(|t| t.pid == p.0 && t.timer == *timer)
+        .map(|t| t.due);
+    (at, due)
 }
