@@ -10,11 +10,17 @@
 //! Over the explored graph: the fewest is a shortest path (Dijkstra, weights = messages
 //! sent) from the election's first state to a settled one through unsettled states; the
 //! most is a longest such path, over the strongly connected components of the unsettled
-//! states (petgraph's Kosaraju, iterative: no recursion to overflow). A cycle that sends messages and can be repeated before the
-//! election completes leaves the most unbounded, and the report says so.
+//! states (petgraph's Kosaraju, iterative: no recursion to overflow, run on a view of the
+//! edge rows rather than a copy of the graph). A cycle that sends messages and can be
+//! repeated before the election completes leaves the most unbounded, and the report says
+//! so.
 
 use super::{Choice, Search};
-use petgraph::graph::{DiGraph, NodeIndex};
+use fixedbitset::FixedBitSet;
+use petgraph::visit::{
+    GraphBase, GraphRef, IntoNeighbors, IntoNeighborsDirected, IntoNodeIdentifiers, Visitable,
+};
+use petgraph::Direction;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -76,6 +82,104 @@ fn rows(n: usize, keyed: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec<u32>,
     (start, items)
 }
 
+/// The live unsettled states and the edges between them, as petgraph sees a graph: a view
+/// of the edge rows (`fwd`: edges by source; `bwd`: edges between unsettled states, by
+/// target), so finding the components copies nothing.
+#[derive(Clone, Copy)]
+struct Live<'a> {
+    n: usize,
+    edges: &'a [Weighted],
+    live: &'a FixedBitSet,
+    fwd: (&'a [u32], &'a [u32]),
+    bwd: (&'a [u32], &'a [u32]),
+}
+
+impl<'a> Live<'a> {
+    fn ends(self, (start, items): (&'a [u32], &'a [u32]), s: u32, incoming: bool) -> Ends<'a> {
+        let (a, b) = (start[s as usize] as usize, start[s as usize + 1] as usize);
+        Ends {
+            ids: items[a..b].iter(),
+            edges: self.edges,
+            live: self.live,
+            incoming,
+        }
+    }
+}
+
+/// The live states at the other end of some edges.
+struct Ends<'a> {
+    ids: std::slice::Iter<'a, u32>,
+    edges: &'a [Weighted],
+    live: &'a FixedBitSet,
+    incoming: bool,
+}
+
+impl Iterator for Ends<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        for &i in self.ids.by_ref() {
+            let e = &self.edges[i as usize];
+            let s = if self.incoming { e.from } else { e.to };
+            if self.live.contains(s as usize) {
+                return Some(s);
+            }
+        }
+        None
+    }
+}
+
+/// The live states, as ids.
+struct LiveIds<'a>(fixedbitset::Ones<'a>);
+
+impl Iterator for LiveIds<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        self.0.next().map(|s| s as u32)
+    }
+}
+
+impl GraphBase for Live<'_> {
+    type EdgeId = u32;
+    type NodeId = u32;
+}
+
+impl GraphRef for Live<'_> {}
+
+impl<'a> IntoNeighbors for Live<'a> {
+    type Neighbors = Ends<'a>;
+    fn neighbors(self, s: u32) -> Ends<'a> {
+        self.ends(self.fwd, s, false)
+    }
+}
+
+impl<'a> IntoNeighborsDirected for Live<'a> {
+    type NeighborsDirected = Ends<'a>;
+    fn neighbors_directed(self, s: u32, d: Direction) -> Ends<'a> {
+        match d {
+            Direction::Outgoing => self.ends(self.fwd, s, false),
+            Direction::Incoming => self.ends(self.bwd, s, true),
+        }
+    }
+}
+
+impl<'a> IntoNodeIdentifiers for Live<'a> {
+    type NodeIdentifiers = LiveIds<'a>;
+    fn node_identifiers(self) -> LiveIds<'a> {
+        LiveIds(self.live.ones())
+    }
+}
+
+impl Visitable for Live<'_> {
+    type Map = FixedBitSet;
+    fn visit_map(&self) -> FixedBitSet {
+        FixedBitSet::with_capacity(self.n)
+    }
+    fn reset_map(&self, map: &mut FixedBitSet) {
+        map.clear();
+        map.grow(self.n);
+    }
+}
+
 /// `path` gives the choices from the initial state to a state.
 pub(crate) fn bounds(
     search: &Search,
@@ -131,26 +235,22 @@ pub(crate) fn bounds(
             }
         }
     }
-    let live = |s: u32| open(s) && dmin[s as usize] != INF;
+    let live_set: FixedBitSet = (0..n).filter(|&s| !settled[s] && dmin[s] != INF).collect();
+    let live = |s: u32| live_set.contains(s as usize);
 
     // Most: longest paths over the components of the live unsettled states.
-    let mut node = vec![NodeIndex::end(); n];
-    let mut g: DiGraph<u32, ()> = DiGraph::new();
-    for s in 0..n as u32 {
-        if live(s) {
-            node[s as usize] = g.add_node(s);
-        }
-    }
-    for e in edges {
-        if live(e.from) && live(e.to) {
-            g.add_edge(node[e.from as usize], node[e.to as usize], ());
-        }
-    }
-    let sccs = petgraph::algo::kosaraju_scc(&g);
+    let view = Live {
+        n,
+        edges,
+        live: &live_set,
+        fwd: (&fstart, &fwd),
+        bwd: (&bstart, &bwd),
+    };
+    let sccs = petgraph::algo::kosaraju_scc(view);
     let mut comp = vec![u32::MAX; n];
     for (c, members) in sccs.iter().enumerate() {
         for &m in members {
-            comp[g[m] as usize] = c as u32;
+            comp[m as usize] = c as u32;
         }
     }
     // Kosaraju lists components sinks first, so every exit leads to a component done before.
@@ -159,7 +259,7 @@ pub(crate) fn bounds(
     for (c, members) in sccs.iter().enumerate() {
         let (mut best, mut unbounded) = (None::<u64>, false);
         for &m in members {
-            for &i in out(g[m]) {
+            for &i in out(m) {
                 let e = edges[i as usize];
                 let val = if !open(e.to) {
                     u64::from(e.sent)
@@ -290,4 +390,122 @@ pub(crate) fn bounds(
         first_election: first,
         re_election,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{lineage::Lineage, visited::Visited};
+    use super::*;
+
+    /// A search over a hand-made graph: `settled` per state, edges (from, to, sent), the
+    /// choice of edge k being `Deliver(k)`.
+    fn search(settled: &[bool], edges: &[(u32, u32, u32)]) -> Search {
+        Search {
+            visited: Visited::new(true),
+            lineage: Lineage::default(),
+            fault_free: None,
+            weighted: Some(
+                edges
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &(from, to, sent))| Weighted {
+                        from,
+                        to,
+                        sent,
+                        choice: Choice::Deliver(k as u32).pack(),
+                    })
+                    .collect(),
+            ),
+            root_sent: 1,
+            settled: settled.to_vec(),
+            time: Vec::new(),
+            graph: None,
+            first_violation: [None; 2],
+            transitions: edges.len() as u64,
+            max_depth: 0,
+            cut_short: None,
+        }
+    }
+
+    fn deliveries(s: &Schedule) -> Vec<u32> {
+        s.choices
+            .iter()
+            .map(|c| match c {
+                Choice::Deliver(k) => *k,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fewest_and_most_through_a_cycle_that_sends_nothing() {
+        // 0 -> 1 -> 3 costs 1 + 1; 0 -> 2 -> 4 -> 3 costs 5 + 0 + 2, and 2 <-> 4 is a
+        // cycle that sends nothing, which the most may pass through once. 5 is settled
+        // and unreachable.
+        let s = search(
+            &[false, false, false, true, false, true],
+            &[
+                (0, 1, 1),
+                (0, 2, 5),
+                (1, 3, 1),
+                (2, 4, 0),
+                (4, 2, 0),
+                (4, 3, 2),
+            ],
+        );
+        let m = bounds(&s, s.root_sent, &|_| Vec::new()).expect("message bounds are kept");
+        let first = m
+            .first_election
+            .expect("state 0 is unsettled and can settle");
+        assert_eq!(first.fewest.messages, 1 + 2);
+        assert_eq!(deliveries(&first.fewest), [0, 2]);
+        let most = first.most.expect("no cycle sends messages");
+        assert_eq!(most.messages, 1 + 7);
+        assert_eq!(deliveries(&most), [1, 3, 5]);
+        assert!(m.re_election.is_none(), "no edge leaves a settled state");
+    }
+
+    #[test]
+    fn a_cycle_that_sends_leaves_the_most_unbounded() {
+        // The same, but 2 -> 4 sends a message: 2, 4, 2, 4... sends without end.
+        let s = search(
+            &[false, false, false, true, false],
+            &[
+                (0, 1, 1),
+                (0, 2, 5),
+                (1, 3, 1),
+                (2, 4, 1),
+                (4, 2, 0),
+                (4, 3, 2),
+            ],
+        );
+        let m = bounds(&s, s.root_sent, &|_| Vec::new()).expect("message bounds are kept");
+        let first = m.first_election.expect("state 0 can settle");
+        assert_eq!(first.fewest.messages, 3);
+        assert!(first.most.is_none(), "{:?}", first.most);
+    }
+
+    #[test]
+    fn re_elections_start_on_edges_out_of_settled_states() {
+        // 0 -> 1 settles at once. 1 -> 2 starts a re-election (4 messages) that completes
+        // by 2 -> 4 (2 more) or by 2 -> 3 -> 4 (1 + 2 more).
+        let s = search(
+            &[false, true, false, false, true],
+            &[(0, 1, 0), (1, 2, 4), (2, 4, 2), (2, 3, 1), (3, 4, 2)],
+        );
+        let m = bounds(&s, s.root_sent, &|id| {
+            assert_eq!(id, 1, "the prefix is the path to the re-election's source");
+            vec![Choice::Deliver(0)]
+        })
+        .expect("message bounds are kept");
+        let first = m.first_election.expect("state 0 settles");
+        assert_eq!(first.fewest.messages, 1, "the start messages only");
+        let again = m.re_election.expect("1 -> 2 leaves a settled state");
+        assert_eq!(again.fewest.messages, 6);
+        assert_eq!(again.fewest.starts_at_step, 1);
+        assert_eq!(deliveries(&again.fewest), [0, 1, 2]);
+        let most = again.most.expect("no cycle");
+        assert_eq!(most.messages, 7);
+        assert_eq!(deliveries(&most), [0, 1, 3, 4]);
+    }
 }
