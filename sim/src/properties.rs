@@ -246,17 +246,25 @@ fn agreement_holds_in(
 }
 
 /// How many up voters believe they lead, and whether two of them share a component.
+/// Allocates nothing for the first 16 leaders (the explorer asks this of every state).
 pub fn leader_counts(status: &[NodeStatus], topo: &Topology) -> (usize, bool) {
-    let mut seen: Vec<u32> = Vec::new();
-    let mut shared = false;
+    const INLINE: usize = 16;
+    let mut first = [0u32; INLINE];
+    let mut more: Vec<u32> = Vec::new();
+    let (mut count, mut shared) = (0, false);
     for (i, s) in status.iter().enumerate() {
         if s.believes_leader() {
             let c = topo.component(Pid(i as u32));
-            shared |= seen.contains(&c);
-            seen.push(c);
+            shared |= first[..count.min(INLINE)].contains(&c) || more.contains(&c);
+            if count < INLINE {
+                first[count] = c;
+            } else {
+                more.push(c);
+            }
+            count += 1;
         }
     }
-    (seen.len(), shared)
+    (count, shared)
 }
 
 /// `Agreement`: in every component, every running voter names the same running leader, which
@@ -449,6 +457,35 @@ mod tests {
         assert!(highest_wins(&low, &Topology::new(2), &nm)
             .unwrap_err()
             .contains("n1 has a higher"));
+    }
+
+    #[test]
+    fn leader_counts_past_the_inline_leaders() {
+        // 40 nodes, each alone in its component: every one leads, none shares.
+        let n = 40;
+        let mut topo = Topology::new(n);
+        let alone: Vec<Vec<Pid>> = (0..n as u32).map(|i| vec![Pid(i)]).collect();
+        topo.partition(&alone);
+        let all: Vec<NodeStatus> = (0..n as u32)
+            .map(|i| st(Role::Leader, Some(i), 1))
+            .collect();
+        assert_eq!(leader_counts(&all, &topo), (n, false));
+        // Node 30 and node 35 in one component: shared, past the first 16 leaders.
+        let mut groups = alone.clone();
+        groups[30].push(Pid(35));
+        groups.remove(35);
+        topo.partition(&groups);
+        assert_eq!(leader_counts(&all, &topo), (n, true));
+        // Two of the first nodes together.
+        let mut groups = alone;
+        groups[1].push(Pid(2));
+        groups.remove(2);
+        topo.partition(&groups);
+        assert_eq!(leader_counts(&all, &topo), (n, true));
+        // A follower does not count.
+        let mut some = all.clone();
+        some[2] = st(Role::Follower, Some(1), 1);
+        assert_eq!(leader_counts(&some, &topo), (n - 1, false));
     }
 
     #[test]
