@@ -495,7 +495,10 @@ fn expand<A: Algorithm>(
         tmp.clear();
         made.clear();
         for (index, &c) in choices.iter().enumerate() {
-            work.s.load(words, n);
+            // Listing the choices left the parent loaded for the first one.
+            if index > 0 {
+                work.s.load(words, n);
+            }
             let Some(sent) = model.step(&mut work, c, &mut None) else {
                 continue;
             };
