@@ -38,11 +38,11 @@
 //!
 //! Memory: of each state, the search keeps its fingerprint in the visited table (8 bytes, 12
 //! with the state's id when edges are kept for liveness, message bounds or `--graph`; see
-//! `visited`) and its parent and choice (about 2 bytes; see `lineage`). Only the frontier is
+//! `visited`) and its parent and choice (about 1 byte; see `lineage`). Only the frontier is
 //! kept whole: packed rows of interned ids (see `packed`), each stored as its difference
-//! from the state before it (see `frontier`). Each job also
-//! remembers handler outcomes (a node state meeting an input at a time), which the
-//! transitions of a model meet again and again (see [`model::MemoKey`]).
+//! from the state before it (see `frontier`). Each job also remembers handler outcomes (a
+//! node state meeting an input at a time), which the transitions of a model meet again and
+//! again (see [`model::MemoKey`]).
 //!
 //! Liveness (`EventualLeader(within)`): from every reachable state whose time is at least
 //! `within` before the horizon, a state where every component agrees on one running leader
