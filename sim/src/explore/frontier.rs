@@ -16,7 +16,7 @@
 use super::reserve;
 
 /// Every `KEY`-th state is stored whole and indexed.
-pub(crate) const KEY: usize = 64;
+pub(crate) const KEY: usize = 32;
 
 /// Packed states of one level, in order, with consecutive ids.
 #[derive(Default)]

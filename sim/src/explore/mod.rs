@@ -415,7 +415,7 @@ where
 /// Frontier states each job expands before a merge (with one job, a small batch keeps the
 /// successors waiting for the merge few).
 const CHUNK: usize = 1024;
-const CHUNK_ONE_JOB: usize = 64;
+const CHUNK_ONE_JOB: usize = 32;
 
 /// Grows `v` for `extra` more items by a quarter at a time, not by doubling: what a search
 /// keeps growing, it keeps.
