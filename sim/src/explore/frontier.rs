@@ -99,7 +99,11 @@ impl Packs {
             self.keys.push(self.bytes.len());
             self.last.clear();
         }
-        reserve(&mut self.bytes, 3 * words.len() + 5);
+        // At most: the length, the bits, five bytes a word.
+        reserve(
+            &mut self.bytes,
+            5 + words.len().div_ceil(8) + 5 * words.len(),
+        );
         encode(&self.last, words, &mut self.bytes);
         self.last.clear();
         self.last.extend_from_slice(words);
@@ -144,8 +148,9 @@ pub(crate) struct Reader<'p> {
 }
 
 impl Reader<'_> {
-    /// Puts the next state's words in `cur`, which must hold the state this reader gave
-    /// last (anything, if this is its first read); `None` at the end of the level.
+    /// Puts the next state's words in `cur`, which must hold the state before it (the one
+    /// this reader gave last, or what [`Packs::read_from`] left there); `None` at the end
+    /// of the level.
     pub fn read(&mut self, cur: &mut Vec<u32>) -> Option<()> {
         if self.next >= self.packs.len {
             return None;
