@@ -224,6 +224,58 @@ fn impatient_bully_is_caught_under_bounded_delays() {
     );
 }
 
+/// A node that does not keep its own id in its state: it leads if it is the first process,
+/// decided once, at start. Two processes then have equal states before they start.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Forgetful {
+    leads: bool,
+}
+
+impl Algorithm for Forgetful {
+    type Msg = <Bully as Algorithm>::Msg;
+    type Timer = BullyTimer;
+    type Params = BullyParams;
+    fn new(_: Pid, _: &Cluster, _: &BullyParams) -> Self {
+        Forgetful { leads: false }
+    }
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.leads = ctx.me() == Pid(0);
+    }
+    fn on_message(&mut self, _: Pid, _: Self::Msg, _: &mut Ctx<'_, Self>) {}
+    fn on_timer(&mut self, _: BullyTimer, _: &mut Ctx<'_, Self>) {}
+    fn view(&self) -> View {
+        let role = if self.leads {
+            conclave_algorithms::Role::Leader
+        } else {
+            conclave_algorithms::Role::Follower
+        };
+        View::new(role, None, "")
+    }
+}
+
+/// Remembered handler outcomes are per process: when the first process restarts, it leads
+/// again; when the second restarts from the same state, it must not be handed the first
+/// one's outcome (that would make two leaders).
+#[test]
+fn remembered_outcomes_belong_to_their_process() {
+    let mut s = load("bully3_crash_bounded.ron");
+    let conclave_sim::scenario::AlgorithmSpec::Bully(params) = &s.algorithm else {
+        panic!()
+    };
+    let params = params.clone();
+    let e = s.explore.as_mut().unwrap();
+    e.restarts = 1;
+    e.expect = vec![conclave_sim::scenario::Property::AtMostOneLeader];
+    let r = explore_with(
+        Model::<Forgetful>::new(&s, params),
+        &s,
+        "forgetful.ron",
+        &jobs(1),
+    );
+    assert!(r.complete);
+    assert_eq!(verdict(&r, "AtMostOneLeader"), Some(true));
+}
+
 /// Seed 004's majority election: one split after the nodes met never gives two masters;
 /// a split then a heal does, and so does a split before they meet.
 #[test]

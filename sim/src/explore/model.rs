@@ -96,13 +96,16 @@ pub(crate) trait Store<A: Algorithm> {
     fn keep(&mut self, _key: MemoKey, _p: usize, _effects: &[Effect<A::Msg, A::Timer>]) {}
 }
 
-/// A handler's input, in a node state, at a time: what its outcome depends on. Handlers are
-/// deterministic functions of their node's state, the input and the context (the time,
-/// the node's id, the static cluster; no randomness in the explorer), so the same key
-/// always gives the same new state and effects.
+/// A handler's input, in a node state, at a time, at a process: what its outcome depends
+/// on. Handlers are deterministic functions of their node's state, the input and the
+/// context (the time, the process's id, the static cluster; no randomness in the
+/// explorer), so the same key always gives the same new state and effects. The process is
+/// in the key even though every algorithm here keeps its own id in its state: a state that
+/// did not would otherwise be answered with another process's outcome.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct MemoKey {
     pub node: u32,
+    pub process: u32,
     pub input: u64,
     pub now: u64,
 }

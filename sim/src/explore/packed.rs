@@ -440,6 +440,7 @@ impl<A: Algorithm> Store<A> for Work<'_, A> {
         }
         let key = MemoKey {
             node,
+            process: p as u32,
             input,
             now: self.s.now,
         };
