@@ -41,8 +41,8 @@
 //! `visited`) and its parent and choice (about 1 byte; see `lineage`). Only the frontier is
 //! kept whole: packed rows of interned ids (see `packed`), each stored as its difference
 //! from the state before it (see `frontier`). Each job also remembers handler outcomes (a
-//! node state meeting an input at a time), which the transitions of a model meet again and
-//! again (see [`model::MemoKey`]).
+//! node state meeting an input at a time at a process), which the transitions of a model
+//! meet again and again (see [`model::MemoKey`]).
 //!
 //! Liveness (`EventualLeader(within)`): from every reachable state whose time is at least
 //! `within` before the horizon, a state where every component agrees on one running leader
