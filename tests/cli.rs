@@ -262,12 +262,20 @@ fn trace_prints_one_event_per_line_with_time_first() {
 
 #[test]
 fn explore_reports_holds_and_exits_0() {
+    // The message bounds' schedules go to a directory of the test's own, not the checkout.
+    let dir = std::env::temp_dir().join(format!("conclave-explore-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let out = conclave(&[
         "explore",
         "scenarios/explore/bully3_crash_bounded.ron",
         "--jobs",
         "1",
+        "--out",
+        &dir.to_string_lossy(),
     ]);
+    let written = std::fs::read_dir(&dir).unwrap().count();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(written, 4, "the fewest and most schedules of two elections");
     expect_code(&out, 0);
     let text = stdout(&out);
     assert!(
