@@ -484,15 +484,15 @@ impl<A: Algorithm> Model<A> {
                     };
                     // Armed timers are sorted by (process, timer), one of each at most:
                     // setting one replaces the one armed before.
-                    let at = armed_at(s, p, &timer);
-                    if let Some(old) = at.1 {
+                    let (at, armed) = armed_at(s, p, &timer);
+                    if let Some(old) = armed {
                         if old == due {
                             continue;
                         }
-                        s.remove_timer(at.0);
+                        s.remove_timer(at);
                     }
                     s.insert_timer(
-                        at.0,
+                        at,
                         Armed {
                             pid: p.0,
                             timer,
