@@ -190,3 +190,73 @@ impl TraceHasher {
 pub fn hash_hex(h: u64) -> String {
     format!("{h:016x}")
 }
+
+/// A message or timer as a trace shows it: its `Debug` form, with every process written as
+/// its node's name (`Pid(3)` is the fourth node, which a reader would not guess).
+///
+/// ```
+/// use conclave_algorithms::Pid;
+/// let names = ["a".to_string(), "b".to_string()];
+/// assert_eq!(conclave_sim::trace::show(&Some(Pid(1)), &names), "Some(b)");
+/// ```
+pub fn show(value: &impl std::fmt::Debug, names: &[String]) -> String {
+    let text = format!("{value:?}");
+    if !text.contains("Pid(") {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("Pid(") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 4..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let name = after[..digits]
+            .parse::<usize>()
+            .ok()
+            .filter(|_| after[digits..].starts_with(')'))
+            .and_then(|k| names.get(k));
+        match name {
+            Some(name) => {
+                out.push_str(name);
+                rest = &after[digits + 1..];
+            }
+            None => {
+                out.push_str("Pid(");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::show;
+    use conclave_algorithms::Pid;
+
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct Ack {
+        processes: Vec<Pid>,
+        leader: Option<Pid>,
+        note: &'static str,
+    }
+
+    #[test]
+    fn processes_are_shown_by_name() {
+        let names: Vec<String> = ["n1", "n2", "n3"].map(String::from).to_vec();
+        let ack = Ack {
+            processes: vec![Pid(0), Pid(2)],
+            leader: Some(Pid(1)),
+            note: "Pid(",
+        };
+        assert_eq!(
+            show(&ack, &names),
+            r#"Ack { processes: [n1, n3], leader: Some(n2), note: "Pid(" }"#
+        );
+        // A process with no name (none here has index 7) keeps its number.
+        assert_eq!(show(&Pid(7), &names), "Pid(7)");
+        assert_eq!(show(&"no process", &names), r#""no process""#);
+    }
+}

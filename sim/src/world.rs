@@ -25,7 +25,7 @@
 use crate::properties::{Monitor, NodeStatus, Topology};
 use crate::queue::EventQueue;
 use crate::scenario::{Delay, NetworkSpec};
-use crate::trace::{tag, DropReason, TraceEvent, TraceHasher, What};
+use crate::trace::{show, tag, DropReason, TraceEvent, TraceHasher, What};
 use conclave_algorithms::{
     Algorithm, Cluster, Context, Detector, Duration, Effect, MemberKind, Message, Pid, Random,
     Role, Time, View,
@@ -415,7 +415,7 @@ impl<A: Algorithm> World<A> {
             to,
             |names: &[String]| What::Deliver {
                 from: names[from.index()].clone(),
-                msg: format!("{msg:?}"),
+                msg: show(&msg, names),
             },
             |h| {
                 h.pid(from);
@@ -443,8 +443,8 @@ impl<A: Algorithm> World<A> {
         self.record(
             tag::TIMER,
             pid,
-            |_: &[String]| What::Timer {
-                timer: format!("{timer:?}"),
+            |names: &[String]| What::Timer {
+                timer: show(&timer, names),
             },
             |h| h.value(&timer),
         );
@@ -539,7 +539,7 @@ impl<A: Algorithm> World<A> {
             from,
             |names: &[String]| What::Send {
                 to: names[to.index()].clone(),
-                msg: format!("{msg:?}"),
+                msg: show(&msg, names),
             },
             |h| {
                 h.pid(to);
@@ -565,7 +565,7 @@ impl<A: Algorithm> World<A> {
                 |names: &[String]| What::Duplicate {
                     from: names[from.index()].clone(),
                     to: names[to.index()].clone(),
-                    msg: format!("{msg:?}"),
+                    msg: show(&msg, names),
                 },
                 |h| {
                     h.pid(to);
@@ -606,7 +606,7 @@ impl<A: Algorithm> World<A> {
             |names: &[String]| What::Drop {
                 from: names[from.index()].clone(),
                 to: names[to.index()].clone(),
-                msg: format!("{msg:?}"),
+                msg: show(&msg, names),
                 reason,
             },
             |h| {
@@ -846,8 +846,8 @@ impl<A: Algorithm> World<A> {
                 |names: &[String]| What::Send {
                     to: names[server.index()].clone(),
                     msg: format!(
-                        "Report {{ coordinator: {:?}, group: {}, status: {} }}",
-                        view.leader.map(|l| names[l.index()].clone()),
+                        "Report {{ coordinator: {}, group: {}, status: {} }}",
+                        show(&view.leader, names),
                         view.group,
                         view.status
                     ),

@@ -3,6 +3,7 @@
 
 use conclave_sim::run::{run_scenario, RunOptions};
 use conclave_sim::scenario::Scenario;
+use conclave_sim::trace::What;
 
 const RANDOM_DELAYS: &str = r#"Scenario(
     algorithm: Bully(answer_timeout: "300ms", heartbeat_interval: "500ms", heartbeat_timeout: "500ms"),
@@ -94,4 +95,33 @@ fn golden_trace_hash_of_the_consul_scenario() {
     // the scenario gained its registry (seed 000's Consul).
     assert_eq!(r.trace_hash, "1a602b9145f71eae");
     assert_eq!(r.events, 136);
+}
+
+#[test]
+fn traces_name_processes_inside_messages() {
+    // Bully's heartbeat acknowledgements carry the processes the coordinator knows: a
+    // reader sees their names, as everywhere else in the trace, not their indices.
+    let r = run_scenario(
+        &scenario(),
+        "random.ron",
+        5,
+        &RunOptions { record_trace: true },
+    );
+    let trace = r.trace.unwrap();
+    let texts: Vec<String> = trace
+        .iter()
+        .filter_map(|e| match &e.what {
+            What::Send { msg, .. } | What::Deliver { msg, .. } => Some(msg.clone()),
+            What::Timer { timer } => Some(timer.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains("processes: [a, b, c, d")),
+        "a heartbeat acknowledgement lists the nodes by name"
+    );
+    assert!(
+        texts.iter().all(|t| !t.contains("Pid(")),
+        "no process index is left"
+    );
 }

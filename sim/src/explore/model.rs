@@ -9,7 +9,7 @@
 use super::Choice;
 use crate::properties::{self, NodeStatus, Topology};
 use crate::scenario::{Scenario, Timing};
-use crate::trace::{DropReason, TraceEvent, What};
+use crate::trace::{show, DropReason, TraceEvent, What};
 use conclave_algorithms::{Algorithm, Cluster, Context, Effect, MemberKind, Pid, Time, View};
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
@@ -522,7 +522,7 @@ impl<A: Algorithm> Model<A> {
         if rec.is_some() {
             let what = What::Send {
                 to: self.names[to.index()].clone(),
-                msg: format!("{msg:?}"),
+                msg: show(&msg, &self.names),
             };
             self.note(rec, s.now(), from, || what);
         }
@@ -533,7 +533,7 @@ impl<A: Algorithm> Model<A> {
                 let what = What::Drop {
                     from: self.names[from.index()].clone(),
                     to: self.names[to.index()].clone(),
-                    msg: format!("{msg:?}"),
+                    msg: show(&msg, &self.names),
                     reason: if down {
                         DropReason::Down
                     } else {
@@ -728,7 +728,7 @@ impl<A: Algorithm> Model<A> {
                 if rec.is_some() {
                     let what = What::Deliver {
                         from: self.names[from.index()].clone(),
-                        msg: format!("{msg:?}"),
+                        msg: show(&msg, &self.names),
                     };
                     self.note(rec, s.now(), to, || what);
                 }
@@ -745,7 +745,7 @@ impl<A: Algorithm> Model<A> {
                 let t = s.remove_timer(i);
                 s.set_now(s.now().max(t.due));
                 self.note(rec, s.now(), Pid(t.pid), || What::Timer {
-                    timer: format!("{:?}", t.timer),
+                    timer: show(&t.timer, &self.names),
                 });
                 sent = self.run(s, Pid(t.pid), rec, input, |node, ctx| {
                     node.on_timer(t.timer, ctx)
@@ -807,7 +807,11 @@ impl<A: Algorithm> Model<A> {
                         self.names[m.from as usize].clone(),
                         self.names[m.to as usize].clone(),
                     );
-                    let msg = m.msg.as_ref().map(|m| format!("{m:?}")).unwrap_or_default();
+                    let msg = m
+                        .msg
+                        .as_ref()
+                        .map(|m| show(m, &self.names))
+                        .unwrap_or_default();
                     let (at, what) = if k == 2 {
                         let reason = DropReason::Lost;
                         (
