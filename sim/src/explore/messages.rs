@@ -14,8 +14,13 @@
 //! edge rows rather than a copy of the graph). A cycle that sends messages and can be
 //! repeated before the election completes leaves the most unbounded, and the report says
 //! so.
+//!
+//! Edges keep their ends and message counts, not their choices: a bound's walk is a list of
+//! hops (the next state and the messages sent), which the caller turns back into choices by
+//! stepping the model (the first choice that makes that hop, as the search recorded edges
+//! in choice order).
 
-use super::{Choice, Search};
+use super::{Choice, Chunks, Edge, Search};
 use fixedbitset::FixedBitSet;
 use petgraph::visit::{
     GraphBase, GraphRef, IntoNeighbors, IntoNeighborsDirected, IntoNodeIdentifiers, Visitable,
@@ -24,15 +29,6 @@ use petgraph::Direction;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-
-/// One explored transition, kept for the message bounds.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Weighted {
-    pub from: u32,
-    pub to: u32,
-    pub sent: u32,
-    pub choice: u32,
-}
 
 /// The fewest and most messages of the first election and of re-elections.
 #[derive(Clone, Debug, Serialize)]
@@ -64,22 +60,61 @@ pub struct Schedule {
 
 const INF: u64 = u64::MAX;
 
-/// Edge indexes grouped by a key (compressed rows).
-fn rows(n: usize, keyed: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec<u32>, Vec<u32>) {
-    let mut start = vec![0u32; n + 1];
-    for (k, _) in keyed.clone() {
-        start[k as usize + 1] += 1;
+/// Edge indexes grouped by a key (compressed rows). `items: None` when the edges are
+/// already in the key's order: a row is then a range of edge indexes, with no list to keep.
+struct Rows {
+    start: Vec<u32>,
+    items: Option<Vec<u32>>,
+}
+
+impl Rows {
+    fn new(n: usize, keyed: impl Iterator<Item = (u32, u32)> + Clone, in_order: bool) -> Self {
+        let mut start = vec![0u32; n + 1];
+        for (k, _) in keyed.clone() {
+            start[k as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        if in_order {
+            return Rows { start, items: None };
+        }
+        let mut fill = start.clone();
+        let mut items = vec![0u32; start[n] as usize];
+        for (k, e) in keyed {
+            items[fill[k as usize] as usize] = e;
+            fill[k as usize] += 1;
+        }
+        Rows {
+            start,
+            items: Some(items),
+        }
     }
-    for i in 0..n {
-        start[i + 1] += start[i];
+
+    fn row(&self, key: u32) -> Row<'_> {
+        let (a, b) = (self.start[key as usize], self.start[key as usize + 1]);
+        match &self.items {
+            None => Row::Range(a..b),
+            Some(items) => Row::Items(items[a as usize..b as usize].iter()),
+        }
     }
-    let mut fill = start.clone();
-    let mut items = vec![0u32; start[n] as usize];
-    for (k, e) in keyed {
-        items[fill[k as usize] as usize] = e;
-        fill[k as usize] += 1;
+}
+
+/// The edge indexes of one row.
+#[derive(Clone)]
+enum Row<'a> {
+    Range(std::ops::Range<u32>),
+    Items(std::slice::Iter<'a, u32>),
+}
+
+impl Iterator for Row<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            Row::Range(r) => r.next(),
+            Row::Items(i) => i.next().copied(),
+        }
     }
-    (start, items)
 }
 
 /// The live unsettled states and the edges between them, as petgraph sees a graph: a view
@@ -88,17 +123,16 @@ fn rows(n: usize, keyed: impl Iterator<Item = (u32, u32)> + Clone) -> (Vec<u32>,
 #[derive(Clone, Copy)]
 struct Live<'a> {
     n: usize,
-    edges: &'a [Weighted],
+    edges: &'a Chunks<Edge>,
     live: &'a FixedBitSet,
-    fwd: (&'a [u32], &'a [u32]),
-    bwd: (&'a [u32], &'a [u32]),
+    fwd: &'a Rows,
+    bwd: &'a Rows,
 }
 
 impl<'a> Live<'a> {
-    fn ends(self, (start, items): (&'a [u32], &'a [u32]), s: u32, incoming: bool) -> Ends<'a> {
-        let (a, b) = (start[s as usize] as usize, start[s as usize + 1] as usize);
+    fn ends(self, rows: &'a Rows, s: u32, incoming: bool) -> Ends<'a> {
         Ends {
-            ids: items[a..b].iter(),
+            ids: rows.row(s),
             edges: self.edges,
             live: self.live,
             incoming,
@@ -108,8 +142,8 @@ impl<'a> Live<'a> {
 
 /// The live states at the other end of some edges.
 struct Ends<'a> {
-    ids: std::slice::Iter<'a, u32>,
-    edges: &'a [Weighted],
+    ids: Row<'a>,
+    edges: &'a Chunks<Edge>,
     live: &'a FixedBitSet,
     incoming: bool,
 }
@@ -117,7 +151,7 @@ struct Ends<'a> {
 impl Iterator for Ends<'_> {
     type Item = u32;
     fn next(&mut self) -> Option<u32> {
-        for &i in self.ids.by_ref() {
+        for i in self.ids.by_ref() {
             let e = &self.edges[i as usize];
             let s = if self.incoming { e.from } else { e.to };
             if self.live.contains(s as usize) {
@@ -180,34 +214,52 @@ impl Visitable for Live<'_> {
     }
 }
 
-/// `path` gives the choices from the initial state to a state.
+/// A hop of a walk through the graph: the state it reaches and the messages it sends.
+pub(crate) type Hop = (u32, u32);
+
+/// `choices(from, hops)` gives the choices from the initial state to state `from`, then
+/// along `hops`.
 pub(crate) fn bounds(
     search: &Search,
     root_sent: u32,
-    path: &dyn Fn(u32) -> Vec<Choice>,
+    choices: &dyn Fn(u32, &[Hop]) -> Vec<Choice>,
 ) -> Option<ElectionMessages> {
-    let edges = search.weighted.as_ref()?;
+    if !search.message_bounds {
+        return None;
+    }
+    let edges = search.edges.as_ref()?;
     let settled = &search.settled;
     let n = settled.len();
     let open = |s: u32| !settled[s as usize];
     // Forward edges out of unsettled states, and backward edges between unsettled states.
-    let (fstart, fwd) = rows(
+    // Breadth-first search finds edges in the order of their sources, so forward rows are
+    // ranges of edges; depth-first search needs a list.
+    let in_order = edges
+        .iter()
+        .zip(edges.iter().skip(1))
+        .all(|(a, b)| a.from <= b.from);
+    let fwd = Rows::new(
         n,
         edges
             .iter()
             .enumerate()
-            .filter(|(_, e)| open(e.from))
+            .filter(|(_, e)| in_order || open(e.from))
             .map(|(i, e)| (e.from, i as u32)),
+        in_order,
     );
-    let (bstart, bwd) = rows(
+    let bwd = Rows::new(
         n,
         edges
             .iter()
             .enumerate()
             .filter(|(_, e)| open(e.from) && open(e.to))
             .map(|(i, e)| (e.to, i as u32)),
+        false,
     );
-    let out = |s: u32| &fwd[fstart[s as usize] as usize..fstart[s as usize + 1] as usize];
+    let hop = |i: u32| {
+        let e = edges[i as usize];
+        (e.to, e.sent())
+    };
 
     // Fewest: Dijkstra towards the settled states; `next` is each state's first edge on a
     // cheapest way out.
@@ -215,19 +267,20 @@ pub(crate) fn bounds(
     let mut next = vec![u32::MAX; n];
     let mut heap = BinaryHeap::new();
     for (i, e) in edges.iter().enumerate() {
-        if open(e.from) && !open(e.to) && u64::from(e.sent) < dmin[e.from as usize] {
-            dmin[e.from as usize] = u64::from(e.sent);
+        let sent = u64::from(e.sent());
+        if open(e.from) && !open(e.to) && sent < dmin[e.from as usize] {
+            dmin[e.from as usize] = sent;
             next[e.from as usize] = i as u32;
-            heap.push(Reverse((u64::from(e.sent), e.from)));
+            heap.push(Reverse((sent, e.from)));
         }
     }
     while let Some(Reverse((d, u))) = heap.pop() {
         if d > dmin[u as usize] {
             continue;
         }
-        for &i in &bwd[bstart[u as usize] as usize..bstart[u as usize + 1] as usize] {
+        for i in bwd.row(u) {
             let e = edges[i as usize];
-            let cand = d + u64::from(e.sent);
+            let cand = d + u64::from(e.sent());
             if cand < dmin[e.from as usize] {
                 dmin[e.from as usize] = cand;
                 next[e.from as usize] = i;
@@ -243,8 +296,8 @@ pub(crate) fn bounds(
         n,
         edges,
         live: &live_set,
-        fwd: (&fstart, &fwd),
-        bwd: (&bstart, &bwd),
+        fwd: &fwd,
+        bwd: &bwd,
     };
     let sccs = petgraph::algo::kosaraju_scc(view);
     let mut comp = vec![u32::MAX; n];
@@ -259,14 +312,15 @@ pub(crate) fn bounds(
     for (c, members) in sccs.iter().enumerate() {
         let (mut best, mut unbounded) = (None::<u64>, false);
         for &m in members {
-            for &i in out(m) {
+            for i in fwd.row(m) {
                 let e = edges[i as usize];
+                let sent = u64::from(e.sent());
                 let val = if !open(e.to) {
-                    u64::from(e.sent)
+                    sent
                 } else if !live(e.to) {
                     continue;
                 } else if comp[e.to as usize] == c as u32 {
-                    unbounded |= e.sent > 0;
+                    unbounded |= sent > 0;
                     continue;
                 } else {
                     match dmax[comp[e.to as usize] as usize] {
@@ -274,7 +328,7 @@ pub(crate) fn bounds(
                             unbounded = true;
                             continue;
                         }
-                        d => d + u64::from(e.sent),
+                        d => d + sent,
                     }
                 };
                 if best.is_none_or(|b| val > b) {
@@ -286,104 +340,94 @@ pub(crate) fn bounds(
         dmax[c] = if unbounded { INF } else { best.unwrap_or(0) };
     }
 
-    let walk_min = |mut s: u32, choices: &mut Vec<Choice>| {
+    let walk_min = |mut s: u32, hops: &mut Vec<Hop>| {
         while open(s) {
-            let e = edges[next[s as usize] as usize];
-            choices.push(Choice::unpack(e.choice));
-            s = e.to;
+            let h = hop(next[s as usize]);
+            hops.push(h);
+            s = h.0;
         }
     };
-    let walk_max = |mut s: u32, choices: &mut Vec<Choice>| {
+    let walk_max = |mut s: u32, hops: &mut Vec<Hop>| {
         while open(s) {
             let c = comp[s as usize];
-            let x = edges[exit[c as usize] as usize];
-            if x.from != s {
+            let x = exit[c as usize];
+            let from = edges[x as usize].from;
+            if from != s {
                 // Inside the component every edge sends nothing: any way to the exit.
-                let mut prev = Vec::new();
                 let mut seen = std::collections::BTreeMap::new();
                 seen.insert(s, (u32::MAX, 0u32));
                 let mut queue = VecDeque::from([s]);
                 while let Some(u) = queue.pop_front() {
-                    if u == x.from {
+                    if u == from {
                         break;
                     }
-                    for &i in out(u) {
+                    for i in fwd.row(u) {
                         let e = edges[i as usize];
                         if live(e.to) && comp[e.to as usize] == c && !seen.contains_key(&e.to) {
-                            seen.insert(e.to, (u, e.choice));
+                            seen.insert(e.to, (u, e.sent()));
                             queue.push_back(e.to);
                         }
                     }
                 }
-                let mut v = x.from;
+                let mut back = Vec::new();
+                let mut v = from;
                 while v != s {
-                    let (u, ch) = seen[&v];
-                    prev.push((u, ch));
+                    let (u, sent) = seen[&v];
+                    back.push((v, sent));
                     v = u;
                 }
-                choices.extend(prev.iter().rev().map(|&(_, ch)| Choice::unpack(ch)));
+                hops.extend(back.iter().rev());
             }
-            choices.push(Choice::unpack(x.choice));
-            s = x.to;
+            let h = hop(x);
+            hops.push(h);
+            s = h.0;
         }
     };
-    let schedule = |prefix: Vec<Choice>, entry: Option<Weighted>, most: bool| {
-        let starts_at_step = prefix.len();
-        let mut choices = prefix;
-        let (first, base) = match entry {
-            Some(e) => {
-                choices.push(Choice::unpack(e.choice));
-                (e.to, u64::from(e.sent))
-            }
-            None => (0, u64::from(root_sent)),
+    // An election's start: `None` for the first, or the edge out of a settled state.
+    let schedule = |entry: Option<Edge>, most: bool| {
+        let (from, first, base) = match entry {
+            Some(e) => (e.from, e.to, u64::from(e.sent())),
+            None => (0, 0, u64::from(root_sent)),
         };
+        let mut hops: Vec<Hop> = entry.iter().map(|e| (e.to, e.sent())).collect();
         let messages = if most {
-            walk_max(first, &mut choices);
+            walk_max(first, &mut hops);
             base + dmax[comp[first as usize] as usize]
         } else {
-            walk_min(first, &mut choices);
+            walk_min(first, &mut hops);
             base + dmin[first as usize]
         };
+        let choices = choices(from, &hops);
         Schedule {
             messages,
-            starts_at_step,
+            starts_at_step: choices.len() - hops.len(),
             choices,
         }
     };
-    let bounds_from = |entries: &[(Vec<Choice>, Option<Weighted>)]| -> Option<Bounds> {
-        let cost = |e: &Option<Weighted>, most: bool| {
-            let (s, base) = e.map_or((0, u64::from(root_sent)), |e| (e.to, u64::from(e.sent)));
+    let bounds_from = |entries: &[Option<Edge>]| -> Option<Bounds> {
+        let cost = |e: &Option<Edge>, most: bool| {
+            let (s, base) = e.map_or((0, u64::from(root_sent)), |e| (e.to, u64::from(e.sent())));
             if most {
                 dmax[comp[s as usize] as usize].saturating_add(base)
             } else {
                 dmin[s as usize] + base
             }
         };
-        let fewest = entries.iter().min_by_key(|(_, e)| cost(e, false))?;
-        let most = entries.iter().max_by_key(|(_, e)| cost(e, true))?;
+        let fewest = entries.iter().min_by_key(|e| cost(e, false))?;
+        let most = entries.iter().max_by_key(|e| cost(e, true))?;
         Some(Bounds {
-            fewest: schedule(fewest.0.clone(), fewest.1, false),
-            most: (cost(&most.1, true) != INF).then(|| schedule(most.0.clone(), most.1, true)),
+            fewest: schedule(*fewest, false),
+            most: (cost(most, true) != INF).then(|| schedule(*most, true)),
         })
     };
-    let first = if live(0) {
-        bounds_from(&[(Vec::new(), None)])
-    } else {
-        None
-    };
-    // Re-elections: the cheapest and the dearest entry edge, each with its own prefix.
-    let entries: Vec<&Weighted> = edges
-        .iter()
-        .filter(|e| !open(e.from) && live(e.to))
-        .collect();
-    let cheapest = entries
-        .iter()
-        .min_by_key(|e| dmin[e.to as usize] + u64::from(e.sent));
-    let dearest = entries
-        .iter()
-        .max_by_key(|e| dmax[comp[e.to as usize] as usize].saturating_add(u64::from(e.sent)));
+    let first = if live(0) { bounds_from(&[None]) } else { None };
+    // Re-elections: the cheapest and the dearest entry edge.
+    let entries = || edges.iter().filter(|e| !open(e.from) && live(e.to));
+    let cheapest = entries().min_by_key(|e| dmin[e.to as usize] + u64::from(e.sent()));
+    let dearest = entries()
+        .max_by_key(|e| dmax[comp[e.to as usize] as usize].saturating_add(u64::from(e.sent())));
     let re_election = match (cheapest, dearest) {
-        (Some(&&a), Some(&&b)) => bounds_from(&[(path(a.from), Some(a)), (path(b.from), Some(b))]),
+        (Some(&a), Some(&b)) => bounds_from(&[Some(a), Some(b)]),
         _ => None,
     };
     Some(ElectionMessages {
@@ -403,19 +447,14 @@ mod tests {
         Search {
             visited: Visited::new(true),
             lineage: Lineage::default(),
-            fault_free: None,
-            weighted: Some(
+            edges: Some(
                 edges
                     .iter()
-                    .enumerate()
-                    .map(|(k, &(from, to, sent))| Weighted {
-                        from,
-                        to,
-                        sent,
-                        choice: Choice::Deliver(k as u32).pack(),
-                    })
+                    .map(|&(from, to, sent)| Edge::new(from, to, sent, false))
                     .collect(),
             ),
+            liveness: false,
+            message_bounds: true,
             root_sent: 1,
             settled: settled.to_vec(),
             time: Vec::new(),
@@ -424,6 +463,27 @@ mod tests {
             transitions: edges.len() as u64,
             max_depth: 0,
             cut_short: None,
+        }
+    }
+
+    /// The choices to `from` (`prefix` gives them), then along `hops`: edge k is
+    /// `Deliver(k)`, and a hop takes the first edge that makes it.
+    fn walk<'a>(
+        edges: &'a [(u32, u32, u32)],
+        prefix: impl Fn(u32) -> Vec<Choice> + 'a,
+    ) -> impl Fn(u32, &[Hop]) -> Vec<Choice> + 'a {
+        move |from, hops| {
+            let mut out = prefix(from);
+            let mut at = from;
+            for &(to, sent) in hops {
+                let k = edges
+                    .iter()
+                    .position(|&e| e == (at, to, sent))
+                    .expect("a hop follows an edge");
+                out.push(Choice::Deliver(k as u32));
+                at = to;
+            }
+            out
         }
     }
 
@@ -442,18 +502,17 @@ mod tests {
         // 0 -> 1 -> 3 costs 1 + 1; 0 -> 2 -> 4 -> 3 costs 5 + 0 + 2, and 2 <-> 4 is a
         // cycle that sends nothing, which the most may pass through once. 5 is settled
         // and unreachable.
-        let s = search(
-            &[false, false, false, true, false, true],
-            &[
-                (0, 1, 1),
-                (0, 2, 5),
-                (1, 3, 1),
-                (2, 4, 0),
-                (4, 2, 0),
-                (4, 3, 2),
-            ],
-        );
-        let m = bounds(&s, s.root_sent, &|_| Vec::new()).expect("message bounds are kept");
+        let edges = [
+            (0, 1, 1),
+            (0, 2, 5),
+            (1, 3, 1),
+            (2, 4, 0),
+            (4, 2, 0),
+            (4, 3, 2),
+        ];
+        let s = search(&[false, false, false, true, false, true], &edges);
+        let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
+            .expect("message bounds are kept");
         let first = m
             .first_election
             .expect("state 0 is unsettled and can settle");
@@ -468,18 +527,17 @@ mod tests {
     #[test]
     fn a_cycle_that_sends_leaves_the_most_unbounded() {
         // The same, but 2 -> 4 sends a message: 2, 4, 2, 4... sends without end.
-        let s = search(
-            &[false, false, false, true, false],
-            &[
-                (0, 1, 1),
-                (0, 2, 5),
-                (1, 3, 1),
-                (2, 4, 1),
-                (4, 2, 0),
-                (4, 3, 2),
-            ],
-        );
-        let m = bounds(&s, s.root_sent, &|_| Vec::new()).expect("message bounds are kept");
+        let edges = [
+            (0, 1, 1),
+            (0, 2, 5),
+            (1, 3, 1),
+            (2, 4, 1),
+            (4, 2, 0),
+            (4, 3, 2),
+        ];
+        let s = search(&[false, false, false, true, false], &edges);
+        let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
+            .expect("message bounds are kept");
         let first = m.first_election.expect("state 0 can settle");
         assert_eq!(first.fewest.messages, 3);
         assert!(first.most.is_none(), "{:?}", first.most);
@@ -489,15 +547,14 @@ mod tests {
     fn re_elections_start_on_edges_out_of_settled_states() {
         // 0 -> 1 settles at once. 1 -> 2 starts a re-election (4 messages) that completes
         // by 2 -> 4 (2 more) or by 2 -> 3 -> 4 (1 + 2 more).
-        let s = search(
-            &[false, true, false, false, true],
-            &[(0, 1, 0), (1, 2, 4), (2, 4, 2), (2, 3, 1), (3, 4, 2)],
-        );
-        let m = bounds(&s, s.root_sent, &|id| {
-            assert_eq!(id, 1, "the prefix is the path to the re-election's source");
-            vec![Choice::Deliver(0)]
-        })
-        .expect("message bounds are kept");
+        let edges = [(0, 1, 0), (1, 2, 4), (2, 4, 2), (2, 3, 1), (3, 4, 2)];
+        let s = search(&[false, true, false, false, true], &edges);
+        let prefix = |id| match id {
+            0 => Vec::new(),
+            1 => vec![Choice::Deliver(0)],
+            _ => panic!("an election starts at 0 or leaves the settled state 1, not at {id}"),
+        };
+        let m = bounds(&s, s.root_sent, &walk(&edges, prefix)).expect("message bounds are kept");
         let first = m.first_election.expect("state 0 settles");
         assert_eq!(first.fewest.messages, 1, "the start messages only");
         let again = m.re_election.expect("1 -> 2 leaves a settled state");

@@ -42,13 +42,15 @@
 //! kept whole: packed rows of interned ids (see `packed`), each stored as its difference
 //! from the state before it (see `frontier`). Each job also remembers handler outcomes (a
 //! node state meeting an input at a time at a process), which the transitions of a model
-//! meet again and again (see [`model::MemoKey`]).
+//! meet again and again (see [`model::MemoKey`]). Liveness and message bounds also keep
+//! edges: 12 bytes each (ends and messages sent, no choice), in chunks (see `chunks`).
 //!
 //! Liveness (`EventualLeader(within)`): from every reachable state whose time is at least
 //! `within` before the horizon, a state where every component agrees on one running leader
 //! must be reachable without further faults. This is checked over the whole state graph,
 //! cycles included, by backward reachability.
 
+mod chunks;
 mod frontier;
 mod lineage;
 mod messages;
@@ -61,6 +63,7 @@ pub use model::{Model, ReplayEnd, State, MAX_DETECTED};
 
 use crate::scenario::{Property, Scenario, Timing};
 use crate::trace::TraceEvent;
+use chunks::Chunks;
 use conclave_algorithms::Algorithm;
 use frontier::Packs;
 use lineage::Lineage;
@@ -92,37 +95,6 @@ pub enum Choice {
 impl Choice {
     fn is_fault(self) -> bool {
         !matches!(self, Choice::Deliver(_) | Choice::Timer(_))
-    }
-
-    /// In one word: the kind in the top 3 bits, the index below (indexes are far below
-    /// 2²⁹: they count messages, timers, nodes or splits of one state).
-    fn pack(self) -> u32 {
-        let (kind, i) = match self {
-            Choice::Deliver(i) => (0, i),
-            Choice::Timer(i) => (1, i),
-            Choice::Crash(i) => (2, i),
-            Choice::Restart(i) => (3, i),
-            Choice::Drop(i) => (4, i),
-            Choice::Duplicate(i) => (5, i),
-            Choice::Partition(i) => (6, i),
-            Choice::Heal => (7, 0),
-        };
-        debug_assert!(i < 1 << 29);
-        kind << 29 | i
-    }
-
-    fn unpack(w: u32) -> Choice {
-        let i = w & ((1 << 29) - 1);
-        match w >> 29 {
-            0 => Choice::Deliver(i),
-            1 => Choice::Timer(i),
-            2 => Choice::Crash(i),
-            3 => Choice::Restart(i),
-            4 => Choice::Drop(i),
-            5 => Choice::Duplicate(i),
-            6 => Choice::Partition(i),
-            _ => Choice::Heal,
-        }
     }
 }
 
@@ -261,10 +233,14 @@ struct Search {
     visited: Visited,
     /// Per state: its parent and the choice that led to it.
     lineage: Lineage,
-    /// For liveness: the fault-free edges (from, to).
-    fault_free: Option<Vec<(u32, u32)>>,
-    /// For message bounds: the edges that leave or enter unsettled states.
-    weighted: Option<Vec<messages::Weighted>>,
+    /// The edges kept, in the order they were found: for liveness the fault-free ones, for
+    /// message bounds those that leave or enter an unsettled state (`None`: neither is
+    /// wanted).
+    edges: Option<Chunks<Edge>>,
+    /// Liveness is checked (fault-free edges are kept).
+    liveness: bool,
+    /// Message bounds are found (edges that touch an unsettled state are kept).
+    message_bounds: bool,
     /// Messages sent as the processes start.
     root_sent: u32,
     /// Per state: settled (kept for liveness or message bounds), and its time (liveness).
@@ -288,10 +264,10 @@ impl Search {
     fn admit(&mut self, parent: u32, index: u32, c: &Checked) -> u32 {
         let id = self.lineage.len() as u32;
         self.lineage.push(parent, index);
-        if self.fault_free.is_some() || self.weighted.is_some() {
+        if self.edges.is_some() {
             self.settled.push(c.settled);
         }
-        if self.fault_free.is_some() {
+        if self.liveness {
             self.time.push(c.now);
         }
         for k in 0..2 {
@@ -310,18 +286,14 @@ impl Search {
 
     fn edge(&mut self, from: u32, to: u32, choice: Choice, sent: u32) {
         self.transitions += 1;
-        if let Some(w) = &mut self.weighted {
-            if !(self.settled[from as usize] && self.settled[to as usize]) {
-                w.push(messages::Weighted {
-                    from,
-                    to,
-                    sent,
-                    choice: choice.pack(),
-                });
+        if let Some(edges) = &mut self.edges {
+            let fault = choice.is_fault();
+            if (self.liveness && !fault)
+                || (self.message_bounds
+                    && !(self.settled[from as usize] && self.settled[to as usize]))
+            {
+                edges.push(Edge::new(from, to, sent, fault));
             }
-        }
-        if let (Some(e), false) = (&mut self.fault_free, choice.is_fault()) {
-            e.push((from, to));
         }
         if let Some(g) = &mut self.graph {
             g.edges.push((from, to, choice));
@@ -373,8 +345,9 @@ where
         // State ids are needed only to keep edges between states.
         visited: Visited::new(liveness.is_some() || opts.message_bounds || opts.keep_graph),
         lineage: Lineage::default(),
-        fault_free: liveness.map(|_| Vec::new()),
-        weighted: opts.message_bounds.then(Vec::new),
+        edges: (liveness.is_some() || opts.message_bounds).then(Chunks::default),
+        liveness: liveness.is_some(),
+        message_bounds: opts.message_bounds,
         root_sent: 0,
         settled: Vec::new(),
         time: Vec::new(),
@@ -410,6 +383,33 @@ where
     finish(
         &model, scenario, file, opts, search, complete, liveness, start,
     )
+}
+
+/// One transition kept for liveness or message bounds: its ends, the messages it sent, and
+/// whether it was a fault (in the top bit of `sent`). The choice is not kept: a bound's
+/// schedule finds it again by stepping (see `messages`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Edge {
+    pub from: u32,
+    pub to: u32,
+    sent: u32,
+}
+
+const FAULT: u32 = 1 << 31;
+
+impl Edge {
+    pub fn new(from: u32, to: u32, sent: u32, fault: bool) -> Self {
+        // One handler sends a few messages, not two billion.
+        debug_assert!(sent < FAULT);
+        let sent = sent.min(FAULT - 1) | if fault { FAULT } else { 0 };
+        Edge { from, to, sent }
+    }
+    pub fn sent(&self) -> u32 {
+        self.sent & !FAULT
+    }
+    pub fn fault(&self) -> bool {
+        self.sent & FAULT != 0
+    }
 }
 
 /// Frontier states each job expands before a merge (with one job, a small batch keeps the
@@ -773,21 +773,26 @@ fn dfs<A: Algorithm>(
 /// faults, among those at least `within` before the horizon. Returns the first (lowest id,
 /// so the nearest in breadth-first order) such state.
 fn liveness_violation(search: &Search, within: u64, horizon: u64) -> Option<u32> {
-    let edges = search.fault_free.as_ref()?;
+    if !search.liveness {
+        return None;
+    }
+    let edges = search.edges.as_ref()?;
     let n = search.settled.len();
-    // Predecessor lists in one buffer (compressed rows), by counting sort on the target.
+    // Predecessor lists over the fault-free edges, in one buffer (compressed rows), by
+    // counting sort on the target.
+    let fault_free = || edges.iter().filter(|e| !e.fault());
     let mut start = vec![0u32; n + 1];
-    for &(_, to) in edges {
-        start[to as usize + 1] += 1;
+    for e in fault_free() {
+        start[e.to as usize + 1] += 1;
     }
     for i in 0..n {
         start[i + 1] += start[i];
     }
     let mut fill = start.clone();
-    let mut preds = vec![0u32; edges.len()];
-    for &(from, to) in edges {
-        preds[fill[to as usize] as usize] = from;
-        fill[to as usize] += 1;
+    let mut preds = vec![0u32; start[n] as usize];
+    for e in fault_free() {
+        preds[fill[e.to as usize] as usize] = e.from;
+        fill[e.to as usize] += 1;
     }
     let mut good = search.settled.clone();
     let mut queue: Vec<u32> = (0..n as u32).filter(|&i| good[i as usize]).collect();
@@ -912,8 +917,17 @@ fn finish<A: Algorithm>(
         ok: properties.iter().all(|p| p.ok),
         properties,
         election_messages: if complete {
-            messages::bounds(&search, search.root_sent, &|id| {
-                model.resolve(&search.lineage.path(id))
+            messages::bounds(&search, search.root_sent, &|from, hops| {
+                let (mut choices, mut s) = model.reach(&search.lineage.path(from));
+                for &(to, sent) in hops {
+                    let is_to = |fp| search.visited.get(fp) == Some(to);
+                    let (c, next) = model
+                        .hop(&s, sent, is_to)
+                        .expect("an edge the search found can be taken again");
+                    choices.push(c);
+                    s = next;
+                }
+                choices
             })
         } else {
             None
@@ -924,23 +938,64 @@ fn finish<A: Algorithm>(
 
 #[cfg(test)]
 mod tests {
-    use super::Choice;
+    use super::model::{Model, State};
+    use super::packed::{Scratch, Tables, Work};
+    use crate::scenario::{AlgorithmSpec, Scenario};
+    use conclave_algorithms::async_bully::AsyncBully;
 
+    /// Message bounds find an edge's choice again by stepping a plain state and looking its
+    /// fingerprint up in the visited set, which holds packed fingerprints: both must agree.
     #[test]
-    fn choices_pack_into_one_word_and_back() {
-        let all = [
-            Choice::Deliver(0),
-            Choice::Deliver(12345),
-            Choice::Timer(3),
-            Choice::Crash(4),
-            Choice::Restart(1),
-            Choice::Drop(7),
-            Choice::Duplicate(9),
-            Choice::Partition(2),
-            Choice::Heal,
-        ];
-        for c in all {
-            assert_eq!(Choice::unpack(c.pack()), c);
+    fn plain_and_packed_states_have_the_same_fingerprint() {
+        let text = r#"Scenario(
+            algorithm: AsyncBully(norm_interval: "1s", detector: Perfect(delay: "100ms")),
+            nodes: [(name: "a", id: 1), (name: "b", id: 2), (name: "c", id: 3)],
+            run_for: "2s",
+            explore: (timing: Bounded(max_delay: "100ms"), crashes: 1, drops: 1,
+                      expect: [AtMostOneLeader]),
+        )"#;
+        let scenario = Scenario::from_str(text, "t.ron").expect("a valid scenario");
+        let AlgorithmSpec::AsyncBully(p) = &scenario.algorithm else {
+            unreachable!()
+        };
+        let model = Model::<AsyncBully>::new(&scenario, p.clone());
+        let tables = Tables::new();
+        let mut scratch = Scratch::new();
+        scratch.blank(model.len());
+        let mut root = Vec::new();
+        {
+            let mut work = Work {
+                tables: &tables,
+                s: &mut scratch,
+            };
+            model.start(&mut work, &mut None);
+            work.s.save(&mut root);
+            assert_eq!(work.fingerprint(), model.init().fingerprint());
         }
+        // Three levels, breadth-first, both storages side by side.
+        let mut level: Vec<(Vec<u32>, State<AsyncBully>)> = vec![(root, model.init())];
+        let mut edges = 0;
+        for _ in 0..3 {
+            let mut next = Vec::new();
+            for (words, plain) in &level {
+                for c in model.actions(plain) {
+                    let mut t = plain.clone();
+                    let sent = model.step(&mut t, c, &mut None);
+                    let mut work = Work {
+                        tables: &tables,
+                        s: &mut scratch,
+                    };
+                    work.s.load(words, model.len());
+                    assert_eq!(model.step(&mut work, c, &mut None), sent);
+                    assert_eq!(work.fingerprint(), t.fingerprint(), "after {c:?}");
+                    let mut w = Vec::new();
+                    work.s.save(&mut w);
+                    next.push((w, t));
+                    edges += 1;
+                }
+            }
+            level = next;
+        }
+        assert!(edges > 50, "{edges} edges compared");
     }
 }

@@ -148,6 +148,20 @@ pub struct State<A: Algorithm> {
     told: u64,
 }
 
+impl<A: Algorithm> State<A> {
+    /// The explorer's fingerprint of this state: the one its packed form has.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        super::packed::state_fingerprint(
+            (self.now, self.topo, self.spent, self.told),
+            self.nodes
+                .iter()
+                .map(|n| n.as_deref().map(fingerprint::<A>)),
+            self.timers.iter().map(fingerprint),
+            self.net.iter().map(super::packed::packet_hash),
+        )
+    }
+}
+
 impl<A: Algorithm> Store<A> for State<A> {
     fn now(&self) -> u64 {
         self.now
@@ -962,6 +976,11 @@ impl<A: Algorithm> Model<A> {
     /// The choices a path takes, from their indexes among each state's choices (as the
     /// search keeps them): the path is walked again from the initial state.
     pub(crate) fn resolve(&self, indexes: &[u32]) -> Vec<Choice> {
+        self.reach(indexes).0
+    }
+
+    /// The choices a path of choice indexes stands for, and the state it ends in.
+    pub(crate) fn reach(&self, indexes: &[u32]) -> (Vec<Choice>, State<A>) {
         let mut s = self.init();
         let mut enabled = Vec::new();
         let mut out = Vec::with_capacity(indexes.len());
@@ -972,7 +991,24 @@ impl<A: Algorithm> Model<A> {
                 .expect("a path the search took can be taken again");
             out.push(c);
         }
-        out
+        (out, s)
+    }
+
+    /// The first choice enabled in `s` that sends `sent` messages and leads to a state whose
+    /// fingerprint `is_to` accepts, with that state.
+    pub(crate) fn hop(
+        &self,
+        s: &State<A>,
+        sent: u32,
+        is_to: impl Fn(u64) -> bool,
+    ) -> Option<(Choice, State<A>)> {
+        let mut enabled = Vec::new();
+        self.choices(s, &mut enabled);
+        enabled.into_iter().find_map(|c| {
+            let mut t = s.clone();
+            (self.step(&mut t, c, &mut None) == Some(sent) && is_to(t.fingerprint()))
+                .then_some((c, t))
+        })
     }
 
     pub fn replay(&self, choices: &[Choice]) -> Result<(Vec<TraceEvent>, ReplayEnd), String> {

@@ -235,36 +235,58 @@ fn intern<T: Hash + Eq + Clone>(
 }
 
 impl<A: Algorithm> Work<'_, A> {
-    /// The fingerprint of the loaded state: its header and the content hashes of its
-    /// parts, in order, folded by a step that is a bijection for each next value (so two
-    /// states that differ in one part never collide), then avalanched.
+    /// The fingerprint of the loaded state (see [`state_fingerprint`]).
     pub fn fingerprint(&self) -> u64 {
         let t = self.tables;
         let s = &*self.s;
         let o = &s.over;
-        let mut h = Fold(0x243F_6A88_85A3_08D3);
-        h.add(s.now);
-        let spent = u64::from_le_bytes([
-            s.spent[0], s.spent[1], s.spent[2], s.spent[3], s.spent[4], 0, 0, 0,
-        ]);
-        h.add(u64::from(s.topo) | spent << 24);
-        h.add(s.told);
-        for &id in &s.nodes {
-            h.add(if id == DOWN {
-                0
-            } else {
-                hash_of(&t.nodes, &o.nodes, id)
-            });
-        }
-        h.add(s.timers.len() as u64);
-        for &id in &s.timers {
-            h.add(hash_of(&t.timers, &o.timers, id));
-        }
-        for &id in &s.net {
-            h.add(hash_of(&t.packets, &o.packets, id));
-        }
-        h.finish(s.net.len() as u64)
+        state_fingerprint(
+            (s.now, s.topo, s.spent, s.told),
+            s.nodes
+                .iter()
+                .map(|&id| (id != DOWN).then(|| hash_of(&t.nodes, &o.nodes, id))),
+            s.timers.iter().map(|&id| hash_of(&t.timers, &o.timers, id)),
+            s.net.iter().map(|&id| hash_of(&t.packets, &o.packets, id)),
+        )
     }
+}
+
+/// A global state's fingerprint: its header (time, topology, faults spent, what the
+/// detector told) and the content hashes of its parts, in order (`None`: a node that is
+/// down), folded by a step that is a bijection for each next value (so two states that
+/// differ in one part never collide), then avalanched. The packed states and the plain ones
+/// (`model::State`) both use it, so a plain state can be found in the visited set.
+pub(crate) fn state_fingerprint(
+    (now, topo, spent, told): (u64, u32, [u8; 5], u64),
+    nodes: impl Iterator<Item = Option<u64>>,
+    timers: impl ExactSizeIterator<Item = u64>,
+    net: impl ExactSizeIterator<Item = u64>,
+) -> u64 {
+    let mut h = Fold(0x243F_6A88_85A3_08D3);
+    h.add(now);
+    let spent = u64::from_le_bytes([spent[0], spent[1], spent[2], spent[3], spent[4], 0, 0, 0]);
+    h.add(u64::from(topo) | spent << 24);
+    h.add(told);
+    for node in nodes {
+        h.add(node.unwrap_or(0));
+    }
+    h.add(timers.len() as u64);
+    for t in timers {
+        h.add(t);
+    }
+    let len = net.len() as u64;
+    for m in net {
+        h.add(m);
+    }
+    h.finish(len)
+}
+
+/// A packet's content hash. The message's own fingerprint is in the packet: no need to
+/// hash the message again.
+pub(crate) fn packet_hash<M>(m: &Packet<M>) -> u64 {
+    let mut f = Fold(u64::from(m.from) << 32 | u64::from(m.to));
+    f.add(m.deadline);
+    f.finish(m.key)
 }
 
 /// Folds 64-bit hashes in order.
@@ -474,11 +496,12 @@ impl<A: Algorithm> Store<A> for Work<'_, A> {
         self.s.told = told;
     }
     fn insert_packet(&mut self, at: usize, m: Packet<A::Msg>) {
-        // The message's own fingerprint is in the packet: no need to hash the message again.
-        let mut f = Fold(u64::from(m.from) << 32 | u64::from(m.to));
-        f.add(m.deadline);
-        let h = f.finish(m.key);
-        let id = intern(&self.tables.packets, &mut self.s.over.packets, h, m);
+        let id = intern(
+            &self.tables.packets,
+            &mut self.s.over.packets,
+            packet_hash(&m),
+            m,
+        );
         self.s.net.insert(at, id);
     }
     fn retain_packets(&mut self, keep: impl Fn(&Packet<A::Msg>) -> bool) {
