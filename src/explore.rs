@@ -87,10 +87,22 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         progress: bar_for_cb.map(|b| {
             Box::new(move |p: &Progress| {
                 let rate = p.unique_states * 1000 / p.elapsed_ms.max(1);
-                b.set_message(format!(
-                    "{} unique states, {} transitions, {rate} states/s, depth {}, queue {}",
-                    p.unique_states, p.transitions, p.depth, p.queue
-                ));
+                b.set_message(if p.phase == "search" {
+                    format!(
+                        "{} unique states, {} transitions, {rate} states/s, depth {}, queue {}",
+                        p.unique_states, p.transitions, p.depth, p.queue
+                    )
+                } else {
+                    let doing = match p.phase {
+                        "liveness" => "checking liveness over the whole graph",
+                        "message bounds" => "finding the fewest and most election messages",
+                        other => other,
+                    };
+                    format!(
+                        "{} unique states, {} transitions, search done; {doing}",
+                        p.unique_states, p.transitions
+                    )
+                });
             }) as Box<dyn Fn(&Progress) + Sync>
         }),
     };

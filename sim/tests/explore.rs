@@ -414,3 +414,29 @@ fn message_bounds_replay_to_their_counts() {
         }
     }
 }
+
+/// Progress comes level by level while searching, then once as each whole-graph analysis
+/// starts: a user watching a long liveness check or message-bound search sees what runs.
+#[test]
+fn progress_names_each_phase_in_order() {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(&'static str, u64)>>> = Arc::default();
+    let log = seen.clone();
+    let opts = ExploreOptions {
+        jobs: 1,
+        message_bounds: true,
+        progress: Some(Box::new(move |p| {
+            log.lock().unwrap().push((p.phase, p.unique_states));
+        })),
+        ..ExploreOptions::default()
+    };
+    let r = run(&load("bully3_crash_bounded.ron"), &opts);
+    assert!(r.complete && r.election_messages.is_some());
+    let seen = seen.lock().unwrap();
+    let phases: Vec<&str> = seen.iter().map(|&(p, _)| p).collect();
+    let searching = phases.iter().take_while(|&&p| p == "search").count();
+    assert!(searching > 1, "{phases:?}");
+    assert_eq!(phases[searching..], ["liveness", "message bounds"]);
+    // The analyses see the finished search.
+    assert!(seen[searching..].iter().all(|&(_, n)| n == r.unique_states));
+}

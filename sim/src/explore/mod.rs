@@ -125,6 +125,9 @@ pub struct ExploreOptions {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Progress {
+    /// `"search"`, then, over the whole graph once the search is done, `"liveness"` and
+    /// `"message bounds"` (each reported as it starts, when it is computed).
+    pub phase: &'static str,
     pub unique_states: u64,
     pub transitions: u64,
     pub depth: u32,
@@ -682,6 +685,7 @@ fn bfs<A>(
         }
         if let Some(p) = &opts.progress {
             p(&Progress {
+                phase: "search",
                 unique_states: search.states(),
                 transitions: search.transitions,
                 depth,
@@ -758,6 +762,7 @@ fn dfs<A: Algorithm>(
             since_progress = 0;
             if let Some(p) = &opts.progress {
                 p(&Progress {
+                    phase: "search",
                     unique_states: search.states(),
                     transitions: search.transitions,
                     depth: depth + 1,
@@ -853,9 +858,22 @@ fn finish<A: Algorithm>(
             trace,
         }
     };
+    let phase = |phase| {
+        if let Some(p) = &opts.progress {
+            p(&Progress {
+                phase,
+                unique_states: search.states(),
+                transitions: search.transitions,
+                depth: search.max_depth,
+                queue: 0,
+                elapsed_ms: start.elapsed().as_millis() as u64,
+            });
+        }
+    };
     // Liveness needs the whole graph: in a cut-short search, states whose successors were
     // never expanded would look like dead ends.
     let live = liveness.filter(|_| complete).and_then(|within| {
+        phase("liveness");
         liveness_violation(&search, within, model.horizon).map(|id| {
             let detail = format!(
                 "from this state (t={}), no state where every component agrees on one running leader can be reached without further faults",
@@ -901,6 +919,23 @@ fn finish<A: Algorithm>(
         Some(Timing::Bounded { max_delay }) => format!("Bounded(max_delay: {max_delay})"),
         _ => "Asynchronous".to_string(),
     };
+    let election_messages = if complete && search.message_bounds {
+        phase("message bounds");
+        messages::bounds(&search, search.root_sent, &|from, hops| {
+            let (mut choices, mut s) = model.reach(&search.lineage.path(from));
+            for &(to, sent) in hops {
+                let is_to = |fp| search.visited.get(fp) == Some(to);
+                let (c, next) = model
+                    .hop(&s, sent, is_to)
+                    .expect("an edge the search found can be taken again");
+                choices.push(c);
+                s = next;
+            }
+            choices
+        })
+    } else {
+        None
+    };
     ExploreReport {
         scenario: scenario.name.clone(),
         algorithm: scenario.algorithm.name().to_string(),
@@ -916,22 +951,7 @@ fn finish<A: Algorithm>(
         elapsed_ms: start.elapsed().as_millis() as u64,
         ok: properties.iter().all(|p| p.ok),
         properties,
-        election_messages: if complete {
-            messages::bounds(&search, search.root_sent, &|from, hops| {
-                let (mut choices, mut s) = model.reach(&search.lineage.path(from));
-                for &(to, sent) in hops {
-                    let is_to = |fp| search.visited.get(fp) == Some(to);
-                    let (c, next) = model
-                        .hop(&s, sent, is_to)
-                        .expect("an edge the search found can be taken again");
-                    choices.push(c);
-                    s = next;
-                }
-                choices
-            })
-        } else {
-            None
-        },
+        election_messages,
         graph: search.graph.take(),
     }
 }
