@@ -280,10 +280,11 @@ fn save_schedules(report: &ExploreReport, file: &Path, dir: &Path) -> std::io::R
 
 fn print_messages(r: &ExploreReport, saved: &Saved) {
     let Some(m) = &r.election_messages else {
-        if r.complete {
-            return;
+        if let Some(e) = &r.election_messages_error {
+            println!("  election messages: not computed: {e}");
+        } else if !r.complete {
+            println!("  election messages: not computed (incomplete search)");
         }
-        println!("  election messages: not computed (incomplete search)");
         return;
     };
     println!("  election messages over every schedule (sent from the election's start to the first settled state):");

@@ -192,7 +192,9 @@ pub fn hash_hex(h: u64) -> String {
 }
 
 /// A message or timer as a trace shows it: its `Debug` form, with every process written as
-/// its node's name (`Pid(3)` is the fourth node, which a reader would not guess).
+/// its node's name (`Pid(3)` is the fourth node, which a reader would not guess). Only a
+/// whole `Pid(k)` outside quoted text is replaced (not `ByPid(3)`, not `"Pid(3)"`), and only
+/// when a node has that index.
 ///
 /// ```
 /// use conclave_algorithms::Pid;
@@ -204,29 +206,45 @@ pub fn show(value: &impl std::fmt::Debug, names: &[String]) -> String {
     if !text.contains("Pid(") {
         return text;
     }
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(at) = rest.find("Pid(") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 4..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        let name = after[..digits]
-            .parse::<usize>()
-            .ok()
-            .filter(|_| after[digits..].starts_with(')'))
-            .and_then(|k| names.get(k));
-        match name {
-            Some(name) => {
-                out.push_str(name);
-                rest = &after[digits + 1..];
+    let (mut copied, mut i, mut quoted) = (0, 0, false);
+    while i < bytes.len() {
+        match bytes[i] {
+            // Debug escapes quotes and backslashes inside strings.
+            b'\\' if quoted => i += 2,
+            b'"' => {
+                quoted = !quoted;
+                i += 1;
             }
-            None => {
-                out.push_str("Pid(");
-                rest = after;
+            b'P' if !quoted
+                && text[i..].starts_with("Pid(")
+                && !(i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>
+            {
+                let digits = bytes[i + 4..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                let end = i + 4 + digits;
+                let name = text[i + 4..end]
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|_| bytes.get(end) == Some(&b')'))
+                    .and_then(|k| names.get(k));
+                match name {
+                    Some(name) => {
+                        out.push_str(&text[copied..i]);
+                        out.push_str(name);
+                        i = end + 1;
+                        copied = i;
+                    }
+                    None => i += 4,
+                }
             }
+            _ => i += 1,
         }
     }
-    out.push_str(rest);
+    out.push_str(&text[copied.min(text.len())..]);
     out
 }
 
@@ -258,5 +276,14 @@ mod tests {
         // A process with no name (none here has index 7) keeps its number.
         assert_eq!(show(&Pid(7), &names), "Pid(7)");
         assert_eq!(show(&"no process", &names), r#""no process""#);
+        // Only whole process ids outside strings.
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct ByPid(u32);
+        assert_eq!(show(&(ByPid(2), Pid(2)), &names), "(ByPid(2), n3)");
+        assert_eq!(
+            show(&("say \"Pid(1)\"", Pid(1)), &names),
+            r#"("say \"Pid(1)\"", n2)"#
+        );
     }
 }

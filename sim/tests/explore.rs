@@ -370,13 +370,17 @@ fn message_bounds_replay_to_their_counts() {
             .count() as u64;
         (n, end.settled)
     };
-    for (name, n, pinned) in [
-        ("bully3_crash_bounded.ron", 3, None),
-        ("bully4_crash_bounded.ron", 4, Some([11, 29, 3, 14])),
+    // Depth-first search finds the edges out of order: the bounds and their schedules must
+    // not depend on it.
+    for (name, n, pinned, dfs) in [
+        ("bully3_crash_bounded.ron", 3, None, false),
+        ("bully4_crash_bounded.ron", 4, Some([11, 29, 3, 14]), false),
+        ("bully4_crash_bounded.ron", 4, Some([11, 29, 3, 14]), true),
     ] {
         let s = load(name);
         let opts = ExploreOptions {
             jobs: 1,
+            dfs,
             message_bounds: true,
             ..ExploreOptions::default()
         };

@@ -17,8 +17,9 @@
 //!
 //! Edges keep their ends and message counts, not their choices: a bound's walk is a list of
 //! hops (the next state and the messages sent), which the caller turns back into choices by
-//! stepping the model (the first choice that makes that hop, as the search recorded edges
-//! in choice order).
+//! stepping the model: a choice that reaches the same state sending the same number of
+//! messages, so the schedule has the bound's count (where two choices make the same hop,
+//! the first is taken, which need not be the edge the bound was found on).
 
 use super::{Choice, Chunks, Edge, Search};
 use fixedbitset::FixedBitSet;
@@ -217,23 +218,26 @@ impl Visitable for Live<'_> {
 /// A hop of a walk through the graph: the state it reaches and the messages it sends.
 pub(crate) type Hop = (u32, u32);
 
+/// Turns a walk (its first state, its hops) into choices from the initial state.
+pub(crate) type Retrace<'a> = &'a dyn Fn(u32, &[Hop]) -> Result<Vec<Choice>, String>;
+
 /// `choices(from, hops)` gives the choices from the initial state to state `from`, then
-/// along `hops`.
+/// along `hops`, or says why it cannot. `Ok(None)`: no edges were kept for the bounds.
 pub(crate) fn bounds(
     search: &Search,
     root_sent: u32,
-    choices: &dyn Fn(u32, &[Hop]) -> Vec<Choice>,
-) -> Option<ElectionMessages> {
-    if !search.message_bounds {
-        return None;
-    }
-    let edges = search.edges.as_ref()?;
+    choices: Retrace,
+) -> Result<Option<ElectionMessages>, String> {
+    let Some(edges) = search.edges.as_ref().filter(|_| search.message_bounds) else {
+        return Ok(None);
+    };
     let settled = &search.settled;
     let n = settled.len();
     let open = |s: u32| !settled[s as usize];
-    // Forward edges out of unsettled states, and backward edges between unsettled states.
-    // Breadth-first search finds edges in the order of their sources, so forward rows are
-    // ranges of edges; depth-first search needs a list.
+    // Forward edges by source (only those out of unsettled states are read), and backward
+    // edges between unsettled states. Breadth-first search finds edges in the order of their
+    // sources, so forward rows are ranges of every edge; depth-first search needs a list of
+    // the edges out of unsettled states.
     let in_order = edges
         .iter()
         .zip(edges.iter().skip(1))
@@ -397,14 +401,14 @@ pub(crate) fn bounds(
             walk_min(first, &mut hops);
             base + dmin[first as usize]
         };
-        let choices = choices(from, &hops);
-        Schedule {
+        let choices = choices(from, &hops)?;
+        Ok::<_, String>(Schedule {
             messages,
             starts_at_step: choices.len() - hops.len(),
             choices,
-        }
+        })
     };
-    let bounds_from = |entries: &[Option<Edge>]| -> Option<Bounds> {
+    let bounds_from = |entries: &[Option<Edge>]| -> Result<Option<Bounds>, String> {
         let cost = |e: &Option<Edge>, most: bool| {
             let (s, base) = e.map_or((0, u64::from(root_sent)), |e| (e.to, u64::from(e.sent())));
             if most {
@@ -413,27 +417,35 @@ pub(crate) fn bounds(
                 dmin[s as usize] + base
             }
         };
-        let fewest = entries.iter().min_by_key(|e| cost(e, false))?;
-        let most = entries.iter().max_by_key(|e| cost(e, true))?;
-        Some(Bounds {
-            fewest: schedule(*fewest, false),
-            most: (cost(most, true) != INF).then(|| schedule(*most, true)),
-        })
+        let (Some(fewest), Some(most)) = (
+            entries.iter().min_by_key(|e| cost(e, false)),
+            entries.iter().max_by_key(|e| cost(e, true)),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Bounds {
+            fewest: schedule(*fewest, false)?,
+            most: if cost(most, true) == INF {
+                None
+            } else {
+                Some(schedule(*most, true)?)
+            },
+        }))
     };
-    let first = if live(0) { bounds_from(&[None]) } else { None };
+    let first = if live(0) { bounds_from(&[None])? } else { None };
     // Re-elections: the cheapest and the dearest entry edge.
     let entries = || edges.iter().filter(|e| !open(e.from) && live(e.to));
     let cheapest = entries().min_by_key(|e| dmin[e.to as usize] + u64::from(e.sent()));
     let dearest = entries()
         .max_by_key(|e| dmax[comp[e.to as usize] as usize].saturating_add(u64::from(e.sent())));
     let re_election = match (cheapest, dearest) {
-        (Some(&a), Some(&b)) => bounds_from(&[Some(a), Some(b)]),
+        (Some(&a), Some(&b)) => bounds_from(&[Some(a), Some(b)])?,
         _ => None,
     };
-    Some(ElectionMessages {
+    Ok(Some(ElectionMessages {
         first_election: first,
         re_election,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -471,7 +483,7 @@ mod tests {
     fn walk<'a>(
         edges: &'a [(u32, u32, u32)],
         prefix: impl Fn(u32) -> Vec<Choice> + 'a,
-    ) -> impl Fn(u32, &[Hop]) -> Vec<Choice> + 'a {
+    ) -> impl Fn(u32, &[Hop]) -> Result<Vec<Choice>, String> + 'a {
         move |from, hops| {
             let mut out = prefix(from);
             let mut at = from;
@@ -483,7 +495,7 @@ mod tests {
                 out.push(Choice::Deliver(k as u32));
                 at = to;
             }
-            out
+            Ok(out)
         }
     }
 
@@ -512,6 +524,7 @@ mod tests {
         ];
         let s = search(&[false, false, false, true, false, true], &edges);
         let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
+            .expect("the walks turn into choices")
             .expect("message bounds are kept");
         let first = m
             .first_election
@@ -537,6 +550,7 @@ mod tests {
         ];
         let s = search(&[false, false, false, true, false], &edges);
         let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
+            .expect("the walks turn into choices")
             .expect("message bounds are kept");
         let first = m.first_election.expect("state 0 can settle");
         assert_eq!(first.fewest.messages, 3);
@@ -554,7 +568,9 @@ mod tests {
             1 => vec![Choice::Deliver(0)],
             _ => panic!("an election starts at 0 or leaves the settled state 1, not at {id}"),
         };
-        let m = bounds(&s, s.root_sent, &walk(&edges, prefix)).expect("message bounds are kept");
+        let m = bounds(&s, s.root_sent, &walk(&edges, prefix))
+            .expect("the walks turn into choices")
+            .expect("message bounds are kept");
         let first = m.first_election.expect("state 0 settles");
         assert_eq!(first.fewest.messages, 1, "the start messages only");
         let again = m.re_election.expect("1 -> 2 leaves a settled state");
@@ -564,5 +580,54 @@ mod tests {
         let most = again.most.expect("no cycle");
         assert_eq!(most.messages, 7);
         assert_eq!(deliveries(&most), [0, 1, 3, 4]);
+    }
+
+    #[test]
+    fn edges_out_of_source_order_give_the_same_bounds() {
+        // As depth-first search records them: the first graph's edges, reversed.
+        let mut edges = vec![
+            (0, 1, 1),
+            (0, 2, 5),
+            (1, 3, 1),
+            (2, 4, 0),
+            (4, 2, 0),
+            (4, 3, 2),
+        ];
+        edges.reverse();
+        let s = search(&[false, false, false, true, false, true], &edges);
+        let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
+            .expect("the walks turn into choices")
+            .expect("message bounds are kept");
+        let first = m.first_election.expect("state 0 can settle");
+        assert_eq!(first.fewest.messages, 1 + 2);
+        // Reversed, (0, 1, 1) is edge 5 and (1, 3, 1) edge 3.
+        assert_eq!(deliveries(&first.fewest), [5, 3]);
+        let most = first.most.expect("no cycle sends messages");
+        assert_eq!(most.messages, 1 + 7);
+        assert_eq!(deliveries(&most), [4, 2, 0]);
+    }
+
+    #[test]
+    fn parallel_edges_are_told_apart_by_their_messages() {
+        // Two ways from 0 to the settled 1: one message or three.
+        let edges = [(0, 1, 3), (0, 1, 1)];
+        let s = search(&[false, true], &edges);
+        let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
+            .expect("the walks turn into choices")
+            .expect("message bounds are kept");
+        let first = m.first_election.expect("state 0 settles");
+        assert_eq!(
+            (first.fewest.messages, deliveries(&first.fewest)),
+            (2, vec![1])
+        );
+        let most = first.most.expect("no cycle");
+        assert_eq!((most.messages, deliveries(&most)), (4, vec![0]));
+    }
+
+    #[test]
+    fn a_walk_that_cannot_be_retraced_is_an_error_not_a_panic() {
+        let s = search(&[false, true], &[(0, 1, 1)]);
+        let err = bounds(&s, s.root_sent, &|_, _| Err("gone".to_string()));
+        assert_eq!(err.err().as_deref(), Some("gone"));
     }
 }

@@ -183,6 +183,10 @@ pub struct ExploreReport {
     /// Fewest and most messages per election over every schedule (complete searches with
     /// `message_bounds` only).
     pub election_messages: Option<ElectionMessages>,
+    /// Why the message bounds could not be given, when the search was complete and they
+    /// were asked for (never expected: see `messages`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub election_messages_error: Option<String>,
     /// Edges (from, to, choice) and violating states, when the graph was kept.
     #[serde(skip)]
     pub graph: Option<StateGraph>,
@@ -919,22 +923,32 @@ fn finish<A: Algorithm>(
         Some(Timing::Bounded { max_delay }) => format!("Bounded(max_delay: {max_delay})"),
         _ => "Asynchronous".to_string(),
     };
-    let election_messages = if complete && search.message_bounds {
+    let (election_messages, election_messages_error) = if complete && search.message_bounds {
         phase("message bounds");
-        messages::bounds(&search, search.root_sent, &|from, hops| {
+        let found = messages::bounds(&search, search.root_sent, &|from, hops| {
             let (mut choices, mut s) = model.reach(&search.lineage.path(from));
-            for &(to, sent) in hops {
+            for (k, &(to, sent)) in hops.iter().enumerate() {
                 let is_to = |fp| search.visited.get(fp) == Some(to);
-                let (c, next) = model
-                    .hop(&s, sent, is_to)
-                    .expect("an edge the search found can be taken again");
+                // Only a fingerprint collision, or an algorithm whose state's `Hash` leaves
+                // out something its handlers read, can make an explored edge impossible.
+                let (c, next) = model.hop(&s, sent, is_to).ok_or_else(|| {
+                    format!(
+                        "step {} of a bound's schedule (after {} steps to state {from}) cannot be taken again: two states share a fingerprint, or the algorithm's Hash leaves out part of its state",
+                        k + 1,
+                        choices.len()
+                    )
+                })?;
                 choices.push(c);
                 s = next;
             }
-            choices
-        })
+            Ok(choices)
+        });
+        match found {
+            Ok(m) => (m, None),
+            Err(e) => (None, Some(e)),
+        }
     } else {
-        None
+        (None, None)
     };
     ExploreReport {
         scenario: scenario.name.clone(),
@@ -952,6 +966,7 @@ fn finish<A: Algorithm>(
         ok: properties.iter().all(|p| p.ok),
         properties,
         election_messages,
+        election_messages_error,
         graph: search.graph.take(),
     }
 }
@@ -962,23 +977,67 @@ mod tests {
     use super::packed::{Scratch, Tables, Work};
     use crate::scenario::{AlgorithmSpec, Scenario};
     use conclave_algorithms::async_bully::AsyncBully;
+    use conclave_algorithms::bully::Bully;
+    use conclave_algorithms::Algorithm;
 
     /// Message bounds find an edge's choice again by stepping a plain state and looking its
-    /// fingerprint up in the visited set, which holds packed fingerprints: both must agree.
+    /// fingerprint up in the visited set, which holds packed fingerprints: both must agree,
+    /// over every part of a state (crashes, restarts, drops, duplicates, partitions and the
+    /// detector's verdicts among them).
     #[test]
     fn plain_and_packed_states_have_the_same_fingerprint() {
-        let text = r#"Scenario(
+        let stoller = r#"Scenario(
             algorithm: AsyncBully(norm_interval: "1s", detector: Perfect(delay: "100ms")),
             nodes: [(name: "a", id: 1), (name: "b", id: 2), (name: "c", id: 3)],
             run_for: "2s",
-            explore: (timing: Bounded(max_delay: "100ms"), crashes: 1, drops: 1,
+            explore: (timing: Bounded(max_delay: "100ms"), crashes: 1, restarts: 1, drops: 1,
                       expect: [AtMostOneLeader]),
         )"#;
-        let scenario = Scenario::from_str(text, "t.ron").expect("a valid scenario");
+        let bully = r#"Scenario(
+            algorithm: Bully(answer_timeout: "300ms", heartbeat_interval: "1s",
+                             heartbeat_timeout: "300ms"),
+            nodes: [(name: "a", id: 1), (name: "b", id: 2), (name: "c", id: 3)],
+            run_for: "2s",
+            explore: (timing: Bounded(max_delay: "100ms"), duplicates: 1,
+                      partitions: [[["a", "b"], ["c"]]], partition_changes: 2,
+                      expect: [OneLeaderPerComponent]),
+        )"#;
+        let mut kinds = std::collections::BTreeSet::new();
+        let scenario = Scenario::from_str(stoller, "t.ron").expect("a valid scenario");
         let AlgorithmSpec::AsyncBully(p) = &scenario.algorithm else {
             unreachable!()
         };
-        let model = Model::<AsyncBully>::new(&scenario, p.clone());
+        let mut edges = compare(
+            &Model::<AsyncBully>::new(&scenario, p.clone()),
+            4,
+            &mut kinds,
+        );
+        let scenario = Scenario::from_str(bully, "t.ron").expect("a valid scenario");
+        let AlgorithmSpec::Bully(p) = &scenario.algorithm else {
+            unreachable!()
+        };
+        edges += compare(&Model::<Bully>::new(&scenario, p.clone()), 4, &mut kinds);
+        assert!(edges > 500, "{edges} edges compared");
+        let all = [
+            "Crash",
+            "Deliver",
+            "Drop",
+            "Duplicate",
+            "Heal",
+            "Partition",
+            "Restart",
+            "Timer",
+        ];
+        assert_eq!(kinds.into_iter().collect::<Vec<_>>(), all);
+    }
+
+    /// Steps both storages side by side, breadth-first, `levels` deep; returns the edges
+    /// compared, and adds the kinds of choice taken to `kinds`.
+    fn compare<A: Algorithm>(
+        model: &Model<A>,
+        levels: usize,
+        kinds: &mut std::collections::BTreeSet<String>,
+    ) -> usize {
         let tables = Tables::new();
         let mut scratch = Scratch::new();
         scratch.blank(model.len());
@@ -992,10 +1051,9 @@ mod tests {
             work.s.save(&mut root);
             assert_eq!(work.fingerprint(), model.init().fingerprint());
         }
-        // Three levels, breadth-first, both storages side by side.
-        let mut level: Vec<(Vec<u32>, State<AsyncBully>)> = vec![(root, model.init())];
+        let mut level: Vec<(Vec<u32>, State<A>)> = vec![(root, model.init())];
         let mut edges = 0;
-        for _ in 0..3 {
+        for _ in 0..levels {
             let mut next = Vec::new();
             for (words, plain) in &level {
                 for c in model.actions(plain) {
@@ -1012,10 +1070,12 @@ mod tests {
                     work.s.save(&mut w);
                     next.push((w, t));
                     edges += 1;
+                    let kind = format!("{c:?}");
+                    kinds.insert(kind.split('(').next().unwrap_or_default().to_string());
                 }
             }
             level = next;
         }
-        assert!(edges > 50, "{edges} edges compared");
+        edges
     }
 }

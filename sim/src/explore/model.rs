@@ -971,8 +971,6 @@ impl<A: Algorithm> Model<A> {
         !self.check(s).violates[0]
     }
 
-    /// Replays `choices` from the initial state, recording the trace. Fails at the first
-    /// choice that is not enabled.
     /// The choices a path takes, from their indexes among each state's choices (as the
     /// search keeps them): the path is walked again from the initial state.
     pub(crate) fn resolve(&self, indexes: &[u32]) -> Vec<Choice> {
@@ -1011,6 +1009,8 @@ impl<A: Algorithm> Model<A> {
         })
     }
 
+    /// Replays `choices` from the initial state, recording the trace. Fails at the first
+    /// choice that is not enabled.
     pub fn replay(&self, choices: &[Choice]) -> Result<(Vec<TraceEvent>, ReplayEnd), String> {
         let mut rec = Some(Vec::new());
         let mut s = State::blank(self.len());
