@@ -499,6 +499,29 @@ mod tests {
         }
     }
 
+    /// The bounds over a hand-made graph (see [`search`] and [`walk`]).
+    fn bounds_of(
+        settled: &[bool],
+        edges: &[(u32, u32, u32)],
+        prefix: impl Fn(u32) -> Vec<Choice>,
+    ) -> ElectionMessages {
+        let s = search(settled, edges);
+        bounds(&s, s.root_sent, &walk(edges, prefix))
+            .expect("the walks turn into choices")
+            .expect("message bounds are kept")
+    }
+
+    /// 0 -> 1 -> 3 costs 1 + 1; 0 -> 2 -> 4 -> 3 costs 5 + 0 + 2, and 2 <-> 4 is a cycle
+    /// that sends nothing. 3 is settled.
+    const CYCLE: [(u32, u32, u32); 6] = [
+        (0, 1, 1),
+        (0, 2, 5),
+        (1, 3, 1),
+        (2, 4, 0),
+        (4, 2, 0),
+        (4, 3, 2),
+    ];
+
     fn deliveries(s: &Schedule) -> Vec<u32> {
         s.choices
             .iter()
@@ -511,21 +534,9 @@ mod tests {
 
     #[test]
     fn fewest_and_most_through_a_cycle_that_sends_nothing() {
-        // 0 -> 1 -> 3 costs 1 + 1; 0 -> 2 -> 4 -> 3 costs 5 + 0 + 2, and 2 <-> 4 is a
-        // cycle that sends nothing, which the most may pass through once. 5 is settled
-        // and unreachable.
-        let edges = [
-            (0, 1, 1),
-            (0, 2, 5),
-            (1, 3, 1),
-            (2, 4, 0),
-            (4, 2, 0),
-            (4, 3, 2),
-        ];
-        let s = search(&[false, false, false, true, false, true], &edges);
-        let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
-            .expect("the walks turn into choices")
-            .expect("message bounds are kept");
+        // The most may pass through the cycle once. 5 is settled and unreachable.
+        let settled = [false, false, false, true, false, true];
+        let m = bounds_of(&settled, &CYCLE, |_| Vec::new());
         let first = m
             .first_election
             .expect("state 0 is unsettled and can settle");
@@ -540,18 +551,9 @@ mod tests {
     #[test]
     fn a_cycle_that_sends_leaves_the_most_unbounded() {
         // The same, but 2 -> 4 sends a message: 2, 4, 2, 4... sends without end.
-        let edges = [
-            (0, 1, 1),
-            (0, 2, 5),
-            (1, 3, 1),
-            (2, 4, 1),
-            (4, 2, 0),
-            (4, 3, 2),
-        ];
-        let s = search(&[false, false, false, true, false], &edges);
-        let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
-            .expect("the walks turn into choices")
-            .expect("message bounds are kept");
+        let mut edges = CYCLE;
+        edges[3].2 = 1;
+        let m = bounds_of(&[false, false, false, true, false], &edges, |_| Vec::new());
         let first = m.first_election.expect("state 0 can settle");
         assert_eq!(first.fewest.messages, 3);
         assert!(first.most.is_none(), "{:?}", first.most);
@@ -562,15 +564,12 @@ mod tests {
         // 0 -> 1 settles at once. 1 -> 2 starts a re-election (4 messages) that completes
         // by 2 -> 4 (2 more) or by 2 -> 3 -> 4 (1 + 2 more).
         let edges = [(0, 1, 0), (1, 2, 4), (2, 4, 2), (2, 3, 1), (3, 4, 2)];
-        let s = search(&[false, true, false, false, true], &edges);
         let prefix = |id| match id {
             0 => Vec::new(),
             1 => vec![Choice::Deliver(0)],
             _ => panic!("an election starts at 0 or leaves the settled state 1, not at {id}"),
         };
-        let m = bounds(&s, s.root_sent, &walk(&edges, prefix))
-            .expect("the walks turn into choices")
-            .expect("message bounds are kept");
+        let m = bounds_of(&[false, true, false, false, true], &edges, prefix);
         let first = m.first_election.expect("state 0 settles");
         assert_eq!(first.fewest.messages, 1, "the start messages only");
         let again = m.re_election.expect("1 -> 2 leaves a settled state");
@@ -585,19 +584,11 @@ mod tests {
     #[test]
     fn edges_out_of_source_order_give_the_same_bounds() {
         // As depth-first search records them: the first graph's edges, reversed.
-        let mut edges = vec![
-            (0, 1, 1),
-            (0, 2, 5),
-            (1, 3, 1),
-            (2, 4, 0),
-            (4, 2, 0),
-            (4, 3, 2),
-        ];
+        let mut edges = CYCLE;
         edges.reverse();
-        let s = search(&[false, false, false, true, false, true], &edges);
-        let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
-            .expect("the walks turn into choices")
-            .expect("message bounds are kept");
+        let m = bounds_of(&[false, false, false, true, false, true], &edges, |_| {
+            Vec::new()
+        });
         let first = m.first_election.expect("state 0 can settle");
         assert_eq!(first.fewest.messages, 1 + 2);
         // Reversed, (0, 1, 1) is edge 5 and (1, 3, 1) edge 3.
@@ -610,11 +601,7 @@ mod tests {
     #[test]
     fn parallel_edges_are_told_apart_by_their_messages() {
         // Two ways from 0 to the settled 1: one message or three.
-        let edges = [(0, 1, 3), (0, 1, 1)];
-        let s = search(&[false, true], &edges);
-        let m = bounds(&s, s.root_sent, &walk(&edges, |_| Vec::new()))
-            .expect("the walks turn into choices")
-            .expect("message bounds are kept");
+        let m = bounds_of(&[false, true], &[(0, 1, 3), (0, 1, 1)], |_| Vec::new());
         let first = m.first_election.expect("state 0 settles");
         assert_eq!(
             (first.fewest.messages, deliveries(&first.fewest)),
