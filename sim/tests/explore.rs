@@ -444,3 +444,24 @@ fn progress_names_each_phase_in_order() {
     // The analyses see the finished search.
     assert!(seen[searching..].iter().all(|&(_, n)| n == r.unique_states));
 }
+
+/// The memory limit holds after the search too: message bounds that would pass it are not
+/// computed, and the report says why, with the verdicts intact. (The search itself looks
+/// at its memory every 16,384 states, so this small one completes under any limit.)
+#[test]
+fn message_bounds_keep_to_the_memory_limit() {
+    let s = load("bully3_crash_bounded.ron");
+    let opts = |max_memory| ExploreOptions {
+        jobs: 1,
+        message_bounds: true,
+        max_memory,
+        ..ExploreOptions::default()
+    };
+    let r = run(&s, &opts(Some(1 << 20)));
+    assert!(r.complete && r.ok, "{:?}", r.properties);
+    assert!(r.election_messages.is_none());
+    let why = r.election_messages_error.expect("the report says why");
+    assert!(why.contains("--max-memory"), "{why}");
+    let r = run(&s, &opts(Some(1 << 40)));
+    assert!(r.election_messages.is_some() && r.election_messages_error.is_none());
+}

@@ -15,7 +15,7 @@ const MASK: usize = SIZE - 1;
 
 pub(crate) struct Chunks<T> {
     chunks: Vec<Vec<T>>,
-    len: usize,
+    pub len: usize,
 }
 
 impl<T> Default for Chunks<T> {

@@ -221,6 +221,20 @@ pub(crate) type Hop = (u32, u32);
 /// Turns a walk (its first state, its hops) into choices from the initial state.
 pub(crate) type Retrace<'a> = &'a dyn Fn(u32, &[Hop]) -> Result<Vec<Choice>, String>;
 
+/// About how many bytes [`bounds`] allocates for `search`'s graph, beyond what the search
+/// holds: the backward rows (a word per edge), the forward rows (a word per edge too when
+/// the edges are out of order), and per state the distances, the next edges, the
+/// components and Kosaraju's lists. For `bully3_crash_async.ron` (1,593,536 states,
+/// 22.6 M edges kept) this says 167 MB; `valgrind --tool=massif` counted 168 MB allocated
+/// under `bounds` at the run's peak.
+pub(crate) fn need(search: &Search) -> u64 {
+    let (n, e) = (
+        search.settled.len() as u64,
+        search.edges.as_ref().map_or(0, |e| e.len) as u64,
+    );
+    4 * e + 48 * n
+}
+
 /// `choices(from, hops)` gives the choices from the initial state to state `from`, then
 /// along `hops`, or says why it cannot. `Ok(None)`: no edges were kept for the bounds.
 pub(crate) fn bounds(

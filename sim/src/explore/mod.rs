@@ -923,7 +923,25 @@ fn finish<A: Algorithm>(
         Some(Timing::Bounded { max_delay }) => format!("Bounded(max_delay: {max_delay})"),
         _ => "Asynchronous".to_string(),
     };
-    let (election_messages, election_messages_error) = if complete && search.message_bounds {
+    // The bounds come after the search, whose memory limit they must keep too: a process
+    // killed for its memory would lose the verdicts with them.
+    let over_limit = opts.max_memory.and_then(|max| {
+        let now = resident_bytes()?;
+        let need = messages::need(&search);
+        (now + need > max).then(|| {
+            format!(
+                "the process holds {} MiB and they would need about {} MiB more, past the memory limit of {} MiB (--max-memory)",
+                now >> 20,
+                need.div_ceil(1 << 20),
+                max >> 20
+            )
+        })
+    });
+    let (election_messages, election_messages_error) = if !(complete && search.message_bounds) {
+        (None, None)
+    } else if let Some(why) = over_limit {
+        (None, Some(why))
+    } else {
         phase("message bounds");
         let found = messages::bounds(&search, search.root_sent, &|from, hops| {
             let (mut choices, mut s) = model.reach(&search.lineage.path(from));
@@ -947,8 +965,6 @@ fn finish<A: Algorithm>(
             Ok(m) => (m, None),
             Err(e) => (None, Some(e)),
         }
-    } else {
-        (None, None)
     };
     ExploreReport {
         scenario: scenario.name.clone(),
