@@ -15,7 +15,7 @@ const MASK: usize = SIZE - 1;
 
 pub(crate) struct Chunks<T> {
     chunks: Vec<Vec<T>>,
-    pub len: usize,
+    len: usize,
 }
 
 impl<T> Default for Chunks<T> {
@@ -41,6 +41,10 @@ impl<T> Chunks<T> {
             last.push(item);
         }
         self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &T> + Clone {
@@ -73,7 +77,7 @@ mod tests {
     fn items_stay_where_they_were_pushed_across_chunks() {
         let n = 2 * SIZE + 5;
         let c: Chunks<u32> = (0..n as u32).collect();
-        assert_eq!(c.len, n);
+        assert_eq!(c.len(), n);
         for i in [0, 1, SIZE - 1, SIZE, SIZE + 1, 2 * SIZE, n - 1] {
             assert_eq!(c[i], i as u32);
         }
@@ -86,7 +90,7 @@ mod tests {
     #[test]
     fn an_empty_list_holds_nothing() {
         let c: Chunks<u64> = Chunks::default();
-        assert_eq!(c.len, 0);
+        assert_eq!(c.len(), 0);
         assert_eq!(c.iter().count(), 0);
         assert!(c.chunks.is_empty());
     }

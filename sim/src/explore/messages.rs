@@ -228,10 +228,7 @@ pub(crate) type Retrace<'a> = &'a dyn Fn(u32, &[Hop]) -> Result<Vec<Choice>, Str
 /// 22.6 M edges kept) this says 167 MB; `valgrind --tool=massif` counted 168 MB allocated
 /// under `bounds` at the run's peak.
 pub(crate) fn need(search: &Search) -> u64 {
-    let (n, e) = (
-        search.settled.len() as u64,
-        search.edges.as_ref().map_or(0, |e| e.len) as u64,
-    );
+    let (n, e) = (search.settled.len() as u64, search.edges.len() as u64);
     4 * e + 48 * n
 }
 
@@ -242,9 +239,10 @@ pub(crate) fn bounds(
     root_sent: u32,
     choices: Retrace,
 ) -> Result<Option<ElectionMessages>, String> {
-    let Some(edges) = search.edges.as_ref().filter(|_| search.message_bounds) else {
+    if !search.message_bounds {
         return Ok(None);
-    };
+    }
+    let edges = &search.edges;
     let settled = &search.settled;
     let n = settled.len();
     let open = |s: u32| !settled[s as usize];
@@ -473,12 +471,10 @@ mod tests {
         Search {
             visited: Visited::new(true),
             lineage: Lineage::default(),
-            edges: Some(
-                edges
-                    .iter()
-                    .map(|&(from, to, sent)| Edge::new(from, to, sent, false))
-                    .collect(),
-            ),
+            edges: edges
+                .iter()
+                .map(|&(from, to, sent)| Edge::new(from, to, sent, false))
+                .collect(),
             liveness: false,
             message_bounds: true,
             root_sent: 1,

@@ -241,9 +241,8 @@ struct Search {
     /// Per state: its parent and the choice that led to it.
     lineage: Lineage,
     /// The edges kept, in the order they were found: for liveness the fault-free ones, for
-    /// message bounds those that leave or enter an unsettled state (`None`: neither is
-    /// wanted).
-    edges: Option<Chunks<Edge>>,
+    /// message bounds those that leave or enter an unsettled state.
+    edges: Chunks<Edge>,
     /// Liveness is checked (fault-free edges are kept).
     liveness: bool,
     /// Message bounds are found (edges that touch an unsettled state are kept).
@@ -266,12 +265,33 @@ impl Search {
         self.lineage.len() as u64
     }
 
+    /// Tells `opts.progress`, if any, where the search stands.
+    fn report(
+        &self,
+        opts: &ExploreOptions,
+        phase: &'static str,
+        depth: u32,
+        queue: usize,
+        start: Instant,
+    ) {
+        if let Some(p) = &opts.progress {
+            p(&Progress {
+                phase,
+                unique_states: self.states(),
+                transitions: self.transitions,
+                depth,
+                queue: queue as u64,
+                elapsed_ms: start.elapsed().as_millis() as u64,
+            });
+        }
+    }
+
     /// Records a new state, reached from `parent` by its choice number `index`; returns its
     /// id.
     fn admit(&mut self, parent: u32, index: u32, c: &Checked) -> u32 {
         let id = self.lineage.len() as u32;
         self.lineage.push(parent, index);
-        if self.edges.is_some() {
+        if self.liveness || self.message_bounds {
             self.settled.push(c.settled);
         }
         if self.liveness {
@@ -293,14 +313,11 @@ impl Search {
 
     fn edge(&mut self, from: u32, to: u32, choice: Choice, sent: u32) {
         self.transitions += 1;
-        if let Some(edges) = &mut self.edges {
-            let fault = choice.is_fault();
-            if (self.liveness && !fault)
-                || (self.message_bounds
-                    && !(self.settled[from as usize] && self.settled[to as usize]))
-            {
-                edges.push(Edge::new(from, to, sent, fault));
-            }
+        let fault = choice.is_fault();
+        if (self.liveness && !fault)
+            || (self.message_bounds && !(self.settled[from as usize] && self.settled[to as usize]))
+        {
+            self.edges.push(Edge::new(from, to, sent, fault));
         }
         if let Some(g) = &mut self.graph {
             g.edges.push((from, to, choice));
@@ -352,7 +369,7 @@ where
         // State ids are needed only to keep edges between states.
         visited: Visited::new(liveness.is_some() || opts.message_bounds || opts.keep_graph),
         lineage: Lineage::default(),
-        edges: (liveness.is_some() || opts.message_bounds).then(Chunks::default),
+        edges: Chunks::default(),
         liveness: liveness.is_some(),
         message_bounds: opts.message_bounds,
         root_sent: 0,
@@ -687,16 +704,7 @@ fn bfs<A>(
             depth += 1;
             search.max_depth = depth;
         }
-        if let Some(p) = &opts.progress {
-            p(&Progress {
-                phase: "search",
-                unique_states: search.states(),
-                transitions: search.transitions,
-                depth,
-                queue: next.len() as u64,
-                elapsed_ms: start.elapsed().as_millis() as u64,
-            });
-        }
+        search.report(opts, "search", depth, next.len(), start);
         if search.cut_short.is_some() {
             break;
         }
@@ -764,16 +772,7 @@ fn dfs<A: Algorithm>(
         since_progress += 1;
         if since_progress >= 4096 {
             since_progress = 0;
-            if let Some(p) = &opts.progress {
-                p(&Progress {
-                    phase: "search",
-                    unique_states: search.states(),
-                    transitions: search.transitions,
-                    depth: depth + 1,
-                    queue: stack.len() as u64,
-                    elapsed_ms: start.elapsed().as_millis() as u64,
-                });
-            }
+            search.report(opts, "search", depth + 1, stack.len(), start);
         }
     }
 }
@@ -785,7 +784,7 @@ fn liveness_violation(search: &Search, within: u64, horizon: u64) -> Option<u32>
     if !search.liveness {
         return None;
     }
-    let edges = search.edges.as_ref()?;
+    let edges = &search.edges;
     let n = search.settled.len();
     // Predecessor lists over the fault-free edges, in one buffer (compressed rows), by
     // counting sort on the target.
@@ -862,18 +861,7 @@ fn finish<A: Algorithm>(
             trace,
         }
     };
-    let phase = |phase| {
-        if let Some(p) = &opts.progress {
-            p(&Progress {
-                phase,
-                unique_states: search.states(),
-                transitions: search.transitions,
-                depth: search.max_depth,
-                queue: 0,
-                elapsed_ms: start.elapsed().as_millis() as u64,
-            });
-        }
-    };
+    let phase = |phase| search.report(opts, phase, search.max_depth, 0, start);
     // Liveness needs the whole graph: in a cut-short search, states whose successors were
     // never expanded would look like dead ends.
     let live = liveness.filter(|_| complete).and_then(|within| {
@@ -925,7 +913,8 @@ fn finish<A: Algorithm>(
     };
     // The bounds come after the search, whose memory limit they must keep too: a process
     // killed for its memory would lose the verdicts with them.
-    let over_limit = opts.max_memory.and_then(|max| {
+    let over_limit = || {
+        let max = opts.max_memory?;
         let now = resident_bytes()?;
         let need = messages::need(&search);
         (now + need > max).then(|| {
@@ -936,10 +925,10 @@ fn finish<A: Algorithm>(
                 max >> 20
             )
         })
-    });
+    };
     let (election_messages, election_messages_error) = if !(complete && search.message_bounds) {
         (None, None)
-    } else if let Some(why) = over_limit {
+    } else if let Some(why) = over_limit() {
         (None, Some(why))
     } else {
         phase("message bounds");

@@ -533,29 +533,23 @@ impl<A: Algorithm> Model<A> {
         msg: A::Msg,
         rec: &mut Option<Vec<TraceEvent>>,
     ) {
-        if rec.is_some() {
-            let what = What::Send {
-                to: self.names[to.index()].clone(),
-                msg: show(&msg, &self.names),
-            };
-            self.note(rec, s.now(), from, || what);
-        }
+        self.note(rec, s.now(), from, || What::Send {
+            to: self.names[to.index()].clone(),
+            msg: show(&msg, &self.names),
+        });
         let topo = &self.topologies[s.topo() as usize];
         let down = s.node(to.index()).is_none();
         if !topo.connected(from, to) || down {
-            if rec.is_some() {
-                let what = What::Drop {
-                    from: self.names[from.index()].clone(),
-                    to: self.names[to.index()].clone(),
-                    msg: show(&msg, &self.names),
-                    reason: if down {
-                        DropReason::Down
-                    } else {
-                        DropReason::Partitioned
-                    },
-                };
-                self.note(rec, s.now(), to, || what);
-            }
+            self.note(rec, s.now(), to, || What::Drop {
+                from: self.names[from.index()].clone(),
+                to: self.names[to.index()].clone(),
+                msg: show(&msg, &self.names),
+                reason: if down {
+                    DropReason::Down
+                } else {
+                    DropReason::Partitioned
+                },
+            });
             return;
         }
         let deadline = self.max_delay.map_or(u64::MAX, |d| s.now() + d);
@@ -739,13 +733,10 @@ impl<A: Algorithm> Model<A> {
                 let Some(msg) = m.msg else {
                     return Some(self.tell(s, to, from, rec));
                 };
-                if rec.is_some() {
-                    let what = What::Deliver {
-                        from: self.names[from.index()].clone(),
-                        msg: show(&msg, &self.names),
-                    };
-                    self.note(rec, s.now(), to, || what);
-                }
+                self.note(rec, s.now(), to, || What::Deliver {
+                    from: self.names[from.index()].clone(),
+                    msg: show(&msg, &self.names),
+                });
                 sent = self.run(s, to, rec, input, |node, ctx| {
                     node.on_message(from, msg, ctx)
                 });
