@@ -279,7 +279,7 @@ fn explore_reports_holds_and_exits_0() {
     expect_code(&out, 0);
     let text = stdout(&out);
     assert!(
-        text.contains("592 unique states, 1707 transitions"),
+        text.contains("500 unique states, 1347 transitions"),
         "{text}"
     );
     assert!(
@@ -318,7 +318,7 @@ fn explore_counterexample_is_saved_and_replays_exactly() {
     ] {
         assert!(!v[key].is_null(), "{key} in {v}");
     }
-    assert_eq!(v["unique_states"], 483);
+    assert_eq!(v["unique_states"], 439);
     let p = &v["properties"][0];
     assert_eq!(p["name"], "AtMostOneLeader");
     assert_eq!(p["holds"], false);

@@ -31,15 +31,18 @@ fn jobs(n: usize) -> ExploreOptions {
 }
 
 /// Pinned sizes: a change to the state space (the model, an algorithm, the fingerprint) is
-/// noticed here first. Update them only on purpose, and say why.
+/// noticed here first. Update them only on purpose, and say why. Last change: the messages
+/// in flight on FIFO links are kept link by link (592 to 500 states, 483 to 439), since
+/// states that differed only in the order of messages on different links were counted
+/// apart; every verdict, counterexample length and message bound stayed the same.
 #[test]
 fn pinned_state_counts_of_small_configurations() {
     let r = run(&load("bully3_crash_bounded.ron"), &jobs(1));
     assert!(r.complete && r.ok, "{:?}", r.properties);
-    assert_eq!((r.unique_states, r.transitions), (592, 1707));
+    assert_eq!((r.unique_states, r.transitions), (500, 1347));
     let r = run(&load("bully3_partition.ron"), &jobs(1));
     assert!(r.complete && r.ok, "{:?}", r.properties);
-    assert_eq!((r.unique_states, r.transitions), (483, 1159));
+    assert_eq!((r.unique_states, r.transitions), (439, 1004));
 }
 
 /// The stateright anchor: Bully with a perfect failure detector (Stoller's), five
@@ -51,7 +54,7 @@ fn stoller_bully_five_nodes_two_crashes_holds_and_is_pinned() {
     let r = run(&load("async_bully5_crash2_bounded.ron"), &jobs(2));
     assert!(r.complete && r.ok, "{:?}", r.properties);
     assert_eq!(verdict(&r, "EventualLeader(1s)"), Some(true));
-    assert_eq!((r.unique_states, r.transitions), (182_667, 835_881));
+    assert_eq!((r.unique_states, r.transitions), (120_227, 542_621));
 }
 
 /// Bully is correct under bounded delays with a crash; its liveness holds too.

@@ -567,7 +567,7 @@ impl<A: Algorithm> Model<A> {
     /// Puts a packet in flight, in the network's order.
     fn enqueue<S: Store<A>>(&self, s: &mut S, packet: Packet<A::Msg>) {
         if self.fifo && self.max_delay.is_some() {
-            s.insert_packet(s.packets(), packet);
+            s.insert_packet(link_end(s, &packet), packet);
         } else {
             if self.max_delay.is_none() && (0..s.packets()).any(|i| *s.packet(i) == packet) {
                 return; // asynchronous: the in-flight messages are a set
@@ -836,7 +836,11 @@ impl<A: Algorithm> Model<A> {
                 if k == 2 {
                     s.remove_packet(i as usize);
                 } else {
-                    let at = if self.fifo { s.packets() } else { i as usize };
+                    let at = if self.fifo {
+                        link_end(s, &m)
+                    } else {
+                        i as usize
+                    };
                     s.insert_packet(at, m);
                 }
             }
@@ -1041,6 +1045,19 @@ impl Firing {
 }
 
 /// The first index in `0..len` where `before` is false (`before` must be monotone).
+/// Where a packet joins a FIFO network: after every packet on its link, which keeps each
+/// link's messages in the order they were sent. Links follow each other in (from, to)
+/// order, so the list is a function of the links' queues, not of the order in which
+/// messages on different links were sent: two schedules that leave the same queues behind
+/// reach one state, not two.
+fn link_end<A: Algorithm, S: Store<A>>(s: &S, packet: &Packet<A::Msg>) -> usize {
+    let link = (packet.from, packet.to);
+    partition_point(s.packets(), |i| {
+        let p = s.packet(i);
+        (p.from, p.to) <= link
+    })
+}
+
 fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
     let (mut lo, mut hi) = (0, len);
     while lo < hi {
