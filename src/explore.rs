@@ -73,7 +73,11 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         max_states: match flags.max_states {
             // The graph keeps every edge: small spaces only, unless asked otherwise.
             None if flags.graph.is_some() => Some(GRAPH_MAX_STATES),
-            None => Some(DEFAULT_MAX_STATES),
+            None => match scenario.explore.as_ref().and_then(|e| e.max_states) {
+                None => Some(DEFAULT_MAX_STATES),
+                Some(0) => None,
+                Some(n) => Some(n),
+            },
             Some(0) => None,
             Some(n) => Some(n),
         },

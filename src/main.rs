@@ -58,8 +58,8 @@ enum Command {
         /// Do not go deeper than this many steps (the search is then incomplete).
         #[arg(long)]
         max_depth: Option<u32>,
-        /// Stop after this many unique states, the search then incomplete (default
-        /// 5000000; 0 for no limit).
+        /// Stop after this many unique states, the search then incomplete (default: the
+        /// scenario's max_states, else 5000000; 0 for no limit).
         #[arg(long)]
         max_states: Option<u64>,
         /// Stop, incomplete, when the process uses this much memory (MiB, default 8192).

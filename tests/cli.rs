@@ -373,6 +373,36 @@ fn explore_cut_short_is_incomplete_not_holding() {
     );
 }
 
+/// A scenario may raise (or lower) the default cap on unique states; `--max-states` still
+/// has the last word.
+#[test]
+fn a_scenario_sets_its_own_state_cap() {
+    let dir = std::env::temp_dir().join(format!("conclave-cap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string("scenarios/explore/bully3_crash_bounded.ron").unwrap();
+    let capped = text.replacen("explore: (", "explore: (\n        max_states: 100,", 1);
+    assert_ne!(capped, text);
+    let file = dir.join("capped.ron");
+    std::fs::write(&file, capped).unwrap();
+    let file = file.to_str().unwrap();
+    let out = dir.to_str().unwrap();
+    let capped = conclave(&["explore", file, "--out", out]);
+    expect_code(&capped, 1);
+    assert!(
+        stdout(&capped).contains("INCOMPLETE: --max-states 100 reached"),
+        "{}",
+        stdout(&capped)
+    );
+    let lifted = conclave(&["explore", file, "--out", out, "--max-states", "0"]);
+    std::fs::remove_dir_all(&dir).ok();
+    expect_code(&lifted, 0);
+    assert!(
+        stdout(&lifted).contains("500 unique states"),
+        "{}",
+        stdout(&lifted)
+    );
+}
+
 #[test]
 fn explore_and_replay_bad_input_exit_2() {
     let out = conclave(&["explore", "scenarios/consul_four_nodes.ron"]);

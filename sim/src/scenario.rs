@@ -102,6 +102,10 @@ pub struct ExploreSpec {
     /// No fault before this time (Bounded timing only): e.g. let nodes meet first.
     #[serde(default)]
     pub faults_from: Option<Duration>,
+    /// The cap on unique states for `conclave explore` without `--max-states`, for a
+    /// scenario whose space is known to pass the default (`0`: no cap).
+    #[serde(default)]
+    pub max_states: Option<u64>,
     /// Verdicts expected from the explorer: `AtMostOneLeader` and `OneLeaderPerComponent`
     /// are checked in every state; `EventualLeader(_)` as liveness (see the README).
     #[serde(default)]

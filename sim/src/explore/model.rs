@@ -326,6 +326,7 @@ impl<A: Algorithm> Model<A> {
                 partition_changes: 0,
                 horizon: None,
                 faults_from: None,
+                max_states: None,
                 expect: Vec::new(),
                 expect_violated: Vec::new(),
             });
@@ -1044,7 +1045,6 @@ impl Firing {
     }
 }
 
-/// The first index in `0..len` where `before` is false (`before` must be monotone).
 /// Where a packet joins a FIFO network: after every packet on its link, which keeps each
 /// link's messages in the order they were sent. Links follow each other in (from, to)
 /// order, so the list is a function of the links' queues, not of the order in which
@@ -1058,6 +1058,7 @@ fn link_end<A: Algorithm, S: Store<A>>(s: &S, packet: &Packet<A::Msg>) -> usize 
     })
 }
 
+/// The first index in `0..len` where `before` is false (`before` must be monotone).
 fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
     let (mut lo, mut hi) = (0, len);
     while lo < hi {
