@@ -350,6 +350,23 @@ pub fn cmd_replay(file: &Path) -> u8 {
             for e in &trace {
                 println!("{}", conclave_reports::event_line(e));
             }
+            // The saved trace is not part of the counterexample that is read back (replay
+            // recomputes it); it is read here, when it can be, only to compare.
+            let saved: Vec<conclave_sim::trace::TraceEvent> =
+                serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| serde_json::from_value(v.get("trace")?.clone()).ok())
+                    .unwrap_or_default();
+            if !saved.is_empty() && saved != trace {
+                // Every choice was possible, but not with the same outcome: the choices
+                // index a state's messages and timers, so they mean something else now.
+                let at = trace.iter().zip(&saved).take_while(|(a, b)| a == b).count();
+                eprintln!(
+                    "warning: {}: the trace differs from the one saved, from event {} on: the scenario or Conclave's model has changed since the file was saved, and these choices may no longer show what it showed",
+                    file.display(),
+                    at + 1
+                );
+            }
             if cex.property.contains(" messages, ") {
                 // A message-bound schedule: it ends where the election completes.
                 let sent = trace

@@ -263,7 +263,7 @@ fn trace_prints_one_event_per_line_with_time_first() {
 #[test]
 fn explore_reports_holds_and_exits_0() {
     // The message bounds' schedules go to a directory of the test's own, not the checkout.
-    let dir = std::env::temp_dir().join(format!("conclave-explore-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("conclave-explore-holds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = conclave(&[
         "explore",
@@ -298,7 +298,7 @@ fn explore_reports_holds_and_exits_0() {
 
 #[test]
 fn explore_counterexample_is_saved_and_replays_exactly() {
-    let dir = std::env::temp_dir().join(format!("conclave-explore-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("conclave-explore-cex-{}", std::process::id()));
     let dir_s = dir.to_string_lossy().into_owned();
     let out = conclave(&[
         "explore",
@@ -348,6 +348,20 @@ fn explore_counterexample_is_saved_and_replays_exactly() {
     assert!(
         text.contains("AtMostOneLeader violated after 5 steps: b and c both lead"),
         "{text}"
+    );
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    // A file whose trace no longer matches (saved by another version of the model, or
+    // edited): the replay says from which event on.
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    saved["trace"][2]["node"] = "z".into();
+    std::fs::write(&file, saved.to_string()).unwrap();
+    let out = conclave(&["replay", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the trace differs from the one saved, from event 3 on"),
+        "{}",
+        stderr(&out)
     );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1013,7 +1013,7 @@ impl<A: Algorithm> Model<A> {
         self.start(&mut s, &mut rec);
         for (k, &c) in choices.iter().enumerate() {
             self.step(&mut s, c, &mut rec)
-                .ok_or_else(|| format!("step {} ({c:?}) is not possible here: the scenario has changed since the counterexample was saved", k + 1))?;
+                .ok_or_else(|| format!("step {} ({c:?}) is not possible here: the scenario or Conclave's model has changed since the file was saved", k + 1))?;
         }
         let st = self.statuses(&s);
         let topo = &self.topologies[s.topo as usize];
