@@ -193,6 +193,8 @@ fn bench(c: &mut Criterion) {
             _ => unreachable!("an AsyncBully scenario"),
         }
     });
+    // The textbook Bully (timeouts, no detector) at the anchor's size.
+    side_by_side(c, "bully5_crash2_bounded.ron", true, bully);
     side_by_side(c, "bully4_crash_bounded.ron", true, bully);
     side_by_side(c, "quorum3_partitions.ron", true, |s| match &s.algorithm {
         AlgorithmSpec::Quorum(p) => Model::<Quorum>::new(s, p.clone()),
