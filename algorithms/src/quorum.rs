@@ -44,6 +44,7 @@
 //! since one half has a single vote. `count_lost` (not in the seed) keeps lost nodes in the
 //! count and makes that space safe (`quorum4_partitions_count_lost.ron`).
 
+use crate::pidset::PidSet;
 use crate::{Algorithm, Cluster, Ctx, Duration, Message, Pid, Role, Time, View};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -121,8 +122,9 @@ pub struct Quorum {
     key: u64,
     params: QuorumParams,
     connected: BTreeMap<Pid, Peer>,
-    lost: u32,
-    lost_nodes: Vec<Pid>,
+    /// The nodes lost (the seed counts them): a set, since the order they were lost in
+    /// changes nothing (a list made the explorer count such states apart).
+    lost: PidSet,
     dispatched: bool,
     /// The join window is over.
     joined: bool,
@@ -132,10 +134,7 @@ pub struct Quorum {
 
 impl Quorum {
     fn meet(&mut self, from: Pid, key: u64, now: Time) {
-        if let Some(at) = self.lost_nodes.iter().position(|&p| p == from) {
-            self.lost_nodes.remove(at);
-            self.lost -= 1;
-        }
+        self.lost.remove(from);
         let vote = self.connected.get(&from).and_then(|p| p.vote);
         self.connected.insert(
             from,
@@ -162,7 +161,7 @@ impl Quorum {
         if !self.joined {
             return;
         }
-        if self.lost as usize > self.connected.len() {
+        if self.lost.len() > self.connected.len() {
             return self.dispatch(ctx);
         }
         let fresh = |peer: &Peer| {
@@ -176,7 +175,7 @@ impl Quorum {
             *votes.entry(wish).or_default() += 1;
         }
         let lost = if self.params.count_lost {
-            self.lost as usize
+            self.lost.len()
         } else {
             0
         };
@@ -238,8 +237,7 @@ impl Algorithm for Quorum {
             },
             params: params.clone(),
             connected: BTreeMap::new(),
-            lost: 0,
-            lost_nodes: Vec::new(),
+            lost: PidSet::new(),
             dispatched: false,
             joined: false,
             wish: me,
@@ -303,8 +301,7 @@ impl Algorithm for Quorum {
             .collect();
         for p in lost {
             self.connected.remove(&p);
-            self.lost += 1;
-            self.lost_nodes.push(p);
+            self.lost.insert(p);
         }
         self.recompute(now, ctx);
         if self.dispatched {
