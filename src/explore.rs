@@ -218,7 +218,10 @@ fn print_report(r: &ExploreReport, saved: &[Option<PathBuf>], peak: Option<u64>)
         let verdict = match p.holds {
             Some(true) => "holds".to_string(),
             Some(false) => "violated".to_string(),
-            None => "not decided (incomplete search)".to_string(),
+            None => format!(
+                "not decided ({})",
+                p.undecided.as_deref().unwrap_or("incomplete search")
+            ),
         };
         let mark = if p.ok { "ok    " } else { "FAILED" };
         let expected = match p.expected {

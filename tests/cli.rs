@@ -417,6 +417,37 @@ fn a_scenario_sets_its_own_state_cap() {
     );
 }
 
+/// Past `--max-memory` after a complete search, liveness is skipped and not decided (exit
+/// 1, since the scenario expects it to hold), and the report says why.
+#[test]
+fn explore_skips_liveness_past_the_memory_limit() {
+    let dir = std::env::temp_dir().join(format!("conclave-memlimit-{}", std::process::id()));
+    let out = conclave(&[
+        "explore",
+        "scenarios/explore/bully3_crash_bounded.ron",
+        "--max-memory",
+        "1",
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    std::fs::remove_dir_all(&dir).ok();
+    expect_code(&out, 1);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    assert_eq!(v["complete"], true, "{v}");
+    let live = &v["properties"][2];
+    assert_eq!(live["name"], "EventualLeader(2s)");
+    assert!(live["holds"].is_null(), "{live}");
+    let why = live["undecided"].as_str().unwrap_or_default();
+    assert!(why.starts_with("the process holds"), "{live}");
+    assert!(
+        why.ends_with("past the memory limit of 1 MiB (--max-memory)"),
+        "{why}"
+    );
+    assert_eq!(v["properties"][0]["holds"], true);
+    assert!(v["properties"][0].get("undecided").is_none());
+}
+
 #[test]
 fn explore_and_replay_bad_input_exit_2() {
     let out = conclave(&["explore", "scenarios/consul_four_nodes.ron"]);

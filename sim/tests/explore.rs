@@ -461,11 +461,12 @@ fn progress_names_each_phase_in_order() {
     assert!(seen[searching..].iter().all(|&(_, n)| n == r.unique_states));
 }
 
-/// The memory limit holds after the search too: message bounds that would pass it are not
-/// computed, and the report says why, with the verdicts intact. (The search itself looks
-/// at its memory every 16,384 states, so this small one completes under any limit.)
+/// The memory limit holds after the search too: a liveness check or message bounds that
+/// would pass it are not computed, and the report says why; liveness is then "not
+/// decided", never "holds", and the safety verdicts are intact. (The search itself looks at
+/// its memory every 16,384 states, so this small one completes under any limit.)
 #[test]
-fn message_bounds_keep_to_the_memory_limit() {
+fn whole_graph_phases_keep_to_the_memory_limit() {
     let s = load("bully3_crash_bounded.ron");
     let opts = |max_memory| ExploreOptions {
         jobs: 1,
@@ -474,11 +475,27 @@ fn message_bounds_keep_to_the_memory_limit() {
         ..ExploreOptions::default()
     };
     let r = run(&s, &opts(Some(1 << 20)));
-    assert!(r.complete && r.ok, "{:?}", r.properties);
+    // The search is too small to be stopped; the phases after it are skipped, and say why.
+    assert!(r.complete, "{:?}", r.cut_short);
+    assert_eq!(verdict(&r, "AtMostOneLeader"), Some(true));
+    let live = r
+        .properties
+        .iter()
+        .find(|p| p.name == "EventualLeader(2s)")
+        .unwrap();
+    assert_eq!(live.holds, None, "not decided, not holding");
+    assert!(!live.ok && !r.ok, "an expectation not decided is not met");
+    let why = live.undecided.as_deref().expect("the report says why");
+    assert!(
+        why.contains("the liveness check") && why.contains("--max-memory"),
+        "{why}"
+    );
     assert!(r.election_messages.is_none());
     let why = r.election_messages_error.expect("the report says why");
     assert!(why.contains("--max-memory"), "{why}");
     let r = run(&s, &opts(Some(1 << 40)));
+    assert!(r.complete && r.ok, "{:?}", r.properties);
+    assert!(r.properties.iter().all(|p| p.undecided.is_none()));
     assert!(r.election_messages.is_some() && r.election_messages_error.is_none());
 }
 

@@ -159,6 +159,10 @@ pub struct PropertyVerdict {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
+    /// Why `holds` is `null`: the search was cut short, or (liveness) the check over the
+    /// whole graph would have passed the memory limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undecided: Option<String>,
 }
 
 /// The explorer's summary.
@@ -777,6 +781,13 @@ fn dfs<A: Algorithm>(
     }
 }
 
+/// About what [`liveness_violation`] allocates: the predecessor rows (4 bytes an edge, 8 a
+/// state), the marks and the queue.
+fn liveness_need(search: &Search) -> u64 {
+    let (n, e) = (search.settled.len() as u64, search.edges.len() as u64);
+    4 * e + 16 * n
+}
+
 /// Liveness: the reachable states from which no settled state can be reached without
 /// faults, among those at least `within` before the horizon. Returns the first (lowest id,
 /// so the nearest in breadth-first order) such state.
@@ -862,30 +873,57 @@ fn finish<A: Algorithm>(
         }
     };
     let phase = |phase| search.report(opts, phase, search.max_depth, 0, start);
+    // The phases over the whole graph come after the search, whose memory limit they must
+    // keep too: a process killed for its memory would lose the verdicts with them.
+    let over_limit = |what: &str, need: u64| {
+        let max = opts.max_memory?;
+        let now = resident_bytes()?;
+        (now + need > max).then(|| {
+            format!(
+                "the process holds {} MiB and {what} would need about {} MiB more, past the memory limit of {} MiB (--max-memory)",
+                now >> 20,
+                need.div_ceil(1 << 20),
+                max >> 20
+            )
+        })
+    };
     // Liveness needs the whole graph: in a cut-short search, states whose successors were
     // never expanded would look like dead ends.
-    let live = liveness.filter(|_| complete).and_then(|within| {
-        phase("liveness");
-        liveness_violation(&search, within, model.horizon).map(|id| {
-            let detail = format!(
-                "from this state (t={}), no state where every component agrees on one running leader can be reached without further faults",
-                conclave_algorithms::Duration(search.time[id as usize])
-            );
-            (id, detail)
-        })
-    });
+    let live: Result<Option<(u32, String)>, String> = match liveness.filter(|_| complete) {
+        None => Ok(None),
+        Some(within) => match over_limit("the liveness check", liveness_need(&search)) {
+            Some(why) => Err(why),
+            None => {
+                phase("liveness");
+                Ok(liveness_violation(&search, within, model.horizon).map(|id| {
+                    let detail = format!(
+                        "from this state (t={}), no state where every component agrees on one running leader can be reached without further faults",
+                        conclave_algorithms::Duration(search.time[id as usize])
+                    );
+                    (id, detail)
+                }))
+            }
+        },
+    };
     let mut properties = Vec::new();
     for p in &names {
         let found = match p {
             Property::AtMostOneLeader => search.first_violation[0].map(|id| (id, None)),
             Property::OneLeaderPerComponent => search.first_violation[1].map(|id| (id, None)),
-            Property::EventualLeader(_) => live.clone().map(|(id, why)| (id, Some(why))),
+            Property::EventualLeader(_) => {
+                live.clone().ok().flatten().map(|(id, why)| (id, Some(why)))
+            }
             _ => None,
         };
-        let holds = match (&found, complete) {
-            (Some(_), _) => Some(false),
-            (None, true) => Some(true),
-            (None, false) => None,
+        let skipped = match (p, &live) {
+            (Property::EventualLeader(_), Err(why)) => Some(why.clone()),
+            _ => None,
+        };
+        let (holds, undecided) = match (&found, complete, skipped) {
+            (Some(_), _, _) => (Some(false), None),
+            (None, false, _) => (None, Some("incomplete search".to_string())),
+            (None, true, Some(why)) => (None, Some(why)),
+            (None, true, None) => (Some(true), None),
         };
         let expected = if expect.contains(p) {
             "holds"
@@ -905,30 +943,16 @@ fn finish<A: Algorithm>(
             expected,
             ok,
             counterexample: found.map(|(id, why)| cex(id, p, why)),
+            undecided,
         });
     }
     let timing = match spec.as_ref().map(|e| &e.timing) {
         Some(Timing::Bounded { max_delay }) => format!("Bounded(max_delay: {max_delay})"),
         _ => "Asynchronous".to_string(),
     };
-    // The bounds come after the search, whose memory limit they must keep too: a process
-    // killed for its memory would lose the verdicts with them.
-    let over_limit = || {
-        let max = opts.max_memory?;
-        let now = resident_bytes()?;
-        let need = messages::need(&search);
-        (now + need > max).then(|| {
-            format!(
-                "the process holds {} MiB and they would need about {} MiB more, past the memory limit of {} MiB (--max-memory)",
-                now >> 20,
-                need.div_ceil(1 << 20),
-                max >> 20
-            )
-        })
-    };
     let (election_messages, election_messages_error) = if !(complete && search.message_bounds) {
         (None, None)
-    } else if let Some(why) = over_limit() {
+    } else if let Some(why) = over_limit("they", messages::need(&search)) {
         (None, Some(why))
     } else {
         phase("message bounds");
