@@ -67,13 +67,18 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
     }
     let bar = progress_bar();
     let bar_for_cb = bar.clone();
+    let scenario_cap = scenario.explore.as_ref().and_then(|e| e.max_states);
     let opts = ExploreOptions {
         max_depth: flags.max_depth,
+        max_states_from: match (flags.max_states, &flags.graph, scenario_cap) {
+            (None, None, Some(_)) => "the scenario's max_states",
+            _ => "--max-states",
+        },
         // A cap by default, so that a space too big for memory ends as "incomplete".
         max_states: match flags.max_states {
             // The graph keeps every edge: small spaces only, unless asked otherwise.
             None if flags.graph.is_some() => Some(GRAPH_MAX_STATES),
-            None => match scenario.explore.as_ref().and_then(|e| e.max_states) {
+            None => match scenario_cap {
                 None => Some(DEFAULT_MAX_STATES),
                 Some(0) => None,
                 Some(n) => Some(n),

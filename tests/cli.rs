@@ -403,7 +403,7 @@ fn a_scenario_sets_its_own_state_cap() {
     let capped = conclave(&["explore", file, "--out", out]);
     expect_code(&capped, 1);
     assert!(
-        stdout(&capped).contains("INCOMPLETE: --max-states 100 reached"),
+        stdout(&capped).contains("INCOMPLETE: the scenario's max_states 100 reached"),
         "{}",
         stdout(&capped)
     );

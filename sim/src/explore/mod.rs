@@ -108,6 +108,8 @@ pub struct ExploreOptions {
     pub max_depth: Option<u32>,
     /// Stop after this many unique states (the search is then incomplete).
     pub max_states: Option<u64>,
+    /// Where `max_states` came from, as the report names it ("--max-states" if empty).
+    pub max_states_from: &'static str,
     /// Worker threads for breadth-first search (1 if 0).
     pub jobs: usize,
     /// Depth-first instead of breadth-first.
@@ -569,7 +571,11 @@ pub fn resident_bytes() -> Option<u64> {
 fn over_budget(search: &mut Search, opts: &ExploreOptions) -> bool {
     if let Some(max) = opts.max_states {
         if search.states() >= max {
-            search.cut_short = Some(format!("--max-states {max} reached"));
+            let from = match opts.max_states_from {
+                "" => "--max-states",
+                from => from,
+            };
+            search.cut_short = Some(format!("{from} {max} reached"));
             return true;
         }
     }

@@ -1045,17 +1045,26 @@ impl Firing {
     }
 }
 
-/// Where a packet joins a FIFO network: after every packet on its link, which keeps each
-/// link's messages in the order they were sent. Links follow each other in (from, to)
-/// order, so the list is a function of the links' queues, not of the order in which
-/// messages on different links were sent: two schedules that leave the same queues behind
-/// reach one state, not two.
+/// Where a packet joins a FIFO network: a message after every message on its link, which
+/// keeps each link's messages in the order they were sent; a failure detector's notice
+/// (never held back by the link's order) after the messages, among the link's notices in
+/// (deadline, content) order. Links follow each other in (from, to) order, so the list is
+/// a function of what is in flight on each link, not of the order in which packets on
+/// different links were sent: two schedules that leave the same queues behind reach one
+/// state, not two.
 fn link_end<A: Algorithm, S: Store<A>>(s: &S, packet: &Packet<A::Msg>) -> usize {
-    let link = (packet.from, packet.to);
-    partition_point(s.packets(), |i| {
-        let p = s.packet(i);
-        (p.from, p.to) <= link
-    })
+    let key = |p: &Packet<A::Msg>| {
+        let notice = p.msg.is_none();
+        (
+            p.from,
+            p.to,
+            notice,
+            if notice { p.deadline } else { 0 },
+            if notice { p.key } else { 0 },
+        )
+    };
+    let at = key(packet);
+    partition_point(s.packets(), |i| key(s.packet(i)) <= at)
 }
 
 /// The first index in `0..len` where `before` is false (`before` must be monotone).
