@@ -67,25 +67,20 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
     }
     let bar = progress_bar();
     let bar_for_cb = bar.clone();
+    // A cap by default, so that a space too big for memory ends as "incomplete"; 0 lifts
+    // it. The report names where it came from.
     let scenario_cap = scenario.explore.as_ref().and_then(|e| e.max_states);
+    let (cap, cap_from) = match (flags.max_states, &flags.graph, scenario_cap) {
+        (Some(n), _, _) => (n, "--max-states"),
+        // The graph keeps every edge: small spaces only, unless asked otherwise.
+        (None, Some(_), _) => (GRAPH_MAX_STATES, "--max-states"),
+        (None, None, Some(n)) => (n, "the scenario's max_states"),
+        (None, None, None) => (DEFAULT_MAX_STATES, "--max-states"),
+    };
     let opts = ExploreOptions {
         max_depth: flags.max_depth,
-        max_states_from: match (flags.max_states, &flags.graph, scenario_cap) {
-            (None, None, Some(_)) => "the scenario's max_states",
-            _ => "--max-states",
-        },
-        // A cap by default, so that a space too big for memory ends as "incomplete".
-        max_states: match flags.max_states {
-            // The graph keeps every edge: small spaces only, unless asked otherwise.
-            None if flags.graph.is_some() => Some(GRAPH_MAX_STATES),
-            None => match scenario_cap {
-                None => Some(DEFAULT_MAX_STATES),
-                Some(0) => None,
-                Some(n) => Some(n),
-            },
-            Some(0) => None,
-            Some(n) => Some(n),
-        },
+        max_states: (cap > 0).then_some(cap),
+        max_states_from: cap_from,
         // One job by default: the merge of each level is sequential, and on this project's
         // 2-core machine two jobs were slower than one (README, "Performance").
         jobs: flags.jobs.unwrap_or(1),

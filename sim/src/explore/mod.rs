@@ -913,17 +913,17 @@ fn finish<A: Algorithm>(
     };
     let mut properties = Vec::new();
     for p in &names {
-        let found = match p {
-            Property::AtMostOneLeader => search.first_violation[0].map(|id| (id, None)),
-            Property::OneLeaderPerComponent => search.first_violation[1].map(|id| (id, None)),
-            Property::EventualLeader(_) => {
-                live.clone().ok().flatten().map(|(id, why)| (id, Some(why)))
+        // A violation found, or why the check was skipped.
+        let (found, skipped) = match p {
+            Property::AtMostOneLeader => (search.first_violation[0].map(|id| (id, None)), None),
+            Property::OneLeaderPerComponent => {
+                (search.first_violation[1].map(|id| (id, None)), None)
             }
-            _ => None,
-        };
-        let skipped = match (p, &live) {
-            (Property::EventualLeader(_), Err(why)) => Some(why.clone()),
-            _ => None,
+            Property::EventualLeader(_) => match &live {
+                Ok(found) => (found.clone().map(|(id, why)| (id, Some(why))), None),
+                Err(why) => (None, Some(why.clone())),
+            },
+            _ => (None, None),
         };
         let (holds, undecided) = match (&found, complete, skipped) {
             (Some(_), _, _) => (Some(false), None),
