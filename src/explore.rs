@@ -72,7 +72,11 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
     let scenario_cap = scenario.explore.as_ref().and_then(|e| e.max_states);
     let (cap, cap_from) = match (flags.max_states, &flags.graph, scenario_cap) {
         (Some(n), _, _) => (n, "--max-states"),
-        // The graph keeps every edge: small spaces only, unless asked otherwise.
+        // The graph keeps every edge: small spaces only, unless asked otherwise. A
+        // scenario's own cap still applies when it is the smaller one.
+        (None, Some(_), Some(n)) if n > 0 && n < GRAPH_MAX_STATES => {
+            (n, "the scenario's max_states")
+        }
         (None, Some(_), _) => (GRAPH_MAX_STATES, "--max-states"),
         (None, None, Some(n)) => (n, "the scenario's max_states"),
         (None, None, None) => (DEFAULT_MAX_STATES, "--max-states"),

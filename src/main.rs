@@ -76,7 +76,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Write the state graph in DOT, violating states in red (caps the search at 100000
-        /// states unless --max-states says otherwise).
+        /// states, or the scenario's max_states if smaller, unless --max-states says otherwise).
         #[arg(long, value_name = "FILE.dot")]
         graph: Option<PathBuf>,
         /// Where to save counterexamples and schedules (default: the current folder).

@@ -387,8 +387,8 @@ fn explore_cut_short_is_incomplete_not_holding() {
     );
 }
 
-/// A scenario may raise (or lower) the default cap on unique states; `--max-states` still
-/// has the last word.
+/// A scenario may raise (or lower) the default cap on unique states, also under `--graph`;
+/// `--max-states` still has the last word.
 #[test]
 fn a_scenario_sets_its_own_state_cap() {
     let dir = std::env::temp_dir().join(format!("conclave-cap-{}", std::process::id()));
@@ -406,6 +406,22 @@ fn a_scenario_sets_its_own_state_cap() {
         stdout(&capped).contains("INCOMPLETE: the scenario's max_states 100 reached"),
         "{}",
         stdout(&capped)
+    );
+    // `--graph` caps small spaces itself, yet a smaller cap of the scenario's still holds.
+    let dot = dir.join("capped.dot");
+    let graphed = conclave(&[
+        "explore",
+        file,
+        "--out",
+        out,
+        "--graph",
+        dot.to_str().unwrap(),
+    ]);
+    expect_code(&graphed, 1);
+    assert!(
+        stdout(&graphed).contains("INCOMPLETE: the scenario's max_states 100 reached"),
+        "{}",
+        stdout(&graphed)
     );
     let lifted = conclave(&["explore", file, "--out", out, "--max-states", "0"]);
     std::fs::remove_dir_all(&dir).ok();
