@@ -281,7 +281,9 @@ impl Algorithm for Quorum {
                 }
             }
             QuorumMsg::Leaving => {
+                // Dispatched, not lost: even a node already lost is heard leaving.
                 self.connected.remove(&from);
+                self.lost.remove(from);
             }
         }
         self.recompute(now, ctx);
@@ -337,5 +339,87 @@ impl Algorithm for Quorum {
             }
         };
         View::new(role, self.master, status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Context, Member};
+
+    fn at(
+        node: &mut Quorum,
+        c: &Cluster,
+        ms: u64,
+        f: impl FnOnce(&mut Quorum, &mut Ctx<'_, Quorum>),
+    ) {
+        let mut effects = Vec::new();
+        let me = node.me;
+        f(
+            node,
+            &mut Context::new(Time::ZERO + Duration::from_millis(ms), me, c, &mut effects),
+        );
+    }
+
+    /// The seed marks a node that leaves gracefully as dispatched, not lost, even when it had
+    /// been lost before its LEAVING came: it must not count towards "more nodes lost than
+    /// connected".
+    #[test]
+    fn a_lost_node_heard_leaving_is_no_longer_lost() {
+        let c = Cluster::new((0..4).map(|i| Member::voter(&format!("n{i}"), i)).collect());
+        let mut a = Quorum::new(Pid(0), &c, &QuorumParams::default());
+        at(&mut a, &c, 0, |n, ctx| n.on_start(ctx));
+        for p in 1..4 {
+            at(&mut a, &c, 0, |n, ctx| {
+                n.on_message(
+                    Pid(p),
+                    QuorumMsg::Hello {
+                        key: p as u64,
+                        wish: Pid(p),
+                    },
+                    ctx,
+                )
+            });
+        }
+        at(&mut a, &c, 1000, |n, ctx| {
+            n.on_timer(QuorumTimer::Vote, ctx)
+        });
+        for p in [1, 3] {
+            at(&mut a, &c, 3000, |n, ctx| {
+                n.on_message(
+                    Pid(p),
+                    QuorumMsg::Vote {
+                        key: p as u64,
+                        wish: Pid(0),
+                    },
+                    ctx,
+                )
+            });
+        }
+        // n2, silent since 0 s, is lost at 4 s; then its LEAVING comes.
+        at(&mut a, &c, 4000, |n, ctx| {
+            n.on_timer(QuorumTimer::Vote, ctx)
+        });
+        assert!(a.lost.contains(Pid(2)));
+        at(&mut a, &c, 4100, |n, ctx| {
+            n.on_message(Pid(2), QuorumMsg::Leaving, ctx)
+        });
+        assert!(!a.lost.contains(Pid(2)));
+        // n3 is lost at 7 s: one lost, one connected (n1), so no dispatch, and n0 holds the
+        // votes of both.
+        at(&mut a, &c, 6000, |n, ctx| {
+            n.on_message(
+                Pid(1),
+                QuorumMsg::Vote {
+                    key: 1,
+                    wish: Pid(0),
+                },
+                ctx,
+            )
+        });
+        at(&mut a, &c, 7000, |n, ctx| {
+            n.on_timer(QuorumTimer::Vote, ctx)
+        });
+        assert_eq!(a.view().status, "Master");
     }
 }
