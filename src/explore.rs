@@ -120,7 +120,7 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
     }
     let out_dir = flags.out.clone().unwrap_or_else(|| PathBuf::from("."));
     let saved = match save_counterexamples(&report, file, &out_dir)
-        .and_then(|s| Ok((s, save_schedules(&report, file, &out_dir)?)))
+        .and_then(|s| Ok((s, save_schedules(&scenario, &report, file, &out_dir)?)))
     {
         Ok(s) => s,
         Err(e) => {
@@ -253,8 +253,14 @@ fn print_report(r: &ExploreReport, saved: &[Option<PathBuf>], peak: Option<u64>)
 type Saved = Vec<(&'static str, &'static str, PathBuf)>;
 
 /// Saves the schedule of each message bound as `<scenario>.<election>-<bound>.schedule.json`,
-/// a file `conclave replay` reads like a counterexample.
-fn save_schedules(report: &ExploreReport, file: &Path, dir: &Path) -> std::io::Result<Saved> {
+/// a file `conclave replay` reads like a counterexample, with the trace it gives (so that a
+/// replay by a later version can tell when it no longer gives the same).
+fn save_schedules(
+    scenario: &Scenario,
+    report: &ExploreReport,
+    file: &Path,
+    dir: &Path,
+) -> std::io::Result<Saved> {
     let mut out = Vec::new();
     let Some(m) = &report.election_messages else {
         return Ok(out);
@@ -279,7 +285,9 @@ fn save_schedules(report: &ExploreReport, file: &Path, dir: &Path) -> std::io::R
                     "{} messages from step {} to the first settled state",
                     s.messages, s.starts_at_step
                 ),
-                trace: Vec::new(),
+                trace: replay(scenario, &s.choices)
+                    .map_err(std::io::Error::other)?
+                    .0,
             };
             let json = serde_json::to_string_pretty(&cex).map_err(std::io::Error::other)?;
             std::fs::write(&path, json + "\n")?;

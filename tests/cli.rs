@@ -260,6 +260,43 @@ fn trace_prints_one_event_per_line_with_time_first() {
     assert!(text.contains("event=role role=leader leader=node2 status=Coordinator"));
 }
 
+/// A message bound's schedule file keeps the trace it gave: `conclave replay` prints exactly
+/// that, and warns from which event on when the file's trace no longer matches.
+fn schedule_replays_as_saved(file: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut saved: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let lines: Vec<String> = saved["trace"]
+        .as_array()
+        .ok_or("the schedule keeps its trace")?
+        .iter()
+        .map(|e| {
+            let e: conclave_sim::trace::TraceEvent =
+                serde_json::from_value(e.clone()).expect("trace events read back");
+            conclave_reports::event_line(&e)
+        })
+        .collect();
+    if lines.len() < 10 {
+        return Err(format!("a trace of {} events", lines.len()));
+    }
+    let file = file.to_str().unwrap();
+    let out = conclave(&["replay", file]);
+    if out.status.code() != Some(0) || !stderr(&out).is_empty() {
+        return Err(format!("replay: {:?}: {}", out.status, stderr(&out)));
+    }
+    let text = stdout(&out);
+    let replayed: Vec<&str> = text.lines().take(lines.len()).collect();
+    if replayed != lines {
+        return Err(format!("replayed {replayed:?}, saved {lines:?}"));
+    }
+    saved["trace"][4]["node"] = "z".into();
+    std::fs::write(file, saved.to_string()).unwrap();
+    let out = conclave(&["replay", file]);
+    if !stderr(&out).contains("the trace differs from the one saved, from event 5 on") {
+        return Err(format!("no warning: {}", stderr(&out)));
+    }
+    Ok(())
+}
+
 #[test]
 fn explore_reports_holds_and_exits_0() {
     // The message bounds' schedules go to a directory of the test's own, not the checkout.
@@ -274,7 +311,10 @@ fn explore_reports_holds_and_exits_0() {
         &dir.to_string_lossy(),
     ]);
     let written = std::fs::read_dir(&dir).unwrap().count();
+    let schedule = dir.join("bully3_crash_bounded.first_election-most.schedule.json");
+    let replayed_as_saved = schedule_replays_as_saved(&schedule);
     std::fs::remove_dir_all(&dir).unwrap();
+    replayed_as_saved.unwrap();
     assert_eq!(written, 4, "the fewest and most schedules of two elections");
     expect_code(&out, 0);
     let text = stdout(&out);
