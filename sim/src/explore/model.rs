@@ -649,18 +649,16 @@ impl<A: Algorithm> Model<A> {
         Firing::Due(next)
     }
 
-    /// Whether message `i` may be delivered now (FIFO: it is the oldest on its link).
+    /// Whether message `i` may be delivered now (FIFO: it is the oldest on its link). FIFO
+    /// packets are kept in [`link_end`] order, each link's messages first, so a message is
+    /// the oldest on its link when the packet before it is not a message on the same link.
     fn deliverable<S: Store<A>>(&self, s: &S, i: usize) -> bool {
         let ordered = self.fifo && self.max_delay.is_some();
-        if !ordered {
+        if !ordered || i == 0 {
             return true;
         }
-        let m = s.packet(i);
-        m.msg.is_none()
-            || !(0..i).any(|j| {
-                let o = s.packet(j);
-                o.msg.is_some() && o.from == m.from && o.to == m.to
-            })
+        let (m, o) = (s.packet(i), s.packet(i - 1));
+        m.msg.is_none() || o.msg.is_none() || o.from != m.from || o.to != m.to
     }
 
     /// Every choice enabled in `s`, in a fixed order, into `out`.
