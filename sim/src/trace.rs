@@ -217,6 +217,18 @@ pub fn show(value: &impl std::fmt::Debug, names: &[String]) -> String {
                 quoted = !quoted;
                 i += 1;
             }
+            // A char literal (`'"'`, `'\''`): skipped whole, so a quote in it opens nothing.
+            b'\'' if !quoted => {
+                let from = i + if bytes.get(i + 1) == Some(&b'\\') {
+                    3
+                } else {
+                    2
+                };
+                i = bytes
+                    .get(from..)
+                    .and_then(|rest| rest.iter().position(|&b| b == b'\''))
+                    .map_or(i + 1, |k| from + k + 1);
+            }
             b'P' if !quoted
                 && text[i..].starts_with("Pid(")
                 && !(i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>
@@ -285,5 +297,8 @@ mod tests {
             show(&("say \"Pid(1)\"", Pid(1)), &names),
             r#"("say \"Pid(1)\"", n2)"#
         );
+        // A quote in a char literal opens no string.
+        assert_eq!(show(&('"', Pid(1)), &names), r#"('"', n2)"#);
+        assert_eq!(show(&('\'', 'é', Pid(0)), &names), r#"('\'', 'é', n1)"#);
     }
 }
