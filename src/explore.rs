@@ -120,7 +120,7 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
     }
     let out_dir = flags.out.clone().unwrap_or_else(|| PathBuf::from("."));
     let saved = match save_counterexamples(&report, file, &out_dir)
-        .and_then(|s| Ok((s, save_schedules(&scenario, &report, file, &out_dir)?)))
+        .and_then(|s| Ok((s, save_schedules(&report, file, &out_dir)?)))
     {
         Ok(s) => s,
         Err(e) => {
@@ -255,12 +255,7 @@ type Saved = Vec<(&'static str, &'static str, PathBuf)>;
 /// Saves the schedule of each message bound as `<scenario>.<election>-<bound>.schedule.json`,
 /// a file `conclave replay` reads like a counterexample, with the trace it gives (so that a
 /// replay by a later version can tell when it no longer gives the same).
-fn save_schedules(
-    scenario: &Scenario,
-    report: &ExploreReport,
-    file: &Path,
-    dir: &Path,
-) -> std::io::Result<Saved> {
+fn save_schedules(report: &ExploreReport, file: &Path, dir: &Path) -> std::io::Result<Saved> {
     let mut out = Vec::new();
     let Some(m) = &report.election_messages else {
         return Ok(out);
@@ -285,9 +280,7 @@ fn save_schedules(
                     "{} messages from step {} to the first settled state",
                     s.messages, s.starts_at_step
                 ),
-                trace: replay(scenario, &s.choices)
-                    .map_err(std::io::Error::other)?
-                    .0,
+                trace: s.trace.clone(),
             };
             let json = serde_json::to_string_pretty(&cex).map_err(std::io::Error::other)?;
             std::fs::write(&path, json + "\n")?;
@@ -365,17 +358,12 @@ pub fn cmd_replay(file: &Path) -> u8 {
             for e in &trace {
                 println!("{}", conclave_reports::event_line(e));
             }
-            // The saved trace is not part of the counterexample that is read back (replay
-            // recomputes it); it is read here, when it can be, only to compare.
-            let saved: Vec<conclave_sim::trace::TraceEvent> =
-                serde_json::from_str::<serde_json::Value>(&text)
-                    .ok()
-                    .and_then(|v| serde_json::from_value(v.get("trace")?.clone()).ok())
-                    .unwrap_or_default();
-            if !saved.is_empty() && saved != trace {
+            // The saved trace is only compared: the replay's is the one printed.
+            let saved = &cex.trace;
+            if !saved.is_empty() && *saved != trace {
                 // Every choice was possible, but not with the same outcome: the choices
                 // index a state's messages and timers, so they mean something else now.
-                let at = trace.iter().zip(&saved).take_while(|(a, b)| a == b).count();
+                let at = trace.iter().zip(saved).take_while(|(a, b)| a == b).count();
                 eprintln!(
                     "warning: {}: the trace differs from the one saved, from event {} on: the scenario or Conclave's model has changed since the file was saved, and these choices may no longer show what it showed",
                     file.display(),

@@ -22,6 +22,7 @@
 //! the first is taken, which need not be the edge the bound was found on).
 
 use super::{Choice, Chunks, Edge, Search};
+use crate::trace::TraceEvent;
 use fixedbitset::FixedBitSet;
 use petgraph::visit::{
     GraphBase, GraphRef, IntoNeighbors, IntoNeighborsDirected, IntoNodeIdentifiers, Visitable,
@@ -57,6 +58,20 @@ pub struct Schedule {
     pub starts_at_step: usize,
     /// From the initial state to the first settled state that completes the election.
     pub choices: Vec<Choice>,
+    /// The trace `choices` give (filled by the explorer, which has the model; not in the
+    /// JSON report, where `choices` stand for it).
+    #[serde(skip)]
+    pub trace: Vec<TraceEvent>,
+}
+
+impl ElectionMessages {
+    /// Every schedule: the fewest and the most of each election.
+    pub fn schedules_mut(&mut self) -> impl Iterator<Item = &mut Schedule> {
+        [&mut self.first_election, &mut self.re_election]
+            .into_iter()
+            .flatten()
+            .flat_map(|b| std::iter::once(&mut b.fewest).chain(b.most.as_mut()))
+    }
 }
 
 const INF: u64 = u64::MAX;
@@ -229,7 +244,16 @@ pub(crate) type Retrace<'a> = &'a dyn Fn(u32, &[Hop]) -> Result<Vec<Choice>, Str
 /// under `bounds` at the run's peak.
 pub(crate) fn need(search: &Search) -> u64 {
     let (n, e) = (search.settled.len() as u64, search.edges.len() as u64);
-    4 * e + 48 * n
+    let rows = if in_order(&search.edges) { 1 } else { 2 };
+    4 * rows * e + 48 * n
+}
+
+/// Whether the edges come in the order of their sources, as breadth-first search finds them.
+fn in_order(edges: &Chunks<Edge>) -> bool {
+    edges
+        .iter()
+        .zip(edges.iter().skip(1))
+        .all(|(a, b)| a.from <= b.from)
 }
 
 /// `choices(from, hops)` gives the choices from the initial state to state `from`, then
@@ -250,10 +274,7 @@ pub(crate) fn bounds(
     // edges between unsettled states. Breadth-first search finds edges in the order of their
     // sources, so forward rows are ranges of every edge; depth-first search needs a list of
     // the edges out of unsettled states.
-    let in_order = edges
-        .iter()
-        .zip(edges.iter().skip(1))
-        .all(|(a, b)| a.from <= b.from);
+    let in_order = in_order(edges);
     let fwd = Rows::new(
         n,
         edges
@@ -418,6 +439,7 @@ pub(crate) fn bounds(
             messages,
             starts_at_step: choices.len() - hops.len(),
             choices,
+            trace: Vec::new(),
         })
     };
     let bounds_from = |entries: &[Option<Edge>]| -> Result<Option<Bounds>, String> {

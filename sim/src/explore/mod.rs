@@ -145,15 +145,16 @@ pub struct Counterexample {
     pub choices: Vec<Choice>,
     /// Why the last state violates the property.
     pub detail: String,
-    /// The readable trace (written, never read back: replay recomputes it).
-    #[serde(default, skip_deserializing)]
+    /// The readable trace, as it was when the file was saved (`conclave replay` recomputes
+    /// it from the choices and compares).
+    #[serde(default)]
     pub trace: Vec<TraceEvent>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PropertyVerdict {
     pub name: String,
-    /// `true` held, `false` violated, `null` not decided (the search was cut short).
+    /// `true` held, `false` violated, `null` not decided (see `undecided`).
     pub holds: Option<bool>,
     /// "holds", "violated", or "reported" when the scenario expects nothing of it.
     pub expected: &'static str,
@@ -189,8 +190,8 @@ pub struct ExploreReport {
     /// Fewest and most messages per election over every schedule (complete searches with
     /// `message_bounds` only).
     pub election_messages: Option<ElectionMessages>,
-    /// Why the message bounds could not be given, when the search was complete and they
-    /// were asked for (never expected: see `messages`).
+    /// Why the message bounds were not given, when the search was complete and they were
+    /// asked for (their need would have passed the memory limit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub election_messages_error: Option<String>,
     /// Edges (from, to, choice) and violating states, when the graph was kept.
@@ -443,9 +444,11 @@ impl Edge {
 }
 
 /// Frontier states each job expands before a merge (with one job, a small batch keeps the
-/// successors waiting for the merge few).
+/// successors waiting for the merge few). Multiples of the frontier's [`frontier::KEY`], so
+/// that each share starts at a state stored whole.
 const CHUNK: usize = 1024;
-const CHUNK_ONE_JOB: usize = 32;
+const CHUNK_ONE_JOB: usize = frontier::KEY;
+const _: () = assert!(CHUNK.is_multiple_of(frontier::KEY));
 
 /// Grows `v` for `extra` more items by a quarter at a time, not by doubling: what a search
 /// keeps growing, it keeps.
@@ -979,6 +982,15 @@ fn finish<A: Algorithm>(
                 s = next;
             }
             Ok(choices)
+        });
+        let found = found.and_then(|mut m| {
+            for s in m.iter_mut().flat_map(ElectionMessages::schedules_mut) {
+                s.trace = model
+                    .replay(&s.choices)
+                    .map_err(|e| format!("a bound's schedule does not replay: {e}"))?
+                    .0;
+            }
+            Ok(m)
         });
         match found {
             Ok(m) => (m, None),
