@@ -643,6 +643,17 @@ mod tests {
         assert_eq!((most.messages, deliveries(&most)), (4, vec![0]));
     }
 
+    /// Edges out of their sources' order (depth-first search) need a list of forward rows
+    /// besides the backward one: a word more per edge.
+    #[test]
+    fn the_memory_need_counts_forward_rows_only_for_edges_out_of_order() {
+        let settled = [false, false, true];
+        let in_order = need(&search(&settled, &[(0, 1, 1), (0, 2, 1), (1, 2, 1)]));
+        let out_of_order = need(&search(&settled, &[(1, 2, 1), (0, 1, 1), (0, 2, 1)]));
+        assert_eq!(in_order, 4 * 3 + 48 * 3);
+        assert_eq!(out_of_order, in_order + 4 * 3);
+    }
+
     #[test]
     fn a_walk_that_cannot_be_retraced_is_an_error_not_a_panic() {
         let s = search(&[false, true], &[(0, 1, 1)]);
