@@ -76,15 +76,21 @@ impl ElectionMessages {
 
 const INF: u64 = u64::MAX;
 
-/// Edge indexes grouped by a key (compressed rows). `items: None` when the edges are
-/// already in the key's order: a row is then a range of edge indexes, with no list to keep.
-struct Rows {
+/// Items (edge indexes, or states) grouped by a key (compressed rows). `items: None` when
+/// the items are edge indexes already in the key's order: a row is then a range of them,
+/// with no list to keep.
+pub(crate) struct Rows {
     start: Vec<u32>,
     items: Option<Vec<u32>>,
 }
 
 impl Rows {
-    fn new(n: usize, keyed: impl Iterator<Item = (u32, u32)> + Clone, in_order: bool) -> Self {
+    /// The rows of `keyed`'s (key, item) pairs, keys below `n`.
+    pub(crate) fn new(
+        n: usize,
+        keyed: impl Iterator<Item = (u32, u32)> + Clone,
+        in_order: bool,
+    ) -> Self {
         let mut start = vec![0u32; n + 1];
         for (k, _) in keyed.clone() {
             start[k as usize + 1] += 1;
@@ -107,7 +113,7 @@ impl Rows {
         }
     }
 
-    fn row(&self, key: u32) -> Row<'_> {
+    pub(crate) fn row(&self, key: u32) -> Row<'_> {
         let (a, b) = (self.start[key as usize], self.start[key as usize + 1]);
         match &self.items {
             None => Row::Range(a..b),
@@ -116,9 +122,9 @@ impl Rows {
     }
 }
 
-/// The edge indexes of one row.
+/// The items of one row.
 #[derive(Clone)]
-enum Row<'a> {
+pub(crate) enum Row<'a> {
     Range(std::ops::Range<u32>),
     Items(std::slice::Iter<'a, u32>),
 }

@@ -804,29 +804,14 @@ fn liveness_violation(search: &Search, within: u64, horizon: u64) -> Option<u32>
     if !search.liveness {
         return None;
     }
-    let edges = &search.edges;
     let n = search.settled.len();
-    // Predecessor lists over the fault-free edges, in one buffer (compressed rows), by
-    // counting sort on the target.
-    let fault_free = || edges.iter().filter(|e| !e.fault());
-    let mut start = vec![0u32; n + 1];
-    for e in fault_free() {
-        start[e.to as usize + 1] += 1;
-    }
-    for i in 0..n {
-        start[i + 1] += start[i];
-    }
-    let mut fill = start.clone();
-    let mut preds = vec![0u32; start[n] as usize];
-    for e in fault_free() {
-        preds[fill[e.to as usize] as usize] = e.from;
-        fill[e.to as usize] += 1;
-    }
+    // Predecessors over the fault-free edges, by target.
+    let fault_free = search.edges.iter().filter(|e| !e.fault());
+    let preds = messages::Rows::new(n, fault_free.map(|e| (e.to, e.from)), false);
     let mut good = search.settled.clone();
     let mut queue: Vec<u32> = (0..n as u32).filter(|&i| good[i as usize]).collect();
     while let Some(x) = queue.pop() {
-        let (a, b) = (start[x as usize] as usize, start[x as usize + 1] as usize);
-        for &p in &preds[a..b] {
+        for p in preds.row(x) {
             if !good[p as usize] {
                 good[p as usize] = true;
                 queue.push(p);
