@@ -188,6 +188,76 @@ fn a_cut_short_search_does_not_claim_anything_holds() {
     assert!(!r.ok);
 }
 
+/// A Bully whose highest node never announces itself: it answers ELECTION (so nobody else
+/// takes over) but lets its own answer timeout pass in silence.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct SilentTop(Bully, bool);
+
+impl Algorithm for SilentTop {
+    type Msg = <Bully as Algorithm>::Msg;
+    type Timer = BullyTimer;
+    type Params = BullyParams;
+    fn new(me: Pid, cluster: &Cluster, params: &BullyParams) -> Self {
+        SilentTop(
+            Bully::new(me, cluster, params),
+            me.index() + 1 == cluster.len(),
+        )
+    }
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.0.on_start(ctx)
+    }
+    fn on_message(&mut self, from: Pid, msg: Self::Msg, ctx: &mut Ctx<'_, Self>) {
+        self.0.on_message(from, msg, ctx)
+    }
+    fn on_timer(&mut self, timer: BullyTimer, ctx: &mut Ctx<'_, Self>) {
+        if !(self.1 && timer == BullyTimer::Answer) {
+            self.0.on_timer(timer, ctx)
+        }
+    }
+    fn view(&self) -> View {
+        self.0.view()
+    }
+}
+
+/// Liveness is checked, not assumed: with a top node that never announces itself, no
+/// leader is ever agreed on without a fault (crashing it would let the next one lead), so
+/// `EventualLeader` is violated from the very first state, while one leader at most still
+/// holds (nobody leads at all).
+#[test]
+fn a_silent_top_node_violates_liveness_and_only_liveness() {
+    let s = load("bully3_crash_bounded.ron");
+    let conclave_sim::scenario::AlgorithmSpec::Bully(params) = &s.algorithm else {
+        panic!()
+    };
+    let r = explore_with(
+        Model::<SilentTop>::new(&s, params.clone()),
+        &s,
+        "silent.ron",
+        &jobs(1),
+    );
+    assert!(r.complete);
+    assert_eq!(verdict(&r, "AtMostOneLeader"), Some(true));
+    assert_eq!(verdict(&r, "EventualLeader(2s)"), Some(false));
+    assert!(!r.ok, "the scenario expects liveness to hold");
+    let p = r
+        .properties
+        .iter()
+        .find(|p| p.name == "EventualLeader(2s)")
+        .unwrap();
+    let cex = p.counterexample.as_ref().expect("a counterexample");
+    assert!(cex.choices.is_empty(), "the first state: {:?}", cex.choices);
+    assert!(
+        cex.detail.contains("from this state (t=0"),
+        "{}",
+        cex.detail
+    );
+    // The same model with the real Bully holds (the control).
+    assert_eq!(
+        verdict(&run(&s, &jobs(1)), "EventualLeader(2s)"),
+        Some(true)
+    );
+}
+
 /// A Bully node that declares itself coordinator without waiting for the answers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Impatient(Bully);
