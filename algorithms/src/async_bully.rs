@@ -18,6 +18,14 @@
 //!   of even higher priority; halted, it acts dead towards its own lower nodes (it rejects
 //!   their Halts) until Leader(e) arrives. A Halt from a lower node is rejected, and the
 //!   node starts an election of its own unless it leads or is halted.
+//! - A Halt from a higher node that the node suspects is rejected (our choice; the papers
+//!   leave it open). Its sender is either dead (the Halt was in flight when it crashed) or
+//!   alive again before the detector has said so (it recovered or resumed). Accepting would
+//!   leave the node halted by a dead node in the first case; ignoring would leave a
+//!   recovering node waiting in stage 2 for ever in the second. A Reject is harmless in the
+//!   first (lost, or ignored by the sender's new incarnation, whose election ids differ)
+//!   and, in the second, sends the sender back to stage 1 until the detector has caught
+//!   up; its next Halt is then judged like any other.
 //! - Election ids e = (node, incarnation, election number) make stale messages harmless.
 //!   The incarnation is the virtual time the node (re)started, which is unique per run.
 //! - The leader sends Norm(e) to the lower nodes every `norm_interval`; a node that does not
@@ -239,10 +247,21 @@ impl Algorithm for AsyncBully {
                     return;
                 }
                 if self.suspected.contains(from) {
-                    // The detector has told this node that the sender failed, so no later
-                    // suspicion will come to free it: halted by a dead node, it would wait
-                    // for a Leader forever. The Halt was in flight when its sender crashed
-                    // (the explorer found this: scenarios/explore/async_bully5_crash2_bounded.ron).
+                    // The detector says the sender failed, yet a message from it arrived.
+                    // Either it is stale (in flight when its sender crashed) or fresh (the
+                    // sender recovered, or resumed, and the detector, being late, has not
+                    // said so yet); the verdict cannot tell which. Accepting is wrong for a
+                    // stale one: no later suspicion would come to free a node halted by a
+                    // dead node (the explorer found this:
+                    // scenarios/explore/async_bully5_crash2_bounded.ron). Ignoring is wrong
+                    // for a fresh one: its sender waits for an answer that never comes, in
+                    // stage 2 for ever (scenarios/async_bully_recovery.ron). So reject it:
+                    // the election id tells them apart at the sender. A stale Reject is
+                    // lost with its dead sender, or ignored by its new incarnation (the
+                    // id's incarnation differs); a fresh one sends the sender back to
+                    // stage 1, and it looks again after twice the detector's delay, by
+                    // which time this node has been told that it is up.
+                    ctx.send(from, AsyncMsg::Reject { eid });
                     return;
                 }
                 let cluster = ctx.cluster();
@@ -276,7 +295,10 @@ impl Algorithm for AsyncBully {
                     // A higher election holds that node: defer to it. If that election's
                     // node has failed, the rejecting node may simply not have been told yet,
                     // and nothing else would wake this one: look again once the detector
-                    // has told everyone (twice its delay), a case the explorer found.
+                    // has told everyone (twice its delay), a case the explorer found. The
+                    // same wait serves when the rejecting node still suspects this one
+                    // (this node recovered or resumed within the detector's delay): by
+                    // then it has been told that this node is up.
                     self.status = Status::Waiting;
                     let delay = self.params.detector.delay();
                     ctx.set_timer(AsyncTimer::Retry, delay + delay);
@@ -363,27 +385,41 @@ mod tests {
     use super::*;
     use crate::{Context, Effect, Member, Time};
 
-    fn step(
+    fn cluster(n: u32) -> Cluster {
+        Cluster::new(
+            (1..=n)
+                .map(|i| Member::voter(&format!("n{i}"), u64::from(i)))
+                .collect(),
+        )
+    }
+
+    fn step_at(
+        now: Time,
         node: &mut AsyncBully,
         cluster: &Cluster,
         f: impl FnOnce(&mut AsyncBully, &mut Ctx<'_, AsyncBully>),
     ) -> Vec<Effect<AsyncMsg, AsyncTimer>> {
         let mut effects = Vec::new();
         let me = node.me;
-        f(
-            node,
-            &mut Context::new(Time::ZERO, me, cluster, &mut effects),
-        );
+        f(node, &mut Context::new(now, me, cluster, &mut effects));
         effects
     }
 
+    fn step(
+        node: &mut AsyncBully,
+        cluster: &Cluster,
+        f: impl FnOnce(&mut AsyncBully, &mut Ctx<'_, AsyncBully>),
+    ) -> Vec<Effect<AsyncMsg, AsyncTimer>> {
+        step_at(Time::ZERO, node, cluster, f)
+    }
+
+    fn send(to: Pid, msg: AsyncMsg) -> Effect<AsyncMsg, AsyncTimer> {
+        Effect::Send { to, msg }
+    }
+
     #[test]
-    fn a_halt_from_a_node_already_suspected_is_ignored() {
-        let cluster = Cluster::new(
-            (1..=3)
-                .map(|i| Member::voter(&format!("n{i}"), i))
-                .collect(),
-        );
+    fn a_stale_halt_from_a_node_already_suspected_does_not_halt() {
+        let cluster = cluster(3);
         let (b, c) = (Pid(1), Pid(2));
         let mut node = AsyncBully::new(b, &cluster, &AsyncBullyParams::default());
         step(&mut node, &cluster, |n, ctx| n.on_start(ctx));
@@ -392,6 +428,7 @@ mod tests {
         step(&mut node, &cluster, |n, ctx| n.on_suspect(c, true, ctx));
         let halting = matches!(node.status, Status::Halting { .. });
         assert!(halting, "b elects itself: {:?}", node.status);
+        let before = node.clone();
         let eid = Eid {
             node: c,
             incarnation: 0,
@@ -400,12 +437,104 @@ mod tests {
         let effects = step(&mut node, &cluster, |n, ctx| {
             n.on_message(c, AsyncMsg::Halt { eid }, ctx)
         });
+        // Only a Reject, which is lost with its dead receiver.
+        assert_eq!(effects, vec![send(c, AsyncMsg::Reject { eid })]);
+        assert_eq!(node, before, "b must not be halted by a dead node");
+    }
+
+    /// n4 crashed, n3 leads (it suspects n4), n4 restarts at 3 s and halts n3 before n3's
+    /// detector has said that n4 is up. The Halt must be answered: ignored, it would leave
+    /// n4 waiting in stage 2 for ever (no suspicion of n3 will ever come to free it).
+    #[test]
+    fn a_halt_from_a_suspected_but_live_sender_of_a_newer_incarnation_is_answered() {
+        let cluster = cluster(4);
+        let (n3, n4) = (Pid(2), Pid(3));
+        let params = AsyncBullyParams::default();
+        let mut node = AsyncBully::new(n3, &cluster, &params);
+        step(&mut node, &cluster, |n, ctx| n.on_start(ctx));
+        let old = Eid {
+            node: n4,
+            incarnation: 0,
+            number: 1,
+        };
+        step(&mut node, &cluster, |n, ctx| {
+            n.on_message(n4, AsyncMsg::Halt { eid: old }, ctx)
+        });
+        step(&mut node, &cluster, |n, ctx| {
+            n.on_message(n4, AsyncMsg::Leader { eid: old }, ctx)
+        });
+        assert_eq!(node.view().leader, Some(n4));
+        // n4 crashes; told so, n3 elects itself (halting n2 first).
+        let t1 = Time(1_100_000);
+        step_at(t1, &mut node, &cluster, |n, ctx| {
+            n.on_suspect(n4, true, ctx)
+        });
+        assert!(matches!(node.status, Status::Halting { .. }));
+
+        // n4's new incarnation halts n3 while n3 still suspects it.
+        let mut recovering = AsyncBully::new(n4, &cluster, &params);
+        let t3 = Time(3_000_000);
+        let effects = step_at(t3, &mut recovering, &cluster, |n, ctx| n.on_start(ctx));
+        let fresh = Eid {
+            node: n4,
+            incarnation: 3_000_000,
+            number: 1,
+        };
+        assert_eq!(effects, vec![send(n3, AsyncMsg::Halt { eid: fresh })]);
+        let effects = step_at(Time(3_010_000), &mut node, &cluster, |n, ctx| {
+            n.on_message(n4, AsyncMsg::Halt { eid: fresh }, ctx)
+        });
+        let answers: Vec<_> = effects
+            .iter()
+            .filter(|e| {
+                matches!(e, Effect::Send { to, msg: AsyncMsg::Ack { eid } | AsyncMsg::Reject { eid } }
+                    if *to == n4 && *eid == fresh)
+            })
+            .collect();
+        assert_eq!(answers.len(), 1, "n4's Halt is answered: {effects:?}");
+
+        // A Reject for the old incarnation's election is stale: n4 ignores it.
+        let effects = step_at(Time(3_015_000), &mut recovering, &cluster, |n, ctx| {
+            n.on_message(n3, AsyncMsg::Reject { eid: old }, ctx)
+        });
         assert!(effects.is_empty(), "{effects:?}");
-        let halted = matches!(node.status, Status::Halted { .. });
-        assert!(
-            !halted,
-            "b must not be halted by a dead node: {:?}",
-            node.status
+        assert!(matches!(recovering.status, Status::Halting { current: Some(p), .. } if p == n3));
+
+        // The answer to its own Halt sends n4 back to stage 1, to look again once n3's
+        // detector has caught up (twice its delay); then it halts n3 anew.
+        let answer = answers[0].clone();
+        let Effect::Send { msg, .. } = answer else {
+            unreachable!()
+        };
+        let effects = step_at(Time(3_020_000), &mut recovering, &cluster, |n, ctx| {
+            n.on_message(n3, msg, ctx)
+        });
+        let delay = params.detector.delay();
+        assert_eq!(
+            effects,
+            vec![Effect::SetTimer {
+                timer: AsyncTimer::Retry,
+                after: delay + delay
+            }]
         );
+        assert_eq!(recovering.status, Status::Waiting);
+        // n3 is told that n4 is up one detector delay after the restart.
+        step_at(Time(3_100_000), &mut node, &cluster, |n, ctx| {
+            n.on_suspect(n4, false, ctx)
+        });
+        let effects = step_at(Time(3_220_000), &mut recovering, &cluster, |n, ctx| {
+            n.on_timer(AsyncTimer::Retry, ctx)
+        });
+        let again = Eid { number: 2, ..fresh };
+        assert_eq!(effects, vec![send(n3, AsyncMsg::Halt { eid: again })]);
+        // Trusted again, n4's new Halt is accepted.
+        let effects = step_at(Time(3_230_000), &mut node, &cluster, |n, ctx| {
+            n.on_message(n4, AsyncMsg::Halt { eid: again }, ctx)
+        });
+        assert!(
+            effects.contains(&send(n4, AsyncMsg::Ack { eid: again })),
+            "{effects:?}"
+        );
+        assert_eq!(node.status, Status::Halted { by: again });
     }
 }
