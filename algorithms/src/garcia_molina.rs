@@ -21,7 +21,13 @@
 //!   `election_timeout` starts an election.
 //! - **Checks**, every `check_interval`: the coordinator calls AreYouNormal on every other
 //!   node, and a "no" starts an election; a normal follower calls AreYouThere on its
-//!   coordinator, and no answer starts an election.
+//!   coordinator, and no answer starts an election. The checks are failure detection, not
+//!   election traffic ([`Message::is_election`]): the paper's AreYouThere serves both the
+//!   election (asking the higher nodes) and the followers' check, so the check is its own
+//!   message kind here, `AreYouThereCheck` (answered `AreYouThereCheckReply`), and only the
+//!   election's `AreYouThere` is counted. Nodes treat the two alike, as before the split: a
+//!   node answers either, and a reply from the node it is waiting on answers its pending
+//!   AreYouThere of either kind.
 //! - **Recovery**: a starting or restarting node clears h and starts an election.
 //!
 //! Priorities come from `server_config` (one `ip:port` per line, later lines higher).
@@ -57,15 +63,24 @@ impl Default for GarciaMolinaParams {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GmMsg {
+    /// Election(i): is a higher node there?
     AreYouThere,
     AreYouThereReply,
+    /// A follower's periodic check that its coordinator is there (the paper's AreYouThere,
+    /// used for failure detection).
+    AreYouThereCheck,
+    AreYouThereCheckReply,
     AreYouNormal,
-    AreYouNormalReply { normal: bool },
+    AreYouNormalReply {
+        normal: bool,
+    },
     Halt,
     HaltAck,
     NewCoordinator,
     NewCoordinatorAck,
-    Ready { task: u64 },
+    Ready {
+        task: u64,
+    },
     ReadyAck,
 }
 
@@ -74,6 +89,8 @@ impl Message for GmMsg {
         match self {
             GmMsg::AreYouThere => "AreYouThere",
             GmMsg::AreYouThereReply => "AreYouThereReply",
+            GmMsg::AreYouThereCheck => "AreYouThereCheck",
+            GmMsg::AreYouThereCheckReply => "AreYouThereCheckReply",
             GmMsg::AreYouNormal => "AreYouNormal",
             GmMsg::AreYouNormalReply { .. } => "AreYouNormalReply",
             GmMsg::Halt => "Halt",
@@ -84,9 +101,16 @@ impl Message for GmMsg {
             GmMsg::ReadyAck => "ReadyAck",
         }
     }
-    /// The periodic checks are failure detection; everything else is the election.
+    /// The periodic checks (the coordinator's AreYouNormal, the followers' AreYouThere on
+    /// their coordinator) are failure detection; everything else is the election.
     fn is_election(&self) -> bool {
-        !matches!(self, GmMsg::AreYouNormal | GmMsg::AreYouNormalReply { .. })
+        !matches!(
+            self,
+            GmMsg::AreYouNormal
+                | GmMsg::AreYouNormalReply { .. }
+                | GmMsg::AreYouThereCheck
+                | GmMsg::AreYouThereCheckReply
+        )
     }
 }
 
@@ -259,6 +283,7 @@ impl Algorithm for GarciaMolina {
     fn on_message(&mut self, from: Pid, msg: GmMsg, ctx: &mut Ctx<'_, Self>) {
         match msg {
             GmMsg::AreYouThere => ctx.send(from, GmMsg::AreYouThereReply),
+            GmMsg::AreYouThereCheck => ctx.send(from, GmMsg::AreYouThereCheckReply),
             GmMsg::AreYouNormal => ctx.send(
                 from,
                 GmMsg::AreYouNormalReply {
@@ -291,7 +316,10 @@ impl Algorithm for GarciaMolina {
                     ctx.send(from, GmMsg::ReadyAck);
                 }
             }
-            GmMsg::AreYouThereReply => match self.phase {
+            // As when both were one kind, a reply from the node asked answers whichever
+            // AreYouThere the node is waiting for (a late reply to an earlier call that
+            // timed out included).
+            GmMsg::AreYouThereReply | GmMsg::AreYouThereCheckReply => match self.phase {
                 Phase::AskingHigher { asking } if asking == from => {
                     // A higher node lives: it will take over. Wait to be halted.
                     self.phase = Phase::Deferring;
@@ -371,7 +399,7 @@ impl Algorithm for GarciaMolina {
                     ctx.broadcast(GmMsg::AreYouNormal);
                     self.phase = Phase::CheckingNormal;
                 } else if let Some(c) = self.coordinator {
-                    ctx.send(c, GmMsg::AreYouThere);
+                    ctx.send(c, GmMsg::AreYouThereCheck);
                     self.phase = Phase::CheckingCoordinator;
                 }
                 ctx.set_timer(GmTimer::Call, self.params.call_timeout);

@@ -67,6 +67,67 @@ fn garcia_molina_highest_recovers_n4_is_3_halt_3_newcoordinator_3_ready_each_ans
     assert_eq!(sent_since(&r, 10_000_000), expected);
 }
 
+/// Garcia-Molina (1982), all start together (N = 4), with the periodic checks on, run for
+/// 11.5 s. Reference: the paper's Election procedure. Every node but the highest calls
+/// AreYouThere on its next higher node (3 calls, 3 replies; the replies reach nodes already
+/// halted, which ignore them). The highest has no higher node: it halts the 3 lower ones
+/// (3 Halt, 3 HaltAck), appoints them (3 NewCoordinator, 3 answers) and readies them
+/// (3 Ready, 3 ReadyAck): 8(N-1) = 24 election messages, all within 60 ms.
+///
+/// Then every second (11 rounds, 1 s to 11 s) the coordinator calls AreYouNormal on the 3
+/// others and each follower calls AreYouThere on the coordinator (the check's own kind,
+/// AreYouThereCheck): 4(N-1) = 12 messages a round, each answered well within the call
+/// timeout. That is failure detection: the election count stays 24 as they go on.
+#[test]
+fn garcia_molina_all_start_n4_is_24_and_the_periodic_checks_are_not_counted() {
+    let s = scenario(
+        r#"Scenario(
+            algorithm: GarciaMolinaBully(call_timeout: "500ms", check_interval: "1s", election_timeout: "5s"),
+            nodes: [(name: "p1", id: 1), (name: "p2", id: 2), (name: "p3", id: 3), (name: "p4", id: 4)],
+            network: (delay: Constant("10ms")),
+            run_for: "11.5s",
+            expect: [AtMostOneLeader, LeaderIs(node: "p4", at: "0.5s"), LeaderIs(node: "p4"), Agreement],
+        )"#,
+    );
+    let r = traced(&s, 0);
+    assert!(r.ok, "{:?}", r.expectations);
+    assert_eq!(r.messages.election, 24);
+    let election = counts(&[
+        ("AreYouThere", 3),
+        ("AreYouThereReply", 3),
+        ("Halt", 3),
+        ("HaltAck", 3),
+        ("NewCoordinator", 3),
+        ("NewCoordinatorAck", 3),
+        ("Ready", 3),
+        ("ReadyAck", 3),
+    ]);
+    let rounds = 11;
+    let checks = counts(&[
+        ("AreYouNormal", 3 * rounds),
+        ("AreYouNormalReply", 3 * rounds),
+        ("AreYouThereCheck", 3 * rounds),
+        ("AreYouThereCheckReply", 3 * rounds),
+    ]);
+    // The first 100 ms: the election, and nothing else.
+    let all = sent_since(&r, 0);
+    let after = sent_since(&r, 100_000);
+    let first: BTreeMap<String, u64> = all
+        .iter()
+        .map(|(k, n)| (k.clone(), n - after.get(k).copied().unwrap_or(0)))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    assert_eq!(first, election);
+    // After it: the checks, and nothing else.
+    assert_eq!(after, checks);
+    assert_eq!(r.messages.total, 24 + 12 * rounds);
+    // The count stops at the election's end: the same after the first round of checks.
+    let mut short = s.clone();
+    short.run_for = conclave_algorithms::Duration::from_millis(1_500);
+    let r1 = traced(&short, 0);
+    assert_eq!((r1.messages.election, r1.messages.total), (24, 24 + 12));
+}
+
 /// The invitation algorithm, four singleton groups merging (N = 4). At the first check
 /// (2 s) each coordinator asks the 3 others AreYouCoordinator: 12 questions, 12 yeses. The
 /// highest found no higher coordinator and merges at once: 3 Invitations, 3 Accepts (the
