@@ -3,9 +3,10 @@
 
 use crate::{print_scenario_error, BAD_INPUT, HELD, VIOLATED};
 use conclave_sim::explore::{
-    explore, replay, Counterexample, ExploreOptions, ExploreReport, Progress,
+    explore, replay, simulate, Counterexample, ExploreOptions, ExploreReport, Progress,
 };
 use conclave_sim::scenario::Scenario;
+use conclave_sim::trace::TraceEvent;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -92,6 +93,7 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         max_memory: Some(flags.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) << 20),
         keep_graph: flags.graph.is_some(),
         message_bounds: flags.message_bounds,
+        keep_visited: false,
         progress: bar_for_cb.map(|b| {
             Box::new(move |p: &Progress| {
                 let rate = p.unique_states * 1000 / p.elapsed_ms.max(1);
@@ -281,6 +283,8 @@ fn save_schedules(report: &ExploreReport, file: &Path, dir: &Path) -> std::io::R
                     s.messages, s.starts_at_step
                 ),
                 trace: s.trace.clone(),
+                at_us: s.end_us,
+                schedule: s.steps.clone(),
             };
             let json = serde_json::to_string_pretty(&cex).map_err(std::io::Error::other)?;
             std::fs::write(&path, json + "\n")?;
@@ -349,6 +353,10 @@ pub fn cmd_replay(file: &Path) -> u8 {
             return BAD_INPUT;
         }
     };
+    // Bounded timing: the file has the time of every step (and of the end).
+    if cex.at_us.is_some() {
+        return replay_in_simulator(file, &scenario, &cex);
+    }
     match replay(&scenario, &cex.choices) {
         Err(why) => {
             eprintln!("error: {}: {why}", file.display());
@@ -358,35 +366,13 @@ pub fn cmd_replay(file: &Path) -> u8 {
             for e in &trace {
                 println!("{}", conclave_reports::event_line(e));
             }
-            // The saved trace is only compared: the replay's is the one printed.
-            let saved = &cex.trace;
-            if !saved.is_empty() && *saved != trace {
-                // Every choice was possible, but not with the same outcome: the choices
-                // index a state's messages and timers, so they mean something else now.
-                let at = trace.iter().zip(saved).take_while(|(a, b)| a == b).count();
-                eprintln!(
-                    "warning: {}: the trace differs from the one saved, from event {} on: the scenario or Conclave's model has changed since the file was saved, and these choices may no longer show what it showed",
-                    file.display(),
-                    at + 1
-                );
-            }
-            if cex.property.contains(" messages, ") {
-                // A message-bound schedule: it ends where the election completes.
+            warn_if_changed(file, &cex.trace, &trace);
+            if is_bound(&cex) {
                 let sent = trace
                     .iter()
                     .filter(|e| matches!(e.what, conclave_sim::trace::What::Send { .. }))
-                    .count();
-                println!(
-                    "{}: {}; {sent} messages sent in all; the last state {}",
-                    cex.property,
-                    cex.detail,
-                    if end.settled {
-                        "is settled"
-                    } else {
-                        "is NOT settled"
-                    }
-                );
-                return if end.settled { HELD } else { VIOLATED };
+                    .count() as u64;
+                return bound_end(&cex, sent, end.settled);
             }
             let reproduced = match cex.property.as_str() {
                 "AtMostOneLeader" => end.at_most_one.clone(),
@@ -409,4 +395,99 @@ pub fn cmd_replay(file: &Path) -> u8 {
             }
         }
     }
+}
+
+/// A message-bound schedule (not a counterexample): it ends where the election completes.
+fn is_bound(cex: &Counterexample) -> bool {
+    cex.property.contains(" messages, ")
+}
+
+fn bound_end(cex: &Counterexample, sent: u64, settled: bool) -> u8 {
+    println!(
+        "{}: {}; {sent} messages sent in all; the last state {}",
+        cex.property,
+        cex.detail,
+        if settled {
+            "is settled"
+        } else {
+            "is NOT settled"
+        }
+    );
+    if settled {
+        HELD
+    } else {
+        VIOLATED
+    }
+}
+
+/// Warns when a replay's trace is not the one saved with the file.
+fn warn_if_changed(file: &Path, saved: &[TraceEvent], trace: &[TraceEvent]) {
+    if saved.is_empty() || saved == trace {
+        return;
+    }
+    // Every step was possible, but not with the same outcome: the scenario or the model
+    // changed, and the file may no longer show what it showed.
+    let at = trace.iter().zip(saved).take_while(|(a, b)| a == b).count();
+    eprintln!(
+        "warning: {}: the trace differs from the one saved, from event {} on: the scenario or Conclave's model has changed since the file was saved, and it may no longer show what it showed",
+        file.display(),
+        at + 1
+    );
+}
+
+/// A `Bounded` counterexample or schedule: the simulator itself plays its timed steps
+/// (every delay, timer, notice and fault at its time) and says whether the violation
+/// happens, and when.
+fn replay_in_simulator(file: &Path, scenario: &Scenario, cex: &Counterexample) -> u8 {
+    let sim = match simulate(scenario, &cex.schedule, cex.at_us) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!(
+                "error: {}: the simulator cannot play this schedule: {why} (the scenario or Conclave's model has changed since the file was saved)",
+                file.display()
+            );
+            return BAD_INPUT;
+        }
+    };
+    for e in &sim.trace {
+        println!("{}", conclave_reports::event_line(e));
+    }
+    warn_if_changed(file, &cex.trace, &sim.trace);
+    if is_bound(cex) {
+        return bound_end(cex, sim.sent, sim.settled);
+    }
+    let steps = cex.schedule.len();
+    let found = match cex.property.as_str() {
+        "AtMostOneLeader" => sim.at_most_one.clone(),
+        "OneLeaderPerComponent" => sim.per_component.clone(),
+        _ => (!sim.settled).then(|| (sim.now_us, cex.detail.clone())),
+    };
+    match found {
+        Some((at, why)) => {
+            println!(
+                "{} violated in the simulator at t={} ({steps} steps played): {why}",
+                cex.property,
+                conclave_algorithms_time(at)
+            );
+            if let Some(expected) = cex.at_us.filter(|&e| e != at) {
+                eprintln!(
+                    "warning: {}: the explorer found it at t={}",
+                    file.display(),
+                    conclave_algorithms_time(expected)
+                );
+            }
+            VIOLATED
+        }
+        None => {
+            println!(
+                "{}: the simulator played the {steps} steps and it held",
+                cex.property
+            );
+            HELD
+        }
+    }
+}
+
+fn conclave_algorithms_time(us: u64) -> conclave_sim::algorithms::Time {
+    conclave_sim::algorithms::Time(us)
 }

@@ -319,7 +319,7 @@ fn explore_reports_holds_and_exits_0() {
     expect_code(&out, 0);
     let text = stdout(&out);
     assert!(
-        text.contains("500 unique states, 1347 transitions"),
+        text.contains("1621 unique states, 4048 transitions"),
         "{text}"
     );
     assert!(
@@ -358,12 +358,15 @@ fn explore_counterexample_is_saved_and_replays_exactly() {
     ] {
         assert!(!v[key].is_null(), "{key} in {v}");
     }
-    assert_eq!(v["unique_states"], 439);
+    assert_eq!(v["unique_states"], 1358);
     let p = &v["properties"][0];
     assert_eq!(p["name"], "AtMostOneLeader");
     assert_eq!(p["holds"], false);
     let cex = &p["counterexample"];
-    assert_eq!(cex["choices"].as_array().unwrap().len(), 5);
+    assert_eq!(cex["choices"].as_array().unwrap().len(), 6);
+    // Bounded: the violation's time, and the schedule the simulator replays.
+    assert_eq!(cex["at_us"], 300_000);
+    assert_eq!(cex["schedule"].as_array().unwrap().len(), 5);
     let file = cex["file"].as_str().unwrap().to_string();
     let lines: Vec<String> = cex["trace"]
         .as_array()
@@ -386,7 +389,9 @@ fn explore_counterexample_is_saved_and_replays_exactly() {
     let replayed: Vec<&str> = text.lines().take(lines.len()).collect();
     assert_eq!(replayed, lines, "replay prints exactly the saved trace");
     assert!(
-        text.contains("AtMostOneLeader violated after 5 steps: b and c both lead"),
+        text.contains(
+            "AtMostOneLeader violated in the simulator at t=300ms (5 steps played): b and c both lead"
+        ),
         "{text}"
     );
     assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
@@ -467,7 +472,7 @@ fn a_scenario_sets_its_own_state_cap() {
     std::fs::remove_dir_all(&dir).ok();
     expect_code(&lifted, 0);
     assert!(
-        stdout(&lifted).contains("500 unique states"),
+        stdout(&lifted).contains("1621 unique states"),
         "{}",
         stdout(&lifted)
     );

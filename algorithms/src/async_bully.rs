@@ -27,7 +27,8 @@
 //!   and, in the second, sends the sender back to stage 1 until the detector has caught
 //!   up; its next Halt is then judged like any other.
 //! - Election ids e = (node, incarnation, election number) make stale messages harmless.
-//!   The incarnation is the virtual time the node (re)started, which is unique per run.
+//!   The incarnation is the driver's count of restarts when the node (re)started
+//!   ([`crate::Context::incarnation`], a counter in stable storage), unique per life.
 //! - The leader sends Norm(e) to the lower nodes every `norm_interval`; a node that does not
 //!   follow that leader answers NotNorm(e), and the leader runs stage 2 again. This is also
 //!   how two leaders meet after a partition heals: the higher one bullies the lower.
@@ -229,7 +230,7 @@ impl Algorithm for AsyncBully {
     }
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
-        self.incarnation = ctx.now().as_micros();
+        self.incarnation = ctx.incarnation();
         self.elect(ctx);
     }
 
@@ -352,9 +353,12 @@ impl Algorithm for AsyncBully {
             return;
         }
         self.suspected.insert(who);
+        // The verdict is about a life of `who` no later than this; an election of a later
+        // life (it restarted before the verdict arrived) is not what it suspects.
+        let current = |eid: &Eid| eid.incarnation <= ctx.incarnation();
         match self.status.clone() {
-            Status::Normal { eid } if eid.node == who => self.elect(ctx),
-            Status::Halted { by } if by.node == who => self.elect(ctx),
+            Status::Normal { eid } if eid.node == who && current(&eid) => self.elect(ctx),
+            Status::Halted { by } if by.node == who && current(&by) => self.elect(ctx),
             Status::Waiting => self.elect(ctx),
             Status::Halting {
                 current: Some(c), ..
@@ -471,13 +475,16 @@ mod tests {
         });
         assert!(matches!(node.status, Status::Halting { .. }));
 
-        // n4's new incarnation halts n3 while n3 still suspects it.
+        // n4's new incarnation (the run's first restart) halts n3 while n3 still
+        // suspects it.
         let mut recovering = AsyncBully::new(n4, &cluster, &params);
-        let t3 = Time(3_000_000);
-        let effects = step_at(t3, &mut recovering, &cluster, |n, ctx| n.on_start(ctx));
+        let mut effects = Vec::new();
+        recovering.on_start(
+            &mut Context::new(Time(3_000_000), n4, &cluster, &mut effects).with_incarnation(1),
+        );
         let fresh = Eid {
             node: n4,
-            incarnation: 3_000_000,
+            incarnation: 1,
             number: 1,
         };
         assert_eq!(effects, vec![send(n3, AsyncMsg::Halt { eid: fresh })]);

@@ -250,6 +250,7 @@ pub struct Context<'a, M, T> {
     cluster: &'a Cluster,
     effects: &'a mut Vec<Effect<M, T>>,
     random: Option<&'a mut dyn Random>,
+    incarnation: u64,
 }
 
 impl<'a, M, T> Context<'a, M, T> {
@@ -266,7 +267,25 @@ impl<'a, M, T> Context<'a, M, T> {
             cluster,
             effects,
             random: None,
+            incarnation: 0,
         }
+    }
+    /// Sets [`Context::incarnation`].
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.incarnation = incarnation;
+        self
+    }
+    /// A number that tells this start of the process from its earlier ones, as a counter in
+    /// stable storage would: 0 at the first start, and greater after every restart (the
+    /// drivers count the restarts of the whole run). Algorithms that must tell a process's
+    /// lives apart (Stoller's incarnations) read it here, never from the clock: two lives
+    /// can begin at the same instant.
+    ///
+    /// In [`Algorithm::on_suspect`] it is the count when the failure detector reached its
+    /// verdict: a suspicion is about a life of that process whose incarnation is at most
+    /// this, never about a later one (the verdict may arrive after the process restarted).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
     /// Lends the node a source of random numbers for this input.
     pub fn with_random(mut self, random: &'a mut dyn Random) -> Self {

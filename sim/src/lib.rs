@@ -24,6 +24,7 @@ pub mod properties;
 pub mod queue;
 pub mod run;
 pub mod scenario;
+pub mod schedule;
 pub mod trace;
 pub mod world;
 

@@ -192,6 +192,9 @@ pub fn world_config(scenario: &Scenario, seed: u64, record_trace: bool) -> World
         seed,
         record_trace,
         log_server,
+        notice_jitter: false,
+        lowest_draws: false,
+        log_steps: false,
     }
 }
 

@@ -220,6 +220,125 @@ macro_rules! with_algorithm {
 }
 
 impl AlgorithmSpec {
+    /// Every duration of the algorithm's parameters, named by its field: the constants
+    /// the explorer's clock must divide (see [`Scenario::quantum`]).
+    pub fn durations(&self) -> Vec<(&'static str, Duration)> {
+        use conclave_algorithms::Detector;
+        let detector = |d: &Detector| match d {
+            Detector::Perfect { delay } => vec![("detector.delay", *delay)],
+            Detector::EventuallyPerfect {
+                delay,
+                mistakes_until,
+                mistake_every,
+            } => vec![
+                ("detector.delay", *delay),
+                ("detector.mistakes_until", *mistakes_until),
+                ("detector.mistake_every", *mistake_every),
+            ],
+        };
+        match self {
+            AlgorithmSpec::Bully(BullyParams {
+                answer_timeout,
+                coordinator_timeout,
+                heartbeat_interval,
+                heartbeat_timeout,
+                discovery,
+            }) => {
+                let mut out = vec![
+                    ("answer_timeout", *answer_timeout),
+                    ("coordinator_timeout", *coordinator_timeout),
+                    ("heartbeat_interval", *heartbeat_interval),
+                    ("heartbeat_timeout", *heartbeat_timeout),
+                ];
+                if let Discovery::Registry {
+                    name: _,
+                    wait,
+                    health_interval,
+                    health_timeout,
+                } = discovery
+                {
+                    out.extend([
+                        ("discovery.wait", *wait),
+                        ("discovery.health_interval", *health_interval),
+                        ("discovery.health_timeout", *health_timeout),
+                    ]);
+                }
+                out
+            }
+            AlgorithmSpec::GarciaMolinaBully(GarciaMolinaParams {
+                call_timeout,
+                check_interval,
+                election_timeout,
+            }) => vec![
+                ("call_timeout", *call_timeout),
+                ("check_interval", *check_interval),
+                ("election_timeout", *election_timeout),
+            ],
+            AlgorithmSpec::Invitation(InvitationParams {
+                check_interval,
+                call_timeout,
+                merge_unit,
+            }) => vec![
+                ("check_interval", *check_interval),
+                ("call_timeout", *call_timeout),
+                ("merge_unit", *merge_unit),
+            ],
+            AlgorithmSpec::AsyncBully(AsyncBullyParams {
+                norm_interval,
+                detector: d,
+            }) => {
+                let mut out = vec![("norm_interval", *norm_interval)];
+                out.extend(detector(d));
+                out
+            }
+            AlgorithmSpec::GcdBully(GcdParams {
+                gcd: _,
+                answer_timeout,
+                coordinator_timeout,
+                probe_min,
+                probe_max,
+                probe_timeout,
+                feign,
+            }) => {
+                let mut out = vec![
+                    ("answer_timeout", *answer_timeout),
+                    ("coordinator_timeout", *coordinator_timeout),
+                    ("probe_min", *probe_min),
+                    ("probe_max", *probe_max),
+                    ("probe_timeout", *probe_timeout),
+                ];
+                if let Some(conclave_algorithms::gcd::Feign {
+                    next_min,
+                    next_max,
+                    length_min,
+                    length_max,
+                    until,
+                }) = feign
+                {
+                    out.extend([
+                        ("feign.next_min", *next_min),
+                        ("feign.next_max", *next_max),
+                        ("feign.length_min", *length_min),
+                        ("feign.length_max", *length_max),
+                    ]);
+                    out.extend(until.map(|u| ("feign.until", u)));
+                }
+                out
+            }
+            AlgorithmSpec::Quorum(QuorumParams {
+                vote_interval,
+                vote_timeout,
+                lost_timeout,
+                use_port: _,
+                count_lost: _,
+            }) => vec![
+                ("vote_interval", *vote_interval),
+                ("vote_timeout", *vote_timeout),
+                ("lost_timeout", *lost_timeout),
+            ],
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             AlgorithmSpec::Bully(_) => "Bully",
@@ -410,7 +529,68 @@ impl fmt::Display for ScenarioError {
     }
 }
 
+/// The most steps of the explorer's clock a message's maximum delay may span: beyond it a
+/// scenario's times have no usable common step (every message would have more arrival
+/// times than any search can follow).
+pub const MAX_TICKS_PER_DELAY: u64 = 200;
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 impl Scenario {
+    /// The time constants the explorer's clock must divide under `Bounded` timing, named
+    /// by their field: the maximum delay, the horizon, `faults_from` and every duration of
+    /// the algorithm's parameters (the failure detector's delay among them).
+    pub fn timing_constants(&self) -> Vec<(String, Duration)> {
+        let Some(e) = &self.explore else {
+            return Vec::new();
+        };
+        let Timing::Bounded { max_delay } = e.timing else {
+            return Vec::new();
+        };
+        let mut out = vec![
+            ("explore.timing.max_delay".to_string(), max_delay),
+            (
+                if e.horizon.is_some() {
+                    "explore.horizon"
+                } else {
+                    "run_for"
+                }
+                .to_string(),
+                e.horizon.unwrap_or(self.run_for),
+            ),
+        ];
+        out.extend(
+            e.faults_from
+                .map(|f| ("explore.faults_from".to_string(), f)),
+        );
+        out.extend(
+            self.algorithm
+                .durations()
+                .into_iter()
+                .map(|(name, d)| (format!("algorithm.{name}"), d)),
+        );
+        out
+    }
+
+    /// The explorer's clock step under `Bounded` timing: the greatest common divisor of
+    /// [`Scenario::timing_constants`] (1 µs if every one is zero). Time in the explorer
+    /// moves in whole steps, which is exact for every timing constraint of a timer or a
+    /// message delay, since each is a whole number of steps. `None` under `Asynchronous`.
+    pub fn quantum(&self) -> Option<Duration> {
+        let constants = self.timing_constants();
+        if constants.is_empty() {
+            return None;
+        }
+        let g = constants.iter().fold(0, |g, (_, d)| gcd(g, d.as_micros()));
+        Some(Duration(g.max(1)))
+    }
+
     /// Reads, parses and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
@@ -755,6 +935,7 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
     }
     if let Some(e) = &s.explore {
         validate_explore(e, &names)?;
+        validate_quantum(s)?;
         validate_explored_detector(s)?;
     }
     for (i, p) in s.expect_violated.iter().enumerate() {
@@ -829,6 +1010,32 @@ fn validate_explore(e: &ExploreSpec, names: &BTreeMap<&str, usize>) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Under `Bounded` timing the scenario's times must share a step coarse enough to explore.
+fn validate_quantum(s: &Scenario) -> Result<(), Invalid> {
+    let (Some(q), Some(e)) = (s.quantum(), &s.explore) else {
+        return Ok(());
+    };
+    let Timing::Bounded { max_delay } = e.timing else {
+        return Ok(());
+    };
+    let ticks = max_delay.as_micros() / q.as_micros();
+    if ticks <= MAX_TICKS_PER_DELAY {
+        return Ok(());
+    }
+    // The constant that shares the least with the maximum delay is the one to round.
+    let culprit = s
+        .timing_constants()
+        .into_iter()
+        .filter(|(_, d)| d.as_micros() > 0)
+        .min_by_key(|(_, d)| gcd(d.as_micros(), max_delay.as_micros()))
+        .map(|(name, d)| format!(" ({name} is {d})"))
+        .unwrap_or_default();
+    let msg = format!(
+        "the scenario's times have no common step coarser than {q}{culprit}: the explorer's clock moves in such steps, and max_delay {max_delay} would be {ticks} of them (at most {MAX_TICKS_PER_DELAY}); make every duration a multiple of a coarser step"
+    );
+    Err((vec![field("explore"), field("timing")], msg))
 }
 
 /// The explorer models a perfect failure detector, for a few processes.

@@ -9,6 +9,28 @@
 //! detector (for algorithms that assume one) and a log server that every voter reports its
 //! state to periodically, over the simulated network (seed 002's central log server).
 //!
+//! The network's rules, which the explorer (`explore::Model`) follows too:
+//! - a message sent to a process that is down, or over a cut link, is dropped at once;
+//! - messages in flight to a process that crashes are dropped when it crashes (its
+//!   connections break; a restarted process never receives what was sent to the one
+//!   before), and messages in flight over a link that a partition or block cuts are dropped
+//!   when it is cut; every such loss is a `drop` event in the trace, at that instant;
+//! - a message that reaches a paused process is dropped (`paused`).
+//!
+//! The failure detector: whenever a start, a fault or a change of the network makes the
+//! truth (whether an observer should suspect another process: down, paused, or cut off
+//! from it) differ from the last verdict announced to the observer, a notice with the new
+//! verdict is put on its way to it, and arrives within the detector's `delay`. The
+//! verdicts on one process reach an observer in the order they were announced, so a crash
+//! and a restart quicker than the detector are both seen (suspected, then trusted). A
+//! crashed observer's notices are lost, and once restarted it is told afresh about every
+//! process it should suspect.
+//!
+//! Besides running on its own, a world can be driven by a [`Timed`] schedule
+//! ([`World::scripted`]): every message delay, timer, notice and fault, and the order of
+//! the steps within one instant, come from the schedule, and the world refuses any step it
+//! could not have taken itself (see [`crate::schedule`]).
+//!
 //! ```
 //! use conclave_algorithms::bully::{Bully, BullyParams};
 //! use conclave_algorithms::{Cluster, Duration, Member, Pid, Role, Time};
@@ -25,6 +47,7 @@
 use crate::properties::{Monitor, NodeStatus, Topology};
 use crate::queue::EventQueue;
 use crate::scenario::{Delay, NetworkSpec};
+use crate::schedule::{self, Refused, Step, Timed};
 use crate::trace::{show, tag, DropReason, TraceEvent, TraceHasher, What};
 use conclave_algorithms::{
     Algorithm, Cluster, Context, Detector, Duration, Effect, MemberKind, Message, Pid, Random,
@@ -62,15 +85,15 @@ pub fn stream(seed: u64, purpose: u64) -> ChaCha8Rng {
     rng
 }
 
-/// The algorithms' source of randomness: the run's algorithm stream.
-struct Draws(ChaCha8Rng);
+/// The algorithms' source of randomness: the run's algorithm stream, or the lowest value of
+/// every draw (as the explorer draws).
+struct Draws(Option<ChaCha8Rng>);
 
 impl Random for Draws {
     fn between(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            lo
-        } else {
-            self.0.random_range(lo..=hi)
+        match &mut self.0 {
+            Some(rng) if hi > lo => rng.random_range(lo..=hi),
+            _ => lo,
         }
     }
 }
@@ -86,6 +109,14 @@ pub struct WorldConfig {
     pub record_trace: bool,
     /// The log server's process and how often every voter reports to it.
     pub log_server: Option<(Pid, Duration)>,
+    /// Each failure-detector notice takes a delay drawn from the network's stream in
+    /// `0..=` the detector's delay, instead of exactly that delay.
+    pub notice_jitter: bool,
+    /// The algorithms' random draws take their lowest value (as in the explorer) instead
+    /// of drawing from the seed.
+    pub lowest_draws: bool,
+    /// Keep the steps the world takes as a [`Timed`] schedule ([`World::steps`]).
+    pub log_steps: bool,
 }
 
 impl WorldConfig {
@@ -98,8 +129,20 @@ impl WorldConfig {
             seed: 0,
             record_trace: false,
             log_server: None,
+            notice_jitter: false,
+            lowest_draws: false,
+            log_steps: false,
         }
     }
+}
+
+/// The limits a scripted world holds a schedule to.
+#[derive(Clone, Copy, Debug)]
+pub struct ScriptLimits {
+    /// The longest a message may be in flight.
+    pub max_delay: Duration,
+    /// Whether each link delivers in the order it was sent on.
+    pub fifo: bool,
 }
 
 /// One row of the log server's table: what a node last reported.
@@ -118,29 +161,124 @@ struct LogServer {
     table: BTreeMap<Pid, LogRow>,
 }
 
-/// The world's failure detector: what each observer currently suspects.
+/// The world's failure detector.
 struct FailureDetector {
     spec: Detector,
-    /// `suspected[observer * n + target]`.
-    suspected: Vec<bool>,
+    /// `told[observer * n + target]`: what the observer was last told (suspected or not).
+    told: Vec<bool>,
+    /// The last verdict announced to each up observer (told, or on its way).
+    announced: Vec<bool>,
+    /// When the last notice for each pair arrives: the next may not arrive earlier.
+    last: Vec<Time>,
+    /// Notices that reached a paused observer, delivered when it resumes.
+    deferred: Vec<Vec<Notice>>,
+    /// Scripted worlds: notices on their way, in the order they were sent.
+    pending: Vec<Notice>,
     rng: ChaCha8Rng,
 }
 
-enum Ev<M, T> {
-    Start(Pid),
+/// A verdict of the failure detector on its way to an observer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Notice {
+    observer: Pid,
+    target: Pid,
+    suspected: bool,
+    /// The time of the change it announces.
+    changed: Time,
+    /// The restarts counted at that change (the observer's `ctx.incarnation()`).
+    restarts: u64,
+}
+
+/// A message in flight.
+struct Flying<M> {
+    from: Pid,
+    to: Pid,
+    msg: M,
+    sent: Time,
+    /// Send order, then the copy number: each link delivers in this order when FIFO.
+    order: (u64, u32),
+}
+
+/// The messages in flight, in slots that queued deliveries name (with a generation, so a
+/// delivery whose message was dropped meanwhile finds its slot empty or reused).
+struct Wire<M> {
+    slots: Vec<(u32, Option<Flying<M>>)>,
+    free: Vec<u32>,
+    sends: u64,
+}
+
+impl<M> Wire<M> {
+    fn new() -> Self {
+        Wire {
+            slots: Vec::new(),
+            free: Vec::new(),
+            sends: 0,
+        }
+    }
+
+    fn insert(&mut self, f: Flying<M>) -> (u32, u32) {
+        match self.free.pop() {
+            Some(slot) => {
+                let s = &mut self.slots[slot as usize];
+                s.0 = s.0.wrapping_add(1);
+                s.1 = Some(f);
+                (slot, s.0)
+            }
+            None => {
+                self.slots.push((0, Some(f)));
+                (self.slots.len() as u32 - 1, 0)
+            }
+        }
+    }
+
+    fn take(&mut self, slot: u32, gen: u32) -> Option<Flying<M>> {
+        let s = self.slots.get_mut(slot as usize)?;
+        if s.0 != gen || s.1.is_none() {
+            return None;
+        }
+        self.free.push(slot);
+        s.1.take()
+    }
+
+    /// The slots of the messages in flight that `pick` selects, in (from, to, order) order.
+    fn select(&self, pick: impl Fn(&Flying<M>) -> bool) -> Vec<(u32, u32)> {
+        let mut out: Vec<_> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (gen, f))| {
+                f.as_ref()
+                    .filter(|f| pick(f))
+                    .map(|f| ((f.from, f.to, f.order), i as u32, *gen))
+            })
+            .collect();
+        out.sort_unstable_by_key(|e| e.0);
+        out.into_iter().map(|(_, slot, gen)| (slot, gen)).collect()
+    }
+
+    fn get(&self, slot: u32) -> Option<&Flying<M>> {
+        self.slots.get(slot as usize).and_then(|s| s.1.as_ref())
+    }
+}
+
+enum Ev<T> {
+    /// Processes starting together: every one is up before any runs its start handler.
+    Start(Vec<Pid>),
     Fault(u32),
     Deliver {
-        from: Pid,
-        to: Pid,
-        msg: M,
+        slot: u32,
+        gen: u32,
     },
     Timer {
         pid: Pid,
         timer: T,
         token: u64,
     },
-    /// The failure detector catches up with the truth.
-    Detect,
+    /// A notice of the failure detector reaches its observer (in its incarnation `life`).
+    Notice {
+        notice: Notice,
+        life: u32,
+    },
     /// The failure detector makes a mistake (eventually perfect detectors only).
     Mistake,
     /// Every running voter reports to the log server.
@@ -172,7 +310,13 @@ pub struct Stats {
     pub detector_notices: u64,
 }
 
-type Timers<T> = Vec<(T, u64)>;
+/// An armed timer: its name, the token that tells it from an earlier setting, its due time.
+#[derive(Clone, Copy)]
+struct Armed<T> {
+    timer: T,
+    token: u64,
+    due: Time,
+}
 
 /// A world of nodes running algorithm `A`.
 pub struct World<A: Algorithm> {
@@ -181,10 +325,16 @@ pub struct World<A: Algorithm> {
     params: A::Params,
     nodes: Vec<Option<A>>,
     status: Vec<NodeStatus>,
-    timers: Vec<Timers<A::Timer>>,
-    deferred: Vec<Timers<A::Timer>>,
+    /// Bumped when a process stops: a notice for an earlier life is ignored.
+    lives: Vec<u32>,
+    timers: Vec<Vec<Armed<A::Timer>>>,
+    deferred: Vec<Vec<Armed<A::Timer>>>,
+    tokens: u64,
+    /// Restarts so far: a restarted process's incarnation (see `Context::incarnation`).
+    restarts: u64,
     voters: Vec<Pid>,
-    queue: EventQueue<Ev<A::Msg, A::Timer>>,
+    queue: EventQueue<Ev<A::Timer>>,
+    wire: Wire<A::Msg>,
     now: Time,
     topo: Topology,
     delay: Delay,
@@ -194,11 +344,15 @@ pub struct World<A: Algorithm> {
     net_rng: ChaCha8Rng,
     draws: Draws,
     detector: Option<FailureDetector>,
+    notice_jitter: bool,
     log: Option<LogServer>,
     faults: Vec<(Time, Action)>,
     effects: Vec<Effect<A::Msg, A::Timer>>,
     hasher: TraceHasher,
     trace: Option<Vec<TraceEvent>>,
+    steps: Option<Vec<Timed>>,
+    /// Scripted worlds: the schedule's limits; nothing is queued, every step comes from it.
+    script: Option<ScriptLimits>,
     monitor: Monitor,
     stats: Stats,
     /// The time of the last fault or node start: "after the last fault" counts from here.
@@ -209,6 +363,55 @@ impl<A: Algorithm> World<A> {
     /// A world of `cluster` whose process `i` starts at `config.starts[i]` and which applies
     /// `config.faults` at their times.
     pub fn new(cluster: Cluster, params: A::Params, config: WorldConfig) -> Self {
+        let mut world = Self::blank(cluster, params, &config);
+        // Processes that start at the same instant start together, services first.
+        let mut batches: BTreeMap<Time, Vec<Pid>> = BTreeMap::new();
+        let mut order: Vec<usize> = (0..config.starts.len()).collect();
+        order.sort_by_key(|&i| (config.starts[i], world.status[i].voter, i));
+        for i in order {
+            let t = config.starts[i];
+            batches.entry(t).or_default().push(Pid(i as u32));
+            world.last_disturbance = world.last_disturbance.max(t);
+        }
+        for (t, batch) in batches {
+            world.push(t, Ev::Start(batch));
+        }
+        for (i, (t, _)) in config.faults.iter().enumerate() {
+            world.push(*t, Ev::Fault(i as u32));
+            world.last_disturbance = world.last_disturbance.max(*t);
+        }
+        world.faults = config.faults;
+        if let Some(log) = &world.log {
+            let first = Time::ZERO + log.interval;
+            world.push(first, Ev::ReportTick);
+        }
+        world.schedule_mistake();
+        world
+    }
+
+    /// A world driven by a schedule: every process starts at time 0 (services first), the
+    /// algorithms draw the lowest value of every random draw, and nothing happens but the
+    /// steps given to [`World::play`].
+    pub fn scripted(cluster: Cluster, params: A::Params, limits: ScriptLimits) -> Self {
+        let n = cluster.len();
+        let config = WorldConfig {
+            network: NetworkSpec {
+                fifo: limits.fifo,
+                ..NetworkSpec::default()
+            },
+            record_trace: true,
+            lowest_draws: true,
+            ..WorldConfig::starting_together(n)
+        };
+        let mut world = Self::blank(cluster, params, &config);
+        world.script = Some(limits);
+        let mut order: Vec<Pid> = (0..n as u32).map(Pid).collect();
+        order.sort_by_key(|p| world.status[p.index()].voter);
+        world.start(order);
+        world
+    }
+
+    fn blank(cluster: Cluster, params: A::Params, config: &WorldConfig) -> Self {
         let n = cluster.len();
         let net = &config.network;
         let status = cluster
@@ -224,7 +427,11 @@ impl<A: Algorithm> World<A> {
             .collect();
         let detector = A::detector(&params).map(|spec| FailureDetector {
             spec,
-            suspected: vec![false; n * n],
+            told: vec![false; n * n],
+            announced: vec![false; n * n],
+            last: vec![Time::ZERO; n * n],
+            deferred: vec![Vec::new(); n],
+            pending: Vec::new(),
             rng: stream(config.seed, FAULT_STREAM),
         });
         let joins = cluster
@@ -232,16 +439,20 @@ impl<A: Algorithm> World<A> {
             .iter()
             .map(|m| m.kind == MemberKind::Voter)
             .collect();
-        let mut world = World {
+        World {
             names: cluster.members.iter().map(|m| m.name.clone()).collect(),
             voters: cluster.voters().collect(),
             cluster,
             params,
             nodes: (0..n).map(|_| None).collect(),
             status,
+            lives: vec![0; n],
             timers: vec![Vec::new(); n],
             deferred: vec![Vec::new(); n],
+            tokens: 0,
+            restarts: 0,
             queue: EventQueue::new(),
+            wire: Wire::new(),
             now: Time::ZERO,
             topo: Topology::joining(joins),
             delay: net.delay.clone(),
@@ -253,8 +464,9 @@ impl<A: Algorithm> World<A> {
                 Vec::new()
             },
             net_rng: stream(config.seed, NETWORK_STREAM),
-            draws: Draws(stream(config.seed, ALGORITHM_STREAM)),
+            draws: Draws((!config.lowest_draws).then(|| stream(config.seed, ALGORITHM_STREAM))),
             detector,
+            notice_jitter: config.notice_jitter,
             log: config.log_server.map(|(pid, interval)| LogServer {
                 pid,
                 interval,
@@ -264,35 +476,18 @@ impl<A: Algorithm> World<A> {
             effects: Vec::new(),
             hasher: TraceHasher::default(),
             trace: config.record_trace.then(Vec::new),
+            steps: config.log_steps.then(Vec::new),
+            script: None,
             monitor: Monitor::default(),
             stats: Stats {
                 role_changes: vec![0; n],
                 ..Stats::default()
             },
             last_disturbance: Time::ZERO,
-        };
-        // Services first: at the same instant a daemon is up before the nodes that use it.
-        let mut order: Vec<usize> = (0..config.starts.len()).collect();
-        order.sort_by_key(|&i| (config.starts[i], world.status[i].voter));
-        for i in order {
-            let t = config.starts[i];
-            world.push(t, Ev::Start(Pid(i as u32)));
-            world.last_disturbance = world.last_disturbance.max(t);
         }
-        for (i, (t, _)) in config.faults.iter().enumerate() {
-            world.push(*t, Ev::Fault(i as u32));
-            world.last_disturbance = world.last_disturbance.max(*t);
-        }
-        world.faults = config.faults;
-        if let Some(log) = &world.log {
-            let first = Time::ZERO + log.interval;
-            world.push(first, Ev::ReportTick);
-        }
-        world.schedule_mistake();
-        world
     }
 
-    fn push(&mut self, time: Time, ev: Ev<A::Msg, A::Timer>) {
+    fn push(&mut self, time: Time, ev: Ev<A::Timer>) {
         self.queue.push(time.as_micros(), ev);
     }
 
@@ -334,6 +529,12 @@ impl<A: Algorithm> World<A> {
     pub fn take_trace(&mut self) -> Option<Vec<TraceEvent>> {
         self.trace.take()
     }
+    /// The steps taken so far, if they are being logged (see [`WorldConfig::log_steps`]):
+    /// every delivery, timer, notice and fault after the processes that start at time 0
+    /// have started, with the losses and duplicates of the network.
+    pub fn steps(&self) -> Option<&[Timed]> {
+        self.steps.as_deref()
+    }
     /// The hash of the trace so far.
     pub fn trace_hash(&mut self) -> u64 {
         self.hasher.finish()
@@ -355,24 +556,79 @@ impl<A: Algorithm> World<A> {
         self.now = self.now.max(until);
     }
 
-    fn dispatch(&mut self, ev: Ev<A::Msg, A::Timer>) {
+    fn dispatch(&mut self, ev: Ev<A::Timer>) {
         match ev {
-            Ev::Start(p) => {
-                self.stats.events += 1;
-                self.record(tag::START, p, |_: &[String]| What::Start, |_| {});
-                self.boot(p);
+            Ev::Start(batch) => {
+                self.stats.events += batch.len() as u64;
+                self.start(batch);
             }
             Ev::Fault(i) => {
                 self.stats.events += 1;
                 let action = self.faults[i as usize].1.clone();
+                self.log_step(|w| w.fault_step(&action));
                 self.apply(action);
             }
-            Ev::Deliver { from, to, msg } => self.deliver(from, to, msg),
+            Ev::Deliver { slot, gen } => {
+                if let Some(f) = self.wire.take(slot, gen) {
+                    self.log_step(|w| Step::Deliver(w.packet(&f)));
+                    self.deliver(f);
+                }
+            }
             Ev::Timer { pid, timer, token } => self.fire(pid, timer, token),
-            Ev::Detect => self.detect(),
+            Ev::Notice { notice, life } => {
+                if self.lives[notice.observer.index()] == life {
+                    self.arrive(notice);
+                }
+            }
             Ev::Mistake => self.mistake(),
             Ev::ReportTick => self.report_tick(),
             Ev::Report { from, row } => self.report(from, row),
+        }
+    }
+
+    /// Appends a step to the log, if one is kept.
+    fn log_step(&mut self, step: impl FnOnce(&Self) -> Step) {
+        if self.steps.is_some() {
+            let step = step(self);
+            let at_us = self.now.as_micros();
+            if let Some(steps) = &mut self.steps {
+                steps.push(Timed { at_us, step });
+            }
+        }
+    }
+
+    fn packet(&self, f: &Flying<A::Msg>) -> schedule::Packet {
+        schedule::Packet {
+            from: self.names[f.from.index()].clone(),
+            to: self.names[f.to.index()].clone(),
+            msg: show(&f.msg, &self.names),
+            sent_us: f.sent.as_micros(),
+        }
+    }
+
+    fn fault_step(&self, action: &Action) -> Step {
+        let name = |p: &Pid| self.names[p.index()].clone();
+        match action {
+            Action::Crash(p) => Step::Crash { node: name(p) },
+            Action::Restart(p) => Step::Restart { node: name(p) },
+            Action::Pause(p) => Step::Pause { node: name(p) },
+            Action::Resume(p) => Step::Resume { node: name(p) },
+            Action::Leave(p) => Step::Leave { node: name(p) },
+            Action::Partition(groups) => Step::Partition {
+                groups: groups
+                    .iter()
+                    .map(|g| g.iter().map(name).collect())
+                    .collect(),
+            },
+            Action::Block(a, b) => Step::Block {
+                a: name(a),
+                b: name(b),
+            },
+            Action::Unblock(a, b) => Step::Unblock {
+                a: name(a),
+                b: name(b),
+            },
+            Action::Heal => Step::Heal,
         }
     }
 
@@ -380,20 +636,38 @@ impl<A: Algorithm> World<A> {
         self.log.as_ref().is_some_and(|l| l.pid == p)
     }
 
-    fn boot(&mut self, p: Pid) {
-        let st = &mut self.status[p.index()];
-        st.up = true;
-        st.paused = false;
-        if self.is_log_server(p) {
-            self.status[p.index()].view = View::new(Role::Service, None, "LogServer");
-        } else {
-            self.nodes[p.index()] = Some(A::new(p, &self.cluster, &self.params));
-            self.step(p, |node, ctx| node.on_start(ctx));
+    /// Processes that start together: all are up before the first runs its start handler,
+    /// so what one sends on start reaches the others.
+    fn start(&mut self, batch: Vec<Pid>) {
+        for &p in &batch {
+            self.up(p);
+        }
+        for &p in &batch {
+            self.record(tag::START, p, |_: &[String]| What::Start, |_| {});
+            self.run_start(p);
         }
         self.changed();
     }
 
-    fn deliver(&mut self, from: Pid, to: Pid, msg: A::Msg) {
+    fn up(&mut self, p: Pid) {
+        let st = &mut self.status[p.index()];
+        st.up = true;
+        st.paused = false;
+        if !self.is_log_server(p) {
+            self.nodes[p.index()] = Some(A::new(p, &self.cluster, &self.params));
+        }
+    }
+
+    fn run_start(&mut self, p: Pid) {
+        if self.is_log_server(p) {
+            self.status[p.index()].view = View::new(Role::Service, None, "LogServer");
+        } else {
+            self.step(p, |node, ctx| node.on_start(ctx));
+        }
+    }
+
+    fn deliver(&mut self, f: Flying<A::Msg>) {
+        let Flying { from, to, msg, .. } = f;
         let st = &self.status[to.index()];
         let reason = if !st.up {
             Some(DropReason::Down)
@@ -429,7 +703,7 @@ impl<A: Algorithm> World<A> {
         let i = pid.index();
         let Some(slot) = self.timers[i]
             .iter()
-            .position(|&(t, k)| t == timer && k == token)
+            .position(|a| a.timer == timer && a.token == token)
         else {
             return; // cancelled, restarted or lost in a crash
         };
@@ -440,6 +714,10 @@ impl<A: Algorithm> World<A> {
         }
         self.timers[i].swap_remove(slot);
         self.stats.events += 1;
+        self.log_step(|w| Step::Timer {
+            node: w.names[i].clone(),
+            timer: show(&timer, &w.names),
+        });
         self.record(
             tag::TIMER,
             pid,
@@ -453,11 +731,22 @@ impl<A: Algorithm> World<A> {
 
     /// Runs one handler of node `p` and carries out what it asked for.
     fn step(&mut self, p: Pid, f: impl FnOnce(&mut A, &mut conclave_algorithms::Ctx<'_, A>)) {
+        self.step_with(p, self.restarts, f);
+    }
+
+    /// [`World::step`] with the context's incarnation given.
+    fn step_with(
+        &mut self,
+        p: Pid,
+        incarnation: u64,
+        f: impl FnOnce(&mut A, &mut conclave_algorithms::Ctx<'_, A>),
+    ) {
         let mut effects = std::mem::take(&mut self.effects);
         let Some(node) = self.nodes[p.index()].as_mut() else {
             return;
         };
-        let ctx = Context::new(self.now, p, &self.cluster, &mut effects);
+        let ctx =
+            Context::new(self.now, p, &self.cluster, &mut effects).with_incarnation(incarnation);
         f(node, &mut ctx.with_random(&mut self.draws));
         let view = node.view();
         if view != self.status[p.index()].view {
@@ -475,23 +764,28 @@ impl<A: Algorithm> World<A> {
                     }
                 }
                 Effect::SetTimer { timer, after } => {
-                    let token = self.queue.next_seq();
+                    self.tokens += 1;
+                    let token = self.tokens;
+                    let due = self.now + after;
                     let timers = &mut self.timers[p.index()];
-                    match timers.iter_mut().find(|(t, _)| *t == timer) {
-                        Some(slot) => slot.1 = token,
-                        None => timers.push((timer, token)),
+                    let armed = Armed { timer, token, due };
+                    match timers.iter_mut().find(|a| a.timer == timer) {
+                        Some(slot) => *slot = armed,
+                        None => timers.push(armed),
                     }
-                    self.push(
-                        self.now + after,
-                        Ev::Timer {
-                            pid: p,
-                            timer,
-                            token,
-                        },
-                    );
+                    if self.script.is_none() {
+                        self.push(
+                            due,
+                            Ev::Timer {
+                                pid: p,
+                                timer,
+                                token,
+                            },
+                        );
+                    }
                 }
                 Effect::CancelTimer { timer } => {
-                    self.timers[p.index()].retain(|(t, _)| *t != timer);
+                    self.timers[p.index()].retain(|a| a.timer != timer);
                 }
             }
         }
@@ -546,38 +840,75 @@ impl<A: Algorithm> World<A> {
                 h.value(&msg);
             },
         );
+        if !self.status[to.index()].up {
+            self.drop_msg(from, to, &msg, DropReason::Down);
+            return;
+        }
         if !self.topo.connected(from, to) {
             self.drop_msg(from, to, &msg, DropReason::Partitioned);
             return;
         }
         if self.loss > 0.0 && self.net_rng.random::<f64>() < self.loss {
+            self.log_step(|w| {
+                Step::Lose(schedule::Packet {
+                    from: w.names[from.index()].clone(),
+                    to: w.names[to.index()].clone(),
+                    msg: show(&msg, &w.names),
+                    sent_us: w.now.as_micros(),
+                })
+            });
             self.drop_msg(from, to, &msg, DropReason::Lost);
             return;
         }
         let copy = (self.duplicate > 0.0 && self.net_rng.random::<f64>() < self.duplicate)
             .then(|| msg.clone());
-        self.transmit(from, to, msg);
+        self.wire.sends += 1;
+        let order = (self.wire.sends, 0);
+        self.transmit(Flying {
+            from,
+            to,
+            msg,
+            sent: self.now,
+            order,
+        });
         if let Some(msg) = copy {
-            self.stats.duplicated += 1;
-            self.record(
-                tag::DUPLICATE,
+            self.log_step(|w| {
+                Step::Duplicate(schedule::Packet {
+                    from: w.names[from.index()].clone(),
+                    to: w.names[to.index()].clone(),
+                    msg: show(&msg, &w.names),
+                    sent_us: w.now.as_micros(),
+                })
+            });
+            self.record_duplicate(from, to, &msg);
+            self.transmit(Flying {
                 from,
-                |names: &[String]| What::Duplicate {
-                    from: names[from.index()].clone(),
-                    to: names[to.index()].clone(),
-                    msg: show(&msg, names),
-                },
-                |h| {
-                    h.pid(to);
-                    h.value(&msg);
-                },
-            );
-            self.transmit(from, to, msg);
+                to,
+                msg,
+                sent: self.now,
+                order: (order.0, 1),
+            });
         }
     }
 
-    /// Puts a message on the wire: draws its delay and, with FIFO links, keeps it behind the
-    /// messages sent before it on the same link.
+    fn record_duplicate(&mut self, from: Pid, to: Pid, msg: &A::Msg) {
+        self.stats.duplicated += 1;
+        self.record(
+            tag::DUPLICATE,
+            from,
+            |names: &[String]| What::Duplicate {
+                from: names[from.index()].clone(),
+                to: names[to.index()].clone(),
+                msg: show(&msg, names),
+            },
+            |h| {
+                h.pid(to);
+                h.value(msg);
+            },
+        );
+    }
+
+    /// A message's delay, drawn from the network's distribution.
     fn draw_delay(&mut self) -> u64 {
         match self.delay {
             Delay::Constant(d) => d.as_micros(),
@@ -587,7 +918,14 @@ impl<A: Algorithm> World<A> {
         }
     }
 
-    fn transmit(&mut self, from: Pid, to: Pid, msg: A::Msg) {
+    /// Puts a message on the wire; unless scripted, draws its delay and, with FIFO links,
+    /// keeps it behind the messages sent before it on the same link.
+    fn transmit(&mut self, f: Flying<A::Msg>) {
+        let (from, to) = (f.from, f.to);
+        let (slot, gen) = self.wire.insert(f);
+        if self.script.is_some() {
+            return;
+        }
         let delay = self.draw_delay();
         let mut at = Time(self.now.as_micros() + delay);
         if !self.fifo_last.is_empty() {
@@ -595,7 +933,16 @@ impl<A: Algorithm> World<A> {
             at = at.max(self.fifo_last[link]);
             self.fifo_last[link] = at;
         }
-        self.push(at, Ev::Deliver { from, to, msg });
+        self.push(at, Ev::Deliver { slot, gen });
+    }
+
+    /// Drops every message in flight that `pick` selects, with a drop event for each.
+    fn cut(&mut self, reason: DropReason, pick: impl Fn(&Flying<A::Msg>) -> bool) {
+        for (slot, gen) in self.wire.select(pick) {
+            if let Some(f) = self.wire.take(slot, gen) {
+                self.drop_msg(f.from, f.to, &f.msg, reason);
+            }
+        }
     }
 
     fn drop_msg(&mut self, from: Pid, to: Pid, msg: &A::Msg, reason: DropReason) {
@@ -630,7 +977,9 @@ impl<A: Algorithm> World<A> {
             }
             Action::Restart(p) => {
                 self.record(tag::RESTART, p, |_: &[String]| What::Restart, |_| {});
-                self.boot(p);
+                self.restarts += 1;
+                self.up(p);
+                self.run_start(p);
             }
             Action::Pause(p) => {
                 self.record(tag::PAUSE, p, |_: &[String]| What::Pause, |_| {});
@@ -639,15 +988,25 @@ impl<A: Algorithm> World<A> {
             Action::Resume(p) => {
                 self.record(tag::RESUME, p, |_: &[String]| What::Resume, |_| {});
                 self.status[p.index()].paused = false;
-                for (timer, token) in std::mem::take(&mut self.deferred[p.index()]) {
-                    self.push(
-                        self.now,
-                        Ev::Timer {
-                            pid: p,
-                            timer,
-                            token,
-                        },
-                    );
+                for a in std::mem::take(&mut self.deferred[p.index()]) {
+                    let ev = Ev::Timer {
+                        pid: p,
+                        timer: a.timer,
+                        token: a.token,
+                    };
+                    self.push(self.now, ev);
+                }
+                let notices = self
+                    .detector
+                    .as_mut()
+                    .map(|fd| std::mem::take(&mut fd.deferred[p.index()]))
+                    .unwrap_or_default();
+                for notice in notices {
+                    let ev = Ev::Notice {
+                        notice,
+                        life: self.lives[p.index()],
+                    };
+                    self.push(self.now, ev);
                 }
             }
             Action::Partition(groups) => {
@@ -669,6 +1028,7 @@ impl<A: Algorithm> World<A> {
                     },
                 );
                 self.topo.partition(&groups);
+                self.cut_links();
             }
             Action::Block(a, b) => {
                 let what = |names: &[String]| What::Block {
@@ -677,6 +1037,7 @@ impl<A: Algorithm> World<A> {
                 };
                 self.record(tag::BLOCK, a, what, |h| h.pid(b));
                 self.topo.block(a, b);
+                self.cut_links();
             }
             Action::Unblock(a, b) => {
                 let what = |names: &[String]| What::Unblock {
@@ -694,50 +1055,48 @@ impl<A: Algorithm> World<A> {
         self.changed();
     }
 
-    /// The process stops: volatile state and timers are lost.
+    /// The messages in flight over links the topology has just cut are lost.
+    fn cut_links(&mut self) {
+        let topo = self.topo.clone();
+        self.cut(DropReason::Partitioned, |f| !topo.connected(f.from, f.to));
+    }
+
+    /// The process stops: volatile state, timers, and the messages and notices on their
+    /// way to it are lost.
     fn stop(&mut self, p: Pid) {
         let i = p.index();
         self.nodes[i] = None;
         self.timers[i].clear();
         self.deferred[i].clear();
+        self.lives[i] += 1;
         self.status[i].up = false;
         self.status[i].paused = false;
         if self.status[i].view != NodeStatus::DOWN_VIEW {
             self.stats.role_changes[i] += 1;
         }
         self.status[i].view = NodeStatus::DOWN_VIEW;
+        self.cut(DropReason::Down, |f| f.to == p);
         // A process that starts again knows nothing: the detector must tell it afresh.
         if let Some(fd) = &mut self.detector {
             let n = self.nodes.len();
-            fd.suspected[i * n..(i + 1) * n].fill(false);
+            fd.told[i * n..(i + 1) * n].fill(false);
+            fd.announced[i * n..(i + 1) * n].fill(false);
+            fd.deferred[i].clear();
+            fd.pending.retain(|n| n.observer != p);
         }
     }
 
     /// Something the properties or the failure detector care about changed: a start, a
-    /// fault, a topology change.
+    /// fault, a topology change. Each up observer whose truth about a voter now differs
+    /// from the last verdict announced to it gets a notice with the new verdict.
     fn changed(&mut self) {
         self.observe();
-        if let Some(fd) = &self.detector {
-            let at = self.now + fd.spec.delay();
-            self.push(at, Ev::Detect);
-        }
-    }
-
-    /// Whether `observer` should suspect `target` now: it is down, paused or unreachable.
-    fn truly_suspect(&self, observer: Pid, target: Pid) -> bool {
-        let t = &self.status[target.index()];
-        !t.up || t.paused || !self.topo.connected(observer, target)
-    }
-
-    /// The failure detector brings every running observer's verdicts up to date.
-    fn detect(&mut self) {
         let Some(n) = self.detector.as_ref().map(|_| self.nodes.len()) else {
             return;
         };
-        self.stats.events += 1;
         for oi in 0..self.voters.len() {
             let o = self.voters[oi];
-            if !self.status[o.index()].is_running() {
+            if !self.status[o.index()].up {
                 continue;
             }
             for ti in 0..self.voters.len() {
@@ -750,15 +1109,89 @@ impl<A: Algorithm> World<A> {
                 let Some(fd) = self.detector.as_mut() else {
                     return;
                 };
-                if fd.suspected[slot] != truth {
-                    fd.suspected[slot] = truth;
-                    self.notice(o, t, truth);
+                if fd.announced[slot] != truth {
+                    fd.announced[slot] = truth;
+                    self.send_notice(o, t, truth);
                 }
             }
         }
     }
 
-    fn notice(&mut self, observer: Pid, target: Pid, suspected: bool) {
+    /// Puts a notice to `observer` about `target` on its way: within the detector's delay
+    /// (exactly it, unless notices are jittered), and not before the pair's last notice.
+    fn send_notice(&mut self, observer: Pid, target: Pid, suspected: bool) {
+        let n = self.nodes.len();
+        let Some(fd) = self.detector.as_mut() else {
+            return;
+        };
+        let notice = Notice {
+            observer,
+            target,
+            suspected,
+            changed: self.now,
+            restarts: self.restarts,
+        };
+        if self.script.is_some() {
+            fd.pending.push(notice);
+            return;
+        }
+        let delay = fd.spec.delay().as_micros();
+        let delay = if self.notice_jitter {
+            self.net_rng.random_range(0..=delay)
+        } else {
+            delay
+        };
+        let slot = observer.index() * n + target.index();
+        let at = (self.now + Duration(delay)).max(fd.last[slot]);
+        fd.last[slot] = at;
+        let life = self.lives[observer.index()];
+        self.push(at, Ev::Notice { notice, life });
+    }
+
+    /// A notice reaches its observer: it is told the notice's verdict, if that is news.
+    fn arrive(&mut self, notice: Notice) {
+        let Notice {
+            observer,
+            target,
+            suspected,
+            changed,
+            restarts,
+        } = notice;
+        let st = &self.status[observer.index()];
+        if !st.up {
+            return;
+        }
+        if st.paused {
+            if let Some(fd) = self.detector.as_mut() {
+                fd.deferred[observer.index()].push(notice);
+            }
+            return;
+        }
+        self.stats.events += 1;
+        self.log_step(|w| Step::Notice {
+            observer: w.names[observer.index()].clone(),
+            about: w.names[target.index()].clone(),
+            suspected,
+            changed_us: changed.as_micros(),
+        });
+        let n = self.nodes.len();
+        let Some(fd) = self.detector.as_mut() else {
+            return;
+        };
+        let slot = observer.index() * n + target.index();
+        if fd.told[slot] != suspected {
+            fd.told[slot] = suspected;
+            self.notice(observer, target, suspected, restarts);
+        }
+    }
+
+    /// Whether `observer` should suspect `target` now: it is down, paused or unreachable.
+    fn truly_suspect(&self, observer: Pid, target: Pid) -> bool {
+        let t = &self.status[target.index()];
+        !t.up || t.paused || !self.topo.connected(observer, target)
+    }
+
+    fn notice(&mut self, observer: Pid, target: Pid, suspected: bool, restarts: u64) {
         self.stats.detector_notices += 1;
         self.record(
             tag::SUSPECT,
@@ -772,7 +1205,7 @@ impl<A: Algorithm> World<A> {
                 h.u8(suspected as u8);
             },
         );
-        self.step(observer, |node, ctx| {
+        self.step_with(observer, restarts, |node, ctx| {
             node.on_suspect(target, suspected, ctx)
         });
     }
@@ -798,8 +1231,8 @@ impl<A: Algorithm> World<A> {
         }
     }
 
-    /// An eventually perfect detector wrongly suspects a live, reachable process; it
-    /// corrects itself at the next `Detect`, one delay later.
+    /// An eventually perfect detector wrongly suspects a live, reachable process; a notice
+    /// one delay later tells the observer the truth again.
     fn mistake(&mut self) {
         self.stats.events += 1;
         let candidates: Vec<(Pid, Pid)> = self
@@ -815,15 +1248,275 @@ impl<A: Algorithm> World<A> {
             if !candidates.is_empty() {
                 let (o, t) = candidates[fd.rng.random_range(0..candidates.len())];
                 let slot = o.index() * n + t.index();
-                if !fd.suspected[slot] {
-                    fd.suspected[slot] = true;
-                    let at = self.now + fd.spec.delay();
-                    self.push(at, Ev::Detect);
-                    self.notice(o, t, true);
+                if !fd.told[slot] {
+                    fd.told[slot] = true;
+                    // The truth (trusted) follows one delay later.
+                    self.send_notice(o, t, false);
+                    self.notice(o, t, true, self.restarts);
                 }
             }
         }
         self.schedule_mistake();
+    }
+
+    /// Carries out one step of a schedule (see [`World::scripted`]), or says why the
+    /// simulator could not have taken it. The world is unchanged when a step is refused.
+    pub fn play(&mut self, step: &Timed) -> Result<(), String> {
+        let Some(limits) = self.script else {
+            return Err("the world is not scripted".into());
+        };
+        let at = Time(step.at_us);
+        if at < self.now {
+            return Err(format!("time goes back: the world is at {}", self.now));
+        }
+        if at > self.now {
+            self.overdue(at, limits)?;
+            self.now = at;
+        }
+        let pid = |name: &str| -> Result<Pid, String> {
+            self.names
+                .iter()
+                .position(|n| n == name)
+                .map(|i| Pid(i as u32))
+                .ok_or_else(|| format!("no process is named {name:?}"))
+        };
+        match &step.step {
+            Step::Deliver(p) | Step::Lose(p) | Step::Duplicate(p) => {
+                let (slot, gen) = self.flying(p, limits)?;
+                match &step.step {
+                    Step::Deliver(_) => {
+                        if let Some(f) = self.wire.take(slot, gen) {
+                            self.deliver(f);
+                        }
+                    }
+                    Step::Lose(_) => {
+                        if let Some(f) = self.wire.take(slot, gen) {
+                            self.drop_msg(f.from, f.to, &f.msg, DropReason::Lost);
+                        }
+                    }
+                    _ => self.duplicate_flying(slot),
+                }
+            }
+            Step::Notice {
+                observer,
+                about,
+                suspected,
+                changed_us,
+            } => {
+                let (o, t) = (pid(observer)?, pid(about)?);
+                let fd = self
+                    .detector
+                    .as_mut()
+                    .ok_or("the algorithm has no failure detector")?;
+                // The pair's first notice on its way: verdicts arrive in order.
+                let k = fd
+                    .pending
+                    .iter()
+                    .position(|n| (n.observer, n.target) == (o, t))
+                    .filter(|&k| {
+                        let n = &fd.pending[k];
+                        n.suspected == *suspected && n.changed.as_micros() == *changed_us
+                    })
+                    .ok_or("no such notice is the next on its way")?;
+                let notice = fd.pending.remove(k);
+                self.arrive(notice);
+            }
+            Step::Timer { node, timer } => {
+                let p = pid(node)?;
+                let armed = self.timers[p.index()]
+                    .iter()
+                    .find(|a| show(&a.timer, &self.names) == *timer)
+                    .copied()
+                    .ok_or_else(|| format!("{node} has no timer {timer} armed"))?;
+                if armed.due != at {
+                    return Err(format!("the timer is due at {}, not now", armed.due));
+                }
+                self.fire(p, armed.timer, armed.token);
+            }
+            fault => {
+                let action = self.action(fault, &pid)?;
+                self.apply(action);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets time pass to `until` with nothing happening, or says what would be overdue.
+    pub fn wait_until(&mut self, until: Time) -> Result<(), String> {
+        let Some(limits) = self.script else {
+            return Err("the world is not scripted".into());
+        };
+        if until > self.now {
+            self.overdue(until, limits)?;
+            self.now = until;
+        }
+        Ok(())
+    }
+
+    /// Plays a whole schedule; stops at the first step refused.
+    pub fn play_all(&mut self, steps: &[Timed]) -> Result<(), Box<Refused>> {
+        for (index, step) in steps.iter().enumerate() {
+            self.play(step).map_err(|why| {
+                Box::new(Refused {
+                    index,
+                    step: step.clone(),
+                    why,
+                })
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A schedule's fault as an action the world can take now.
+    fn action(
+        &self,
+        step: &Step,
+        pid: &dyn Fn(&str) -> Result<Pid, String>,
+    ) -> Result<Action, String> {
+        let st = |p: Pid| &self.status[p.index()];
+        let need = |ok: bool, node: &str, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{node} is not {what}"))
+            }
+        };
+        Ok(match step {
+            Step::Crash { node } => {
+                let p = pid(node)?;
+                need(st(p).up, node, "up")?;
+                Action::Crash(p)
+            }
+            Step::Restart { node } => {
+                let p = pid(node)?;
+                need(!st(p).up, node, "down")?;
+                Action::Restart(p)
+            }
+            Step::Pause { node } => {
+                let p = pid(node)?;
+                need(st(p).up && !st(p).paused, node, "running")?;
+                Action::Pause(p)
+            }
+            Step::Resume { node } => {
+                let p = pid(node)?;
+                need(st(p).paused, node, "paused")?;
+                Action::Resume(p)
+            }
+            Step::Leave { node } => {
+                let p = pid(node)?;
+                need(st(p).up, node, "up")?;
+                Action::Leave(p)
+            }
+            Step::Partition { groups } => Action::Partition(
+                groups
+                    .iter()
+                    .map(|g| g.iter().map(|n| pid(n)).collect())
+                    .collect::<Result<_, _>>()?,
+            ),
+            Step::Block { a, b } => Action::Block(pid(a)?, pid(b)?),
+            Step::Unblock { a, b } => Action::Unblock(pid(a)?, pid(b)?),
+            Step::Heal => Action::Heal,
+            _ => return Err("not a fault".into()),
+        })
+    }
+
+    /// Before the clock moves to `at`: nothing that must happen earlier is left undone.
+    fn overdue(&self, at: Time, limits: ScriptLimits) -> Result<(), String> {
+        for (i, timers) in self.timers.iter().enumerate() {
+            if let Some(a) = timers.iter().find(|a| a.due < at) {
+                return Err(format!(
+                    "{}'s timer {} was due at {} and has not fired",
+                    self.names[i],
+                    show(&a.timer, &self.names),
+                    a.due
+                ));
+            }
+        }
+        let late = |sent: Time, d: Duration| sent + d < at;
+        if let Some(f) = self
+            .wire
+            .slots
+            .iter()
+            .filter_map(|s| s.1.as_ref())
+            .find(|f| late(f.sent, limits.max_delay))
+        {
+            return Err(format!(
+                "the message {} would be in flight longer than the maximum delay {}",
+                Step::Deliver(self.packet(f)),
+                limits.max_delay
+            ));
+        }
+        if let Some(fd) = &self.detector {
+            if let Some(n) = fd.pending.iter().find(|n| late(n.changed, fd.spec.delay())) {
+                return Err(format!(
+                    "the notice to {} about {} (change at {}) would take longer than the detector's delay {}",
+                    self.names[n.observer.index()],
+                    self.names[n.target.index()],
+                    n.changed,
+                    fd.spec.delay()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The slot of the message in flight a step names; under FIFO it must be the oldest
+    /// on its link.
+    fn flying(&self, p: &schedule::Packet, limits: ScriptLimits) -> Result<(u32, u32), String> {
+        let found = self.wire.slots.iter().enumerate().find(|(_, (_, f))| {
+            f.as_ref().is_some_and(|f| {
+                f.sent.as_micros() == p.sent_us
+                    && self.names[f.from.index()] == p.from
+                    && self.names[f.to.index()] == p.to
+                    && show(&f.msg, &self.names) == p.msg
+            })
+        });
+        let Some((slot, (gen, Some(f)))) = found else {
+            return Err("no such message is in flight".into());
+        };
+        if limits.fifo {
+            let older = self
+                .wire
+                .slots
+                .iter()
+                .filter_map(|s| s.1.as_ref())
+                .find(|o| {
+                    o.from == f.from && o.to == f.to && o.order < f.order && o.sent <= f.sent
+                });
+            if let Some(o) = older {
+                return Err(format!(
+                    "the link is FIFO and {} was sent before it",
+                    show(&o.msg, &self.names)
+                ));
+            }
+        }
+        Ok((slot as u32, *gen))
+    }
+
+    /// The network duplicates a message in flight: the copy follows it on its link.
+    fn duplicate_flying(&mut self, slot: u32) {
+        let Some(f) = self.wire.get(slot) else {
+            return;
+        };
+        let (from, to, msg, sent) = (f.from, f.to, f.msg.clone(), f.sent);
+        let copies = self
+            .wire
+            .slots
+            .iter()
+            .filter_map(|s| s.1.as_ref())
+            .filter(|o| o.order.0 == f.order.0)
+            .map(|o| o.order.1)
+            .max()
+            .unwrap_or(0);
+        let order = (f.order.0, copies + 1);
+        self.record_duplicate(from, to, &msg);
+        self.transmit(Flying {
+            from,
+            to,
+            msg,
+            sent,
+            order,
+        });
     }
 
     /// Every running voter sends the log server its state, over the network.

@@ -62,6 +62,13 @@ pub struct Schedule {
     /// JSON report, where `choices` stand for it).
     #[serde(skip)]
     pub trace: Vec<TraceEvent>,
+    /// `Bounded` timing: the same path as a timed schedule the simulator plays (filled by
+    /// the explorer; not in the JSON report).
+    #[serde(skip)]
+    pub steps: Vec<crate::schedule::Timed>,
+    /// `Bounded` timing: the time of the settled state the schedule ends in (µs).
+    #[serde(skip)]
+    pub end_us: Option<u64>,
 }
 
 impl ElectionMessages {
@@ -446,6 +453,8 @@ pub(crate) fn bounds(
             starts_at_step: choices.len() - hops.len(),
             choices,
             trace: Vec::new(),
+            steps: Vec::new(),
+            end_us: None,
         })
     };
     let bounds_from = |entries: &[Option<Edge>]| -> Result<Option<Bounds>, String> {

@@ -62,6 +62,7 @@ pub use messages::{Bounds, ElectionMessages, Schedule};
 pub use model::{Model, ReplayEnd, State, MAX_DETECTED};
 
 use crate::scenario::{Property, Scenario, Timing};
+use crate::schedule::Timed;
 use crate::trace::TraceEvent;
 use chunks::Chunks;
 use conclave_algorithms::Algorithm;
@@ -90,11 +91,14 @@ pub enum Choice {
     /// Impose the split at this index of the scenario's `partitions`.
     Partition(u32),
     Heal,
+    /// `Bounded` only: let time pass, by one quantum, or to the next timer when nothing
+    /// else can happen before it.
+    Tick,
 }
 
 impl Choice {
     fn is_fault(self) -> bool {
-        !matches!(self, Choice::Deliver(_) | Choice::Timer(_))
+        !matches!(self, Choice::Deliver(_) | Choice::Timer(_) | Choice::Tick)
     }
 }
 
@@ -121,6 +125,8 @@ pub struct ExploreOptions {
     /// Find the fewest and most messages an election takes over every schedule (keeps
     /// the edges out of unsettled states).
     pub message_bounds: bool,
+    /// Keep the fingerprints of the visited states in the report.
+    pub keep_visited: bool,
     /// Called now and then with the search's progress.
     pub progress: Option<ProgressFn>,
 }
@@ -149,6 +155,13 @@ pub struct Counterexample {
     /// it from the choices and compares).
     #[serde(default)]
     pub trace: Vec<TraceEvent>,
+    /// `Bounded` timing: the virtual time (µs) of the violating state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_us: Option<u64>,
+    /// `Bounded` timing: the path as a timed schedule (every delivery, timer, notice and
+    /// fault with its time, in order), which `conclave replay` plays in the simulator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<Timed>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -194,6 +207,10 @@ pub struct ExploreReport {
     /// asked for (their need would have passed the memory limit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub election_messages_error: Option<String>,
+    /// The fingerprints of every state visited, when asked for
+    /// ([`ExploreOptions::keep_visited`]): to check that other runs stay in the graph.
+    #[serde(skip)]
+    pub visited: Option<std::sync::Arc<VisitedStates>>,
     /// Edges (from, to, choice) and violating states, when the graph was kept.
     #[serde(skip)]
     pub graph: Option<StateGraph>,
@@ -332,6 +349,44 @@ impl Search {
     }
 }
 
+/// The states a search visited, by fingerprint.
+pub struct VisitedStates(Visited);
+
+impl VisitedStates {
+    /// Whether the search visited the state with this fingerprint.
+    pub fn contains(&self, fingerprint: u64) -> bool {
+        self.0.get(fingerprint).is_some()
+    }
+}
+
+impl std::fmt::Debug for VisitedStates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VisitedStates")
+    }
+}
+
+/// One state of a followed run (see [`follow`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Followed {
+    pub fingerprint: u64,
+    /// The explorer's clock (µs).
+    pub now_us: u64,
+    /// It violates `AtMostOneLeader`.
+    pub two_leaders: bool,
+}
+
+/// Follows a schedule of timed steps, such as a simulator run logs
+/// ([`crate::world::WorldConfig::log_steps`]), through the explorer's model under
+/// `Bounded` timing, with each time rounded up to the clock's step (the digitization that
+/// keeps every timer and delay constraint of a run): every state the run passes through,
+/// time steps included, or the first step the model has no choice for. A run whose states
+/// are all in an explored graph is one of the schedules the explorer covered.
+pub fn follow(scenario: &Scenario, steps: &[Timed]) -> Result<Vec<Followed>, String> {
+    crate::with_algorithm!(&scenario.algorithm, |A, p| {
+        Model::<A>::new(scenario, p.clone()).follow(steps)
+    })
+}
+
 /// Explores `scenario` exhaustively (within the options' bounds).
 pub fn explore(scenario: &Scenario, file: &str, opts: &ExploreOptions) -> ExploreReport {
     crate::with_algorithm!(&scenario.algorithm, |A, p| {
@@ -346,6 +401,71 @@ pub fn replay(
 ) -> Result<(Vec<TraceEvent>, ReplayEnd), String> {
     crate::with_algorithm!(&scenario.algorithm, |A, p| {
         Model::<A>::new(scenario, p.clone()).replay(choices)
+    })
+}
+
+/// What the simulator did with a schedule (see [`simulate`]).
+#[derive(Clone, Debug)]
+pub struct Simulated {
+    pub trace: Vec<TraceEvent>,
+    /// The first violation of `AtMostOneLeader`, with its time (µs) and why.
+    pub at_most_one: Option<(u64, String)>,
+    /// The first violation of `OneLeaderPerComponent`.
+    pub per_component: Option<(u64, String)>,
+    /// At the end, every component agrees on one running leader.
+    pub settled: bool,
+    /// The virtual time at the end (µs).
+    pub now_us: u64,
+    /// Messages the algorithm sent.
+    pub sent: u64,
+}
+
+/// Plays a `Bounded` schedule (a counterexample's, or a message bound's) in the simulator
+/// itself, not through the explorer's transition function: the scenario's cluster, every
+/// process started at time 0, and the steps with their times, then time passing to
+/// `until_us` if given. The simulator refuses a step it could not have taken, and time
+/// passing over something that was due (see [`crate::schedule`]).
+pub fn simulate(
+    scenario: &Scenario,
+    steps: &[Timed],
+    until_us: Option<u64>,
+) -> Result<Simulated, String> {
+    let Some(Timing::Bounded { max_delay }) = scenario.explore.as_ref().map(|e| e.timing.clone())
+    else {
+        return Err(
+            "the scenario's explore timing is not Bounded: its schedules have no times".into(),
+        );
+    };
+    let limits = crate::world::ScriptLimits {
+        max_delay,
+        fifo: scenario.network.fifo,
+    };
+    crate::with_algorithm!(&scenario.algorithm, |A, p| {
+        let cluster = crate::run::cluster_of(scenario, scenario.seeds[0]);
+        let mut world = crate::world::World::<A>::scripted(cluster, p.clone(), limits);
+        world.play_all(steps).map_err(|e| e.to_string())?;
+        if let Some(until) = until_us {
+            world
+                .wait_until(conclave_algorithms::Time(until))
+                .map_err(|why| {
+                    format!(
+                        "after the last step, until t={}: {why}",
+                        conclave_algorithms::Time(until)
+                    )
+                })?;
+        }
+        let monitor = world.monitor();
+        let first = |v: &Option<(conclave_algorithms::Time, String)>| {
+            v.as_ref().map(|(t, why)| (t.as_micros(), why.clone()))
+        };
+        Ok(Simulated {
+            at_most_one: first(&monitor.at_most_one),
+            per_component: first(&monitor.per_component),
+            settled: crate::properties::agreement_holds(world.status(), world.topology()),
+            now_us: world.now().as_micros(),
+            sent: world.stats().sent,
+            trace: world.take_trace().unwrap_or_default(),
+        })
     })
 }
 
@@ -409,6 +529,15 @@ where
         dfs(&model, root, &mut tables, &mut search, opts, start);
     } else {
         bfs(&model, root, &mut tables, &mut search, opts, start);
+    }
+    if let Some((after, q)) = model.off_grid() {
+        // A handler computed a duration the scenario's constants do not divide: the search
+        // rounded it up to the clock's step, so it did not follow that timer exactly.
+        search.cut_short.get_or_insert(format!(
+            "a timer was set for {}, which the clock's step {} (the common step of the scenario's times) does not divide: its exact time was not explored",
+            conclave_algorithms::Duration(after),
+            conclave_algorithms::Duration(q)
+        ));
     }
     let complete = search.cut_short.is_none();
     finish(
@@ -846,9 +975,15 @@ fn finish<A: Algorithm>(
     }
     let cex = |id: u32, property: &Property, detail: Option<String>| {
         let choices = model.resolve(&search.lineage.path(id));
-        let (trace, end) = match model.replay(&choices) {
+        let (trace, mut end) = match model.replay(&choices) {
             Ok((t, end)) => (t, Some(end)),
             Err(_) => (Vec::new(), None),
+        };
+        let bounded = model.quantum().is_some();
+        let at_us = end.as_ref().filter(|_| bounded).map(|e| e.now_us);
+        let schedule = match end.as_mut().filter(|_| bounded) {
+            Some(e) => std::mem::take(&mut e.steps),
+            None => Vec::new(),
         };
         let detail = detail.unwrap_or_else(|| {
             let end = end.as_ref();
@@ -864,6 +999,8 @@ fn finish<A: Algorithm>(
             choices,
             detail,
             trace,
+            at_us,
+            schedule,
         }
     };
     let phase = |phase| search.report(opts, phase, search.max_depth, 0, start);
@@ -969,11 +1106,16 @@ fn finish<A: Algorithm>(
             Ok(choices)
         });
         let found = found.and_then(|mut m| {
+            let bounded = model.quantum().is_some();
             for s in m.iter_mut().flat_map(ElectionMessages::schedules_mut) {
-                s.trace = model
+                let (trace, end) = model
                     .replay(&s.choices)
-                    .map_err(|e| format!("a bound's schedule does not replay: {e}"))?
-                    .0;
+                    .map_err(|e| format!("a bound's schedule does not replay: {e}"))?;
+                s.trace = trace;
+                if bounded {
+                    s.steps = end.steps;
+                    s.end_us = Some(end.now_us);
+                }
             }
             Ok(m)
         });
@@ -1000,6 +1142,9 @@ fn finish<A: Algorithm>(
         election_messages,
         election_messages_error,
         graph: search.graph.take(),
+        visited: opts
+            .keep_visited
+            .then(|| std::sync::Arc::new(VisitedStates(search.visited))),
     }
 }
 
@@ -1025,8 +1170,10 @@ mod tests {
             explore: (timing: Bounded(max_delay: "100ms"), crashes: 1, restarts: 1, drops: 1,
                       expect: [AtMostOneLeader]),
         )"#;
+        // A timeout of one delay: a timer fires within the levels compared (time passes
+        // first, a choice of its own).
         let bully = r#"Scenario(
-            algorithm: Bully(answer_timeout: "300ms", heartbeat_interval: "1s",
+            algorithm: Bully(answer_timeout: "100ms", heartbeat_interval: "1s",
                              heartbeat_timeout: "300ms"),
             nodes: [(name: "a", id: 1), (name: "b", id: 2), (name: "c", id: 3)],
             run_for: "2s",
@@ -1058,6 +1205,7 @@ mod tests {
             "Heal",
             "Partition",
             "Restart",
+            "Tick",
             "Timer",
         ];
         assert_eq!(kinds.into_iter().collect::<Vec<_>>(), all);

@@ -9,10 +9,12 @@
 use super::Choice;
 use crate::properties::{self, NodeStatus, Topology};
 use crate::scenario::{Scenario, Timing};
+use crate::schedule::{self, Step, Timed};
 use crate::trace::{show, DropReason, TraceEvent, What};
 use conclave_algorithms::{Algorithm, Cluster, Context, Effect, MemberKind, Pid, Time, View};
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// A timer armed at a node, with its due time (0 under `Asynchronous`).
@@ -64,8 +66,8 @@ pub(crate) trait Store<A: Algorithm> {
     fn remove_packet(&mut self, i: usize) -> Packet<A::Msg>;
     fn insert_packet(&mut self, at: usize, m: Packet<A::Msg>);
     fn retain_packets(&mut self, keep: impl Fn(&Packet<A::Msg>) -> bool);
-    /// What the failure detector has told each observer: bit `o * 8 + t` set when `o` was
-    /// last told that `t` is suspected.
+    /// What the failure detector has announced to each observer: bit `o * 8 + t` set when
+    /// the last verdict on `t` sent to `o` (told, or still on its way) is "suspected".
     fn told(&self) -> u64;
     fn set_told(&mut self, told: u64);
     /// An empty buffer for a handler's effects (a store may keep one to reuse).
@@ -127,10 +129,12 @@ fn input_message(packet: Option<u32>) -> Option<u64> {
 fn input_timer(timer: Option<u32>) -> Option<u64> {
     timer.map(|t| 1 << 62 | u64::from(t))
 }
-fn input_suspect(t: Pid, suspected: bool) -> Option<u64> {
-    Some(2 << 62 | u64::from(t.0) << 1 | u64::from(suspected))
+fn input_suspect(t: Pid, suspected: bool, restarts: u64) -> Option<u64> {
+    Some(2 << 62 | restarts << 33 | u64::from(t.0) << 1 | u64::from(suspected))
 }
-const INPUT_START: Option<u64> = Some(3 << 62);
+const SUSPECT: u64 = 2 << 62;
+const START: u64 = 3 << 62;
+const INPUT_START: Option<u64> = Some(START);
 
 /// One global state, as plain values (opaque outside this module; see [`Model::next`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -283,12 +287,25 @@ pub(crate) struct Checked {
     pub now: u64,
 }
 
+/// What a recording step keeps: the trace, and the schedule of timed steps that the
+/// simulator can play (see [`crate::schedule`]).
+#[derive(Default)]
+pub struct Rec {
+    pub trace: Vec<TraceEvent>,
+    pub steps: Vec<Timed>,
+}
+
 /// What holds in the last state of a replay.
 #[derive(Clone, Debug)]
 pub struct ReplayEnd {
     pub at_most_one: Option<String>,
     pub per_component: Option<String>,
     pub settled: bool,
+    /// The virtual time of the last state (µs).
+    pub now_us: u64,
+    /// The path as a timed schedule the simulator can play (`Bounded` timing; under
+    /// `Asynchronous` the times mean nothing).
+    pub steps: Vec<Timed>,
 }
 
 /// The explored model of one scenario.
@@ -298,6 +315,10 @@ pub struct Model<A: Algorithm> {
     pub(crate) names: Vec<String>,
     voters: Vec<Pid>,
     max_delay: Option<u64>,
+    /// `Bounded`: the clock's step (µs), dividing every time constant of the scenario.
+    quantum: u64,
+    /// The first timer duration found off the clock's steps (`u64::MAX`: none).
+    off_grid: AtomicU64,
     fifo: bool,
     pub(crate) horizon: u64,
     budget: [u32; 5],
@@ -307,6 +328,11 @@ pub struct Model<A: Algorithm> {
     /// The failure detector's delay (µs), for algorithms that assume one.
     detector: Option<u64>,
 }
+
+/// Where a notice's key keeps the restarts counted at its change (below: its place among
+/// its link's notices with the same deadline, and its verdict).
+const NOTICE_RESTARTS: u32 = 32;
+const NOTICE_COUNT: u64 = (1 << NOTICE_RESTARTS) - 1;
 
 /// The most processes a failure detector's verdicts can be kept for (one bit per pair).
 pub const MAX_DETECTED: usize = 8;
@@ -361,6 +387,8 @@ impl<A: Algorithm> Model<A> {
                 Timing::Asynchronous => None,
                 Timing::Bounded { max_delay } => Some(max_delay.as_micros()),
             },
+            quantum: scenario.quantum().map_or(1, |q| q.as_micros()),
+            off_grid: AtomicU64::new(u64::MAX),
             fifo: scenario.network.fifo,
             horizon: spec.horizon.unwrap_or(scenario.run_for).as_micros(),
             budget: [
@@ -378,13 +406,18 @@ impl<A: Algorithm> Model<A> {
         }
     }
 
+    /// `Bounded` timing: the clock's step (µs).
+    pub fn quantum(&self) -> Option<u64> {
+        self.max_delay.map(|_| self.quantum)
+    }
+
     /// How many processes the cluster has.
     pub(crate) fn len(&self) -> usize {
         self.cluster.len()
     }
 
     /// Starts every process in a blank store `s`; returns the messages they sent.
-    pub(crate) fn start<S: Store<A>>(&self, s: &mut S, rec: &mut Option<Vec<TraceEvent>>) -> u32 {
+    pub(crate) fn start<S: Store<A>>(&self, s: &mut S, rec: &mut Option<Rec>) -> u32 {
         // Every process exists before any starts (all start at time 0: a message one sends
         // on start reaches the others); services start first, as in the simulator.
         for i in 0..self.len() {
@@ -403,20 +436,14 @@ impl<A: Algorithm> Model<A> {
     }
 
     /// Records an event when recording (`what` is only made then: exploring records nothing).
-    fn note(
-        &self,
-        rec: &mut Option<Vec<TraceEvent>>,
-        now: u64,
-        p: Pid,
-        what: impl FnOnce() -> What,
-    ) {
+    fn note(&self, rec: &mut Option<Rec>, now: u64, p: Pid, what: impl FnOnce() -> What) {
         if let Some(r) = rec {
             let node = self
                 .names
                 .get(p.index())
                 .cloned()
                 .unwrap_or_else(|| "network".into());
-            r.push(TraceEvent {
+            r.trace.push(TraceEvent {
                 time_us: now,
                 node,
                 what: what(),
@@ -434,16 +461,31 @@ impl<A: Algorithm> Model<A> {
         &self,
         s: &mut S,
         p: Pid,
-        rec: &mut Option<Vec<TraceEvent>>,
+        rec: &mut Option<Rec>,
         input: Option<u64>,
         f: impl FnOnce(&mut A, &mut conclave_algorithms::Ctx<'_, A>),
     ) -> u32 {
         // Role changes are only looked for when recording, and outcomes only remembered
         // when not.
         let recording = rec.is_some();
-        let before = recording.then(|| self.view(s, p));
+        // A process that starts was down before (as the simulator sees it).
+        let before = recording.then(|| {
+            if input.is_some_and(|i| i & START == START) {
+                NodeStatus::DOWN_VIEW
+            } else {
+                self.view(s, p)
+            }
+        });
         let mut effects = s.take_effects();
         let now = s.now();
+        // The restarts so far (this one counted): a starting node's incarnation, which its
+        // start handler may read, so it is part of that input.
+        // For a notice, the restarts counted at the change it announces.
+        let incarnation = match input {
+            Some(i) if i & START == SUSPECT => i << 2 >> 35,
+            _ => u64::from(s.spent(1)),
+        };
+        let input = input.map(|i| if i == START { i | incarnation } else { i });
         let recalled = match input.filter(|_| !recording) {
             Some(input) => s.recall(p.index(), input, &mut effects),
             None => Recall::Off,
@@ -454,7 +496,8 @@ impl<A: Algorithm> Model<A> {
             let Some(after) = s.update(p.index(), |node| {
                 f(
                     node,
-                    &mut Context::new(Time(now), p, &self.cluster, &mut effects),
+                    &mut Context::new(Time(now), p, &self.cluster, &mut effects)
+                        .with_incarnation(incarnation),
                 );
                 recording.then(|| node.view())
             }) else {
@@ -493,7 +536,7 @@ impl<A: Algorithm> Model<A> {
                     // Asynchronous: time means nothing, a timer is only armed or not, so
                     // firing orders that leave the same armed set meet in one state.
                     let due = if self.max_delay.is_some() {
-                        now + after.as_micros()
+                        now + self.on_grid(after.as_micros())
                     } else {
                         0
                     };
@@ -526,14 +569,7 @@ impl<A: Algorithm> Model<A> {
         sent
     }
 
-    fn send<S: Store<A>>(
-        &self,
-        s: &mut S,
-        from: Pid,
-        to: Pid,
-        msg: A::Msg,
-        rec: &mut Option<Vec<TraceEvent>>,
-    ) {
+    fn send<S: Store<A>>(&self, s: &mut S, from: Pid, to: Pid, msg: A::Msg, rec: &mut Option<Rec>) {
         self.note(rec, s.now(), from, || What::Send {
             to: self.names[to.index()].clone(),
             msg: show(&msg, &self.names),
@@ -601,35 +637,40 @@ impl<A: Algorithm> Model<A> {
         bits
     }
 
-    /// After a change (`before`: the truth before it): a notice on its way to every running
-    /// observer whose truth changed and now differs from what it was told. Under `Bounded`
-    /// it must arrive within the detector's delay, as in the simulator.
-    fn detect<S: Store<A>>(&self, s: &mut S, before: u64) {
+    /// After a change: a notice on its way to every up observer whose truth about a voter
+    /// now differs from the last verdict announced to it, carrying the new verdict. Under
+    /// `Bounded` it must arrive within the detector's delay, as in the simulator. A
+    /// notice's key is its verdict (bit 0) above a count that puts it after the notices on
+    /// its link with the same deadline, so that each link's notices keep their order, and
+    /// above both the restarts counted at the change (what the observer's
+    /// `ctx.incarnation()` says when it is told).
+    fn detect<S: Store<A>>(&self, s: &mut S) {
         let Some(delay) = self.detector else {
             return;
         };
-        let after = self.truth(s);
-        let mut news = (before ^ after) & (after ^ s.told());
+        let truth = self.truth(s);
+        let mut news = truth ^ s.told();
+        s.set_told(truth);
         while news != 0 {
             let bit = news.trailing_zeros() as usize;
             news &= news - 1;
+            let (from, to) = ((bit % MAX_DETECTED) as u32, (bit / MAX_DETECTED) as u32);
+            let deadline = self.max_delay.map_or(u64::MAX, |_| s.now() + delay);
+            // After the notices with the same deadline still on the link.
+            let before = (0..s.packets())
+                .map(|i| s.packet(i))
+                .filter(|p| p.msg.is_none() && (p.from, p.to, p.deadline) == (from, to, deadline))
+                .map(|p| ((p.key & NOTICE_COUNT) >> 1) + 1)
+                .max()
+                .unwrap_or(0);
             let packet = Packet {
-                from: (bit % MAX_DETECTED) as u32,
-                to: (bit / MAX_DETECTED) as u32,
+                from,
+                to,
                 msg: None,
-                deadline: self.max_delay.map_or(u64::MAX, |_| s.now() + delay),
-                key: 0,
+                deadline,
+                key: u64::from(s.spent(1)) << NOTICE_RESTARTS | before << 1 | (truth >> bit & 1),
             };
             self.enqueue(s, packet);
-        }
-    }
-
-    /// The truth before a change, when there is a failure detector to tell of it.
-    fn before<S: Store<A>>(&self, s: &S) -> u64 {
-        if self.detector.is_some() {
-            self.truth(s)
-        } else {
-            0
         }
     }
 
@@ -640,25 +681,95 @@ impl<A: Algorithm> Model<A> {
         if self.max_delay.is_none() {
             return Firing::Any;
         }
-        let Some(next) = (0..s.timers()).map(|i| s.timer(i).due).min() else {
-            return Firing::None;
-        };
-        if next > self.horizon || (0..s.packets()).any(|i| s.packet(i).deadline < next) {
-            return Firing::None;
+        Firing::Due(s.now())
+    }
+
+    /// A timer's duration on the clock's steps: itself, or (if a handler computed a
+    /// duration the scenario's constants do not divide) the next step up, remembered so
+    /// that the report says the search was not exact.
+    fn on_grid(&self, after: u64) -> u64 {
+        let q = self.quantum;
+        if after.is_multiple_of(q) {
+            return after;
         }
-        Firing::Due(next)
+        let _ =
+            self.off_grid
+                .compare_exchange(u64::MAX, after, Ordering::Relaxed, Ordering::Relaxed);
+        after.div_ceil(q) * q
+    }
+
+    /// A timer duration set during the search that the clock's steps do not divide, if any:
+    /// the search then did not follow that timer's exact time.
+    pub(crate) fn off_grid(&self) -> Option<(u64, u64)> {
+        let after = self.off_grid.load(Ordering::Relaxed);
+        (after != u64::MAX).then_some((after, self.quantum))
+    }
+
+    /// `Bounded`: the time a [`Choice::Tick`] moves the clock to, if time may pass. It may
+    /// not while a timer is due or a message or notice has reached its deadline (they
+    /// must happen first), nor past the horizon. While anything is in flight or a fault
+    /// may strike, time moves by one step, since a delivery or a fault may happen at any
+    /// step; otherwise nothing but a timer can happen, and time moves straight to it.
+    pub(crate) fn next_time<S: Store<A>>(&self, s: &S) -> Option<u64> {
+        self.max_delay?;
+        let now = s.now();
+        if now >= self.horizon {
+            return None;
+        }
+        let mut due = u64::MAX;
+        for i in 0..s.timers() {
+            let d = s.timer(i).due;
+            if d <= now {
+                return None;
+            }
+            due = due.min(d);
+        }
+        if (0..s.packets()).any(|i| s.packet(i).deadline <= now) {
+            return None;
+        }
+        let next = if s.packets() > 0 {
+            now + self.quantum
+        } else if self.faults_left(s) {
+            if now < self.faults_from {
+                due.min(self.faults_from)
+            } else {
+                now + self.quantum
+            }
+        } else {
+            due
+        };
+        (next <= self.horizon).then_some(next)
+    }
+
+    /// Whether a crash, restart or change of partition may still be chosen, now or later
+    /// (drops and duplicates need a message in flight).
+    fn faults_left<S: Store<A>>(&self, s: &S) -> bool {
+        let left = |k: usize| u32::from(s.spent(k)) < self.budget[k];
+        let n = self.len();
+        (left(0) && (0..n).any(|p| s.node(p).is_some()))
+            || (left(1) && (0..n).any(|p| s.node(p).is_none()))
+            || (left(4) && !self.splits.is_empty())
     }
 
     /// Whether message `i` may be delivered now (FIFO: it is the oldest on its link). FIFO
     /// packets are kept in [`link_end`] order, each link's messages first, so a message is
     /// the oldest on its link when the packet before it is not a message on the same link.
     fn deliverable<S: Store<A>>(&self, s: &S, i: usize) -> bool {
+        let m = s.packet(i);
+        if m.msg.is_none() {
+            // A notice: the first of its link's (each link's notices are in order).
+            return (0..i)
+                .rev()
+                .map(|j| s.packet(j))
+                .take_while(|o| o.from == m.from && o.to == m.to)
+                .all(|o| o.msg.is_some());
+        }
         let ordered = self.fifo && self.max_delay.is_some();
         if !ordered || i == 0 {
             return true;
         }
-        let (m, o) = (s.packet(i), s.packet(i - 1));
-        m.msg.is_none() || o.msg.is_none() || o.from != m.from || o.to != m.to
+        let o = s.packet(i - 1);
+        o.msg.is_none() || o.from != m.from || o.to != m.to
     }
 
     /// Every choice enabled in `s`, in a fixed order, into `out`.
@@ -709,6 +820,9 @@ impl<A: Algorithm> Model<A> {
                 out.push(Choice::Heal);
             }
         }
+        if self.next_time(s).is_some() {
+            out.push(Choice::Tick);
+        }
     }
 
     /// Applies `choice` to `s` in place; returns the messages the algorithm sent, or `None`
@@ -717,7 +831,7 @@ impl<A: Algorithm> Model<A> {
         &self,
         s: &mut S,
         choice: Choice,
-        rec: &mut Option<Vec<TraceEvent>>,
+        rec: &mut Option<Rec>,
     ) -> Option<u32> {
         let mut sent = 0;
         match choice {
@@ -728,9 +842,19 @@ impl<A: Algorithm> Model<A> {
                 }
                 let input = input_message(s.packet_id(i));
                 let m = s.remove_packet(i);
+                self.log(rec, s.now(), || match &m.msg {
+                    Some(_) => Step::Deliver(self.packet_step(&m)),
+                    None => Step::Notice {
+                        observer: self.names[m.to as usize].clone(),
+                        about: self.names[m.from as usize].clone(),
+                        suspected: m.key & 1 == 1,
+                        changed_us: m.deadline - self.detector.unwrap_or(0),
+                    },
+                });
                 let (from, to) = (Pid(m.from), Pid(m.to));
                 let Some(msg) = m.msg else {
-                    return Some(self.tell(s, to, from, rec));
+                    let restarts = m.key >> NOTICE_RESTARTS;
+                    return Some(self.tell(s, to, from, m.key & 1 == 1, restarts, rec));
                 };
                 self.note(rec, s.now(), to, || What::Deliver {
                     from: self.names[from.index()].clone(),
@@ -748,6 +872,10 @@ impl<A: Algorithm> Model<A> {
                 let input = input_timer(s.timer_id(i));
                 let t = s.remove_timer(i);
                 s.set_now(s.now().max(t.due));
+                self.log(rec, s.now(), || Step::Timer {
+                    node: self.names[t.pid as usize].clone(),
+                    timer: show(&t.timer, &self.names),
+                });
                 self.note(rec, s.now(), Pid(t.pid), || What::Timer {
                     timer: show(&t.timer, &self.names),
                 });
@@ -763,17 +891,22 @@ impl<A: Algorithm> Model<A> {
                     return None;
                 }
                 s.spend(0);
-                let before = self.before(s);
+                self.log(rec, s.now(), || Step::Crash {
+                    node: self.names[p as usize].clone(),
+                });
                 self.note(rec, s.now(), Pid(p), || What::Crash);
                 s.set_node(p as usize, None);
                 s.retain_timers(|t| t.pid != p);
+                // Its connections break: what was on its way to it is lost (and so are its
+                // failure detector's notices, silently: they are not messages).
+                self.note_drops(s, rec, DropReason::Down, |m| m.to == p);
                 s.retain_packets(|m| m.to != p);
                 // A process that starts again knows nothing: the detector tells it afresh.
                 if self.detector.is_some() {
                     let row = 0xFF << (p as usize * MAX_DETECTED);
                     s.set_told(s.told() & !row);
                 }
-                self.detect(s, before);
+                self.detect(s);
             }
             Choice::Restart(p) => {
                 if p as usize >= self.len()
@@ -783,12 +916,14 @@ impl<A: Algorithm> Model<A> {
                     return None;
                 }
                 s.spend(1);
-                let before = self.before(s);
                 let pid = Pid(p);
+                self.log(rec, s.now(), || Step::Restart {
+                    node: self.names[p as usize].clone(),
+                });
                 self.note(rec, s.now(), pid, || What::Restart);
                 s.set_node(p as usize, Some(A::new(pid, &self.cluster, &self.params)));
                 sent = self.run(s, pid, rec, INPUT_START, |node, ctx| node.on_start(ctx));
-                self.detect(s, before);
+                self.detect(s);
             }
             Choice::Drop(i) | Choice::Duplicate(i) => {
                 let k = if matches!(choice, Choice::Drop(_)) {
@@ -806,6 +941,13 @@ impl<A: Algorithm> Model<A> {
                 }
                 s.spend(k);
                 let m = s.packet(i as usize).clone();
+                self.log(rec, s.now(), || {
+                    if k == 2 {
+                        Step::Lose(self.packet_step(&m))
+                    } else {
+                        Step::Duplicate(self.packet_step(&m))
+                    }
+                });
                 if rec.is_some() {
                     let (from, to) = (
                         self.names[m.from as usize].clone(),
@@ -835,12 +977,8 @@ impl<A: Algorithm> Model<A> {
                 if k == 2 {
                     s.remove_packet(i as usize);
                 } else {
-                    let at = if self.fifo {
-                        link_end(s, &m)
-                    } else {
-                        i as usize
-                    };
-                    s.insert_packet(at, m);
+                    // The copy follows its original on the link.
+                    s.insert_packet(i as usize + 1, m);
                 }
             }
             Choice::Partition(k) => {
@@ -849,55 +987,115 @@ impl<A: Algorithm> Model<A> {
                     return None;
                 }
                 s.spend(4);
-                let before = self.before(s);
                 s.set_topo(k + 1);
-                self.note(rec, s.now(), Pid(u32::MAX), || What::Partition {
-                    groups: split
+                let groups = || -> Vec<Vec<String>> {
+                    split
                         .iter()
                         .map(|g| g.iter().map(|p| self.names[p.index()].clone()).collect())
-                        .collect(),
+                        .collect()
+                };
+                self.log(rec, s.now(), || Step::Partition { groups: groups() });
+                self.note(rec, s.now(), Pid(u32::MAX), || What::Partition {
+                    groups: groups(),
                 });
                 let topo = &self.topologies[s.topo() as usize];
-                // The detector's notices are not carried by the network.
-                s.retain_packets(|m| m.msg.is_none() || topo.connected(Pid(m.from), Pid(m.to)));
-                self.detect(s, before);
+                // What is in flight over a cut link is lost; the detector's notices are not
+                // carried by the network.
+                let cut = |m: &Packet<A::Msg>| !topo.connected(Pid(m.from), Pid(m.to));
+                self.note_drops(s, rec, DropReason::Partitioned, cut);
+                s.retain_packets(|m| m.msg.is_none() || !cut(m));
+                self.detect(s);
             }
             Choice::Heal => {
                 if s.topo() == 0 || u32::from(s.spent(4)) >= self.budget[4] {
                     return None;
                 }
                 s.spend(4);
-                let before = self.before(s);
                 s.set_topo(0);
+                self.log(rec, s.now(), || Step::Heal);
                 self.note(rec, s.now(), Pid(u32::MAX), || What::Heal);
-                self.detect(s, before);
+                self.detect(s);
+            }
+            Choice::Tick => {
+                let next = self.next_time(s)?;
+                s.set_now(next);
             }
         }
         Some(sent)
     }
 
-    /// A notice of the failure detector reaches `o`: it is told the truth about `t`, if
-    /// that is news to it. Returns the messages `o` sent in answer.
+    /// Records a step of the schedule, when recording.
+    fn log(&self, rec: &mut Option<Rec>, now: u64, step: impl FnOnce() -> Step) {
+        if let Some(r) = rec {
+            r.steps.push(Timed {
+                at_us: now,
+                step: step(),
+            });
+        }
+    }
+
+    /// A message in flight, as a schedule names it.
+    fn packet_step(&self, m: &Packet<A::Msg>) -> schedule::Packet {
+        schedule::Packet {
+            from: self.names[m.from as usize].clone(),
+            to: self.names[m.to as usize].clone(),
+            msg: m
+                .msg
+                .as_ref()
+                .map(|msg| show(msg, &self.names))
+                .unwrap_or_default(),
+            sent_us: m.deadline - self.max_delay.unwrap_or(0),
+        }
+    }
+
+    /// Records a drop for every message in flight that `pick` selects (when recording).
+    fn note_drops<S: Store<A>>(
+        &self,
+        s: &S,
+        rec: &mut Option<Rec>,
+        reason: DropReason,
+        pick: impl Fn(&Packet<A::Msg>) -> bool,
+    ) {
+        if rec.is_none() {
+            return;
+        }
+        for i in 0..s.packets() {
+            let m = s.packet(i);
+            if let (Some(msg), true) = (&m.msg, pick(m)) {
+                self.note(rec, s.now(), Pid(m.to), || What::Drop {
+                    from: self.names[m.from as usize].clone(),
+                    to: self.names[m.to as usize].clone(),
+                    msg: show(msg, &self.names),
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// A notice of the failure detector reaches `o`: it is told the verdict on `t` the
+    /// notice carries (news, always: the verdicts on one process reach an observer in
+    /// order, and each differs from the one before). Returns the messages `o` sent in
+    /// answer.
     fn tell<S: Store<A>>(
         &self,
         s: &mut S,
         o: Pid,
         t: Pid,
-        rec: &mut Option<Vec<TraceEvent>>,
+        suspected: bool,
+        restarts: u64,
+        rec: &mut Option<Rec>,
     ) -> u32 {
-        let bit = 1u64 << (o.index() * MAX_DETECTED + t.index());
-        let suspected = self.suspects(s, o.index(), t.index());
-        if (s.told() & bit != 0) == suspected {
-            return 0;
-        }
-        s.set_told(s.told() ^ bit);
         self.note(rec, s.now(), o, || What::Suspect {
             who: self.names[t.index()].clone(),
             suspected,
         });
-        self.run(s, o, rec, input_suspect(t, suspected), |node, ctx| {
-            node.on_suspect(t, suspected, ctx)
-        })
+        self.run(
+            s,
+            o,
+            rec,
+            input_suspect(t, suspected, restarts),
+            |node, ctx| node.on_suspect(t, suspected, ctx),
+        )
     }
 
     fn statuses<S: Store<A>>(&self, s: &S) -> Vec<NodeStatus> {
@@ -1003,10 +1201,111 @@ impl<A: Algorithm> Model<A> {
         })
     }
 
+    /// Follows a schedule of timed steps through the model (see [`super::follow`]).
+    pub(crate) fn follow(&self, steps: &[Timed]) -> Result<Vec<super::Followed>, String> {
+        if self.max_delay.is_none() {
+            return Err("only Bounded timing has a clock to follow a run with".into());
+        }
+        let q = self.quantum;
+        let mut s = self.init();
+        let seen = |s: &State<A>| super::Followed {
+            fingerprint: s.fingerprint(),
+            now_us: s.now,
+            two_leaders: self.check(s).violates[0],
+        };
+        let mut out = vec![seen(&s)];
+        let mut enabled = Vec::new();
+        for (k, t) in steps.iter().enumerate() {
+            let fail = |why: String| format!("step {} ({t}): {why}", k + 1);
+            let at = t.at_us.div_ceil(q) * q;
+            while s.now < at {
+                let from = s.now;
+                self.step(&mut s, Choice::Tick, &mut None)
+                    .ok_or_else(|| fail(format!("time cannot pass at t={}", Time(from))))?;
+                out.push(seen(&s));
+            }
+            if s.now != at {
+                return Err(fail(format!("time passed to t={}", Time(s.now))));
+            }
+            self.choices(&s, &mut enabled);
+            let c = enabled
+                .iter()
+                .copied()
+                .find(|&c| self.takes(&s, c, &t.step))
+                .ok_or_else(|| fail("no choice of the model takes this step".into()))?;
+            self.step(&mut s, c, &mut None)
+                .ok_or_else(|| fail(format!("{c:?} is not possible")))?;
+            out.push(seen(&s));
+        }
+        Ok(out)
+    }
+
+    /// Whether `choice` in `s` is the step `step` of a followed run.
+    fn takes(&self, s: &State<A>, choice: Choice, step: &Step) -> bool {
+        let q = self.quantum;
+        let name = |p: u32| self.names[p as usize].as_str();
+        let packet = |i: u32, p: &schedule::Packet| {
+            let m = &s.net[i as usize];
+            m.msg
+                .as_ref()
+                .is_some_and(|msg| show(msg, &self.names) == p.msg)
+                && name(m.from) == p.from
+                && name(m.to) == p.to
+                && m.deadline == p.sent_us.div_ceil(q) * q + self.max_delay.unwrap_or(0)
+        };
+        match (choice, step) {
+            (Choice::Deliver(i), Step::Deliver(p))
+            | (Choice::Drop(i), Step::Lose(p))
+            | (Choice::Duplicate(i), Step::Duplicate(p)) => packet(i, p),
+            (
+                Choice::Deliver(i),
+                Step::Notice {
+                    observer,
+                    about,
+                    suspected,
+                    changed_us,
+                },
+            ) => {
+                let m = &s.net[i as usize];
+                m.msg.is_none()
+                    && (m.key & 1 == 1) == *suspected
+                    && name(m.to) == observer
+                    && name(m.from) == about
+                    && m.deadline == changed_us.div_ceil(q) * q + self.detector.unwrap_or(0)
+            }
+            (Choice::Timer(i), Step::Timer { node, timer }) => {
+                let t = &s.timers[i as usize];
+                name(t.pid) == node && show(&t.timer, &self.names) == *timer
+            }
+            (Choice::Crash(p), Step::Crash { node })
+            | (Choice::Restart(p), Step::Restart { node }) => name(p) == node,
+            (Choice::Partition(k), Step::Partition { groups }) => {
+                let sorted = |gs: Vec<Vec<String>>| {
+                    let mut gs: Vec<Vec<String>> = gs
+                        .into_iter()
+                        .map(|mut g| {
+                            g.sort();
+                            g
+                        })
+                        .collect();
+                    gs.sort();
+                    gs
+                };
+                let split = self.splits[k as usize]
+                    .iter()
+                    .map(|g| g.iter().map(|p| self.names[p.index()].clone()).collect())
+                    .collect();
+                sorted(split) == sorted(groups.clone())
+            }
+            (Choice::Heal, Step::Heal) => true,
+            _ => false,
+        }
+    }
+
     /// Replays `choices` from the initial state, recording the trace. Fails at the first
     /// choice that is not enabled.
     pub fn replay(&self, choices: &[Choice]) -> Result<(Vec<TraceEvent>, ReplayEnd), String> {
-        let mut rec = Some(Vec::new());
+        let mut rec = Some(Rec::default());
         let mut s = State::blank(self.len());
         self.start(&mut s, &mut rec);
         for (k, &c) in choices.iter().enumerate() {
@@ -1015,12 +1314,15 @@ impl<A: Algorithm> Model<A> {
         }
         let st = self.statuses(&s);
         let topo = &self.topologies[s.topo as usize];
+        let rec = rec.unwrap_or_default();
         Ok((
-            rec.unwrap_or_default(),
+            rec.trace,
             ReplayEnd {
                 at_most_one: properties::at_most_one_leader(&st, &self.names).err(),
                 per_component: properties::one_leader_per_component(&st, topo, &self.names).err(),
                 settled: properties::agreement_holds(&st, topo),
+                now_us: s.now,
+                steps: rec.steps,
             },
         ))
     }
@@ -1030,7 +1332,6 @@ impl<A: Algorithm> Model<A> {
 enum Firing {
     Any,
     Due(u64),
-    None,
 }
 
 impl Firing {
@@ -1038,7 +1339,6 @@ impl Firing {
         match self {
             Firing::Any => true,
             Firing::Due(d) => *d == due,
-            Firing::None => false,
         }
     }
 }
