@@ -35,6 +35,7 @@ fn bad_scenarios_are_reported_with_position_and_path_and_exit_2() {
         ("foreign_parameter.ron", "foreign_parameter.ron:2:28: algorithm.Bully.quorum: Unexpected field named `quorum` in `Bully`"),
         ("negative_duration.ron", "negative_duration.ron:8:55: faults[1].at: invalid duration \"-5s\": durations cannot be negative"),
         ("no_nodes.ron", "no_nodes.ron:3:12: nodes: a scenario needs at least one node"),
+        ("explore_faults_until_before_from.ron", "explore_faults_until_before_from.ron:9:23: explore.faults_until: faults_until 1s is before faults_from 2s"),
         ("explore_no_common_quantum.ron", "explore_no_common_quantum.ron:6:17: explore.timing: the scenario's times have no common step coarser than 1ms (algorithm.answer_timeout is 301ms): the explorer's clock moves in such steps, and max_delay 1s would be 1000 of them (at most 200); make every duration a multiple of a coarser step"),
         ("not_utf8.ron", "not_utf8.ron: cannot read scenario: stream did not contain valid UTF-8"),
         ("partition_twice.ron", "partition_twice.ron:8:56: faults[0].fault[0][1][0]: node \"a\" is listed twice in the partition"),

@@ -102,6 +102,9 @@ pub struct ExploreSpec {
     /// No fault before this time (Bounded timing only): e.g. let nodes meet first.
     #[serde(default)]
     pub faults_from: Option<Duration>,
+    /// No fault after this time (Bounded timing only): e.g. cut the network at one instant.
+    #[serde(default)]
+    pub faults_until: Option<Duration>,
     /// The cap on unique states for `conclave explore` without `--max-states`, for a
     /// scenario whose space is known to pass the default (`0`: no cap).
     #[serde(default)]
@@ -570,6 +573,10 @@ impl Scenario {
                 .map(|f| ("explore.faults_from".to_string(), f)),
         );
         out.extend(
+            e.faults_until
+                .map(|f| ("explore.faults_until".to_string(), f)),
+        );
+        out.extend(
             self.algorithm
                 .durations()
                 .into_iter()
@@ -986,6 +993,17 @@ fn validate_explore(e: &ExploreSpec, names: &BTreeMap<&str, usize>) -> Result<()
         let msg =
             "faults_from needs Bounded timing: asynchronous exploration has no clock".to_string();
         return Err((at(vec![field("faults_from")]), msg));
+    }
+    if e.faults_until.is_some() && e.timing == Timing::Asynchronous {
+        let msg =
+            "faults_until needs Bounded timing: asynchronous exploration has no clock".to_string();
+        return Err((at(vec![field("faults_until")]), msg));
+    }
+    if let (Some(from), Some(until)) = (e.faults_from, e.faults_until) {
+        if until < from {
+            let msg = format!("faults_until {until} is before faults_from {from}");
+            return Err((at(vec![field("faults_until")]), msg));
+        }
     }
     if e.partitions.len() > 250 {
         return Err((at(vec![field("partitions")]), "at most 250 splits".into()));

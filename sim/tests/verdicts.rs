@@ -275,6 +275,9 @@ fn random_faults(s: &Scenario, seed: u64) -> Vec<(Time, Action)> {
     let mut rng = stream(seed, 99);
     let horizon = e.horizon.unwrap_or(s.run_for).as_micros();
     let from = e.faults_from.map_or(0, |f| f.as_micros());
+    let horizon = e
+        .faults_until
+        .map_or(horizon, |f| f.as_micros().min(horizon));
     let idx = s.node_index();
     let mut times = |k: u32| -> Vec<u64> {
         let mut t: Vec<u64> = (0..rng.random_range(0..=k))

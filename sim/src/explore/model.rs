@@ -323,6 +323,7 @@ pub struct Model<A: Algorithm> {
     pub(crate) horizon: u64,
     budget: [u32; 5],
     faults_from: u64,
+    faults_until: u64,
     topologies: Vec<Topology>,
     splits: Vec<Vec<Vec<Pid>>>,
     /// The failure detector's delay (µs), for algorithms that assume one.
@@ -352,6 +353,7 @@ impl<A: Algorithm> Model<A> {
                 partition_changes: 0,
                 horizon: None,
                 faults_from: None,
+                faults_until: None,
                 max_states: None,
                 expect: Vec::new(),
                 expect_violated: Vec::new(),
@@ -399,6 +401,7 @@ impl<A: Algorithm> Model<A> {
                 spec.partition_changes,
             ],
             faults_from: spec.faults_from.map_or(0, |d| d.as_micros()),
+            faults_until: spec.faults_until.map_or(u64::MAX, |d| d.as_micros()),
             topologies,
             splits,
             detector: A::detector(&params).map(|d| d.delay().as_micros()),
@@ -744,6 +747,9 @@ impl<A: Algorithm> Model<A> {
     /// Whether a crash, restart or change of partition may still be chosen, now or later
     /// (drops and duplicates need a message in flight).
     fn faults_left<S: Store<A>>(&self, s: &S) -> bool {
+        if s.now() >= self.faults_until {
+            return false;
+        }
         let left = |k: usize| u32::from(s.spent(k)) < self.budget[k];
         let n = self.len();
         (left(0) && (0..n).any(|p| s.node(p).is_some()))
@@ -786,7 +792,8 @@ impl<A: Algorithm> Model<A> {
                 .filter(|&i| firing.allows(s.timer(i).due))
                 .map(|i| Choice::Timer(i as u32)),
         );
-        let can = |k: usize| u32::from(s.spent(k)) < self.budget[k] && s.now() >= self.faults_from;
+        let window = (self.faults_from..=self.faults_until).contains(&s.now());
+        let can = |k: usize| u32::from(s.spent(k)) < self.budget[k] && window;
         let n = self.len();
         if can(0) {
             out.extend(
