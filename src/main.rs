@@ -45,12 +45,16 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        budget: BudgetFlags,
     },
     /// Run every .ron scenario under the paths, with each of its seeds.
     Check {
         /// Scenario files or folders (searched recursively).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        budget: BudgetFlags,
     },
     /// Explore every reachable state of a scenario's cluster (its `explore` block).
     Explore {
@@ -111,8 +115,15 @@ fn main() -> ExitCode {
             seed,
             trace,
             json,
-        } => cmd_run(&file, seed, trace, json),
-        Command::Check { paths } => cmd_check(&paths),
+            budget,
+        } => match budget.budget() {
+            Ok(budget) => cmd_run(&file, seed, trace, json, budget),
+            Err(why) => bad_flag(&why),
+        },
+        Command::Check { paths, budget } => match budget.budget() {
+            Ok(budget) => cmd_check(&paths, budget),
+            Err(why) => bad_flag(&why),
+        },
         Command::Explore {
             file,
             max_depth,
@@ -155,7 +166,58 @@ pub(crate) fn print_scenario_error(e: &ScenarioError) {
     }
 }
 
-fn cmd_run(file: &Path, seed: Option<u64>, trace: bool, json: bool) -> u8 {
+/// The limits of one run (see `Budget`): a run past one is cut short, INCOMPLETE.
+#[derive(clap::Args)]
+struct BudgetFlags {
+    /// Stop a run, INCOMPLETE, after this many events (default 100000000; 0 for no limit).
+    #[arg(long, value_name = "N")]
+    max_events: Option<u64>,
+    /// Stop a run, INCOMPLETE, when the process uses this much memory (MiB, default 8192).
+    #[arg(long, value_name = "MIB")]
+    max_memory: Option<u64>,
+}
+
+/// Events a run may take when `--max-events` is not given: about 20 s to a minute.
+const DEFAULT_MAX_EVENTS: u64 = 100_000_000;
+
+impl BudgetFlags {
+    fn budget(&self) -> Result<conclave_sim::world::Budget, String> {
+        let max_events = self.max_events.unwrap_or(DEFAULT_MAX_EVENTS);
+        Ok(conclave_sim::world::Budget {
+            max_events: (max_events > 0).then_some(max_events),
+            max_memory: Some(mib_to_bytes(
+                "--max-memory",
+                self.max_memory.unwrap_or(explore::DEFAULT_MAX_MEMORY_MIB),
+            )?),
+            ..conclave_sim::world::Budget::default()
+        })
+    }
+}
+
+/// A memory size given in MiB, in bytes, or an error if no machine could address it.
+pub(crate) fn mib_to_bytes(flag: &str, mib: u64) -> Result<u64, String> {
+    mib.checked_mul(1 << 20)
+        .filter(|&b| b <= 1 << 60)
+        .ok_or_else(|| {
+            format!(
+                "{flag} {mib}: more memory than a machine can address (at most {} MiB)",
+                1u64 << 40
+            )
+        })
+}
+
+fn bad_flag(why: &str) -> u8 {
+    eprintln!("error: {why}");
+    BAD_INPUT
+}
+
+fn cmd_run(
+    file: &Path,
+    seed: Option<u64>,
+    trace: bool,
+    json: bool,
+    budget: conclave_sim::world::Budget,
+) -> u8 {
     let scenario = match Scenario::load(file) {
         Ok(s) => s,
         Err(e) => {
@@ -166,6 +228,7 @@ fn cmd_run(file: &Path, seed: Option<u64>, trace: bool, json: bool) -> u8 {
     let seed = seed.unwrap_or(scenario.seeds[0]);
     let opts = RunOptions {
         record_trace: trace,
+        budget,
     };
     let report = run_scenario(&scenario, &file.to_string_lossy(), seed, &opts);
     if json {
@@ -203,28 +266,26 @@ fn scenario_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn failure_lines(r: &RunReport) -> Vec<String> {
-    r.expectations
-        .iter()
-        .filter(|e| !e.ok)
-        .map(|e| {
-            let what = if e.expected == "holds" {
-                "violated"
-            } else {
-                "held, expected violated"
-            };
-            let mut s = format!("{} {what}", e.name);
-            if let Some(t) = e.failed_at_us {
-                s.push_str(&format!(" at t={}", conclave_algorithms::Duration(t)));
-            }
-            if let Some(d) = &e.detail {
-                s.push_str(&format!(": {d}"));
-            }
-            s
-        })
-        .collect()
+    let cut = r.incomplete.iter().map(|why| format!("INCOMPLETE: {why}"));
+    cut.chain(r.expectations.iter().filter(|e| !e.ok).map(|e| {
+        let what = if e.expected == "holds" {
+            "violated"
+        } else {
+            "held, expected violated"
+        };
+        let mut s = format!("{} {what}", e.name);
+        if let Some(t) = e.failed_at_us {
+            s.push_str(&format!(" at t={}", conclave_algorithms::Duration(t)));
+        }
+        if let Some(d) = &e.detail {
+            s.push_str(&format!(": {d}"));
+        }
+        s
+    }))
+    .collect()
 }
 
-fn cmd_check(paths: &[PathBuf]) -> u8 {
+fn cmd_check(paths: &[PathBuf], budget: conclave_sim::world::Budget) -> u8 {
     let mut files = Vec::new();
     for p in paths {
         if let Err(e) = scenario_files(p, &mut files) {
@@ -261,7 +322,10 @@ fn cmd_check(paths: &[PathBuf]) -> u8 {
                 &scenario,
                 &file.to_string_lossy(),
                 seed,
-                &RunOptions::default(),
+                &RunOptions {
+                    record_trace: false,
+                    budget,
+                },
             );
             if !r.ok {
                 failures.push((seed, failure_lines(&r), r.replay.clone()));

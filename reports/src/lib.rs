@@ -5,7 +5,7 @@
 //! use conclave_sim::{run::{run_scenario, RunOptions}, scenario::Scenario};
 //! let s = Scenario::from_str(r#"Scenario(algorithm: Bully(), nodes: [(name: "a", id: 1), (name: "b", id: 2)],
 //!     run_for: "3s", expect: [LeaderIs(node: "b")])"#, "two.ron").unwrap();
-//! let r = run_scenario(&s, "two.ron", 0, &RunOptions { record_trace: true });
+//! let r = run_scenario(&s, "two.ron", 0, &RunOptions { record_trace: true, ..RunOptions::default() });
 //! let timeline = conclave_reports::timeline(&r);
 //! assert!(timeline.lines().next().unwrap().starts_with("t=0s node=a event=start"));
 //! assert!(conclave_reports::summary(&r).contains("ok      LeaderIs(b, end)"));
@@ -240,6 +240,12 @@ pub fn summary(r: &RunReport) -> String {
     }
     let _ = writeln!(o, "trace hash: {}", r.trace_hash);
     let _ = writeln!(o, "replay: {}", r.replay);
+    if let Some(why) = &r.incomplete {
+        let _ = writeln!(
+            o,
+            "INCOMPLETE: {why}; the run stopped before run_for, so the expectations speak only of the part that ran"
+        );
+    }
     let _ = writeln!(o, "result: {}", if r.ok { "ok" } else { "FAILED" });
     o
 }

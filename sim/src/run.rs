@@ -12,7 +12,7 @@
 use crate::properties::{self, NodeStatus};
 use crate::scenario::{Fault, Property, Scenario, ServiceKind};
 use crate::trace::{hash_hex, TraceEvent};
-use crate::world::{stream, Action, World, WorldConfig, SCENARIO_STREAM};
+use crate::world::{stream, Action, Budget, Cut, World, WorldConfig, SCENARIO_STREAM};
 use conclave_algorithms::{Algorithm, Cluster, Member, MemberKind, Pid, Role, Time};
 use rand::Rng;
 use serde::Serialize;
@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 pub struct RunOptions {
     /// Keep the readable trace (the hash is computed either way).
     pub record_trace: bool,
+    /// Limits on events and memory; a run that passes one stops, reported INCOMPLETE.
+    pub budget: Budget,
 }
 
 /// Everything a run found, ready to render as text or JSON.
@@ -33,8 +35,12 @@ pub struct RunReport {
     pub algorithm: String,
     pub seed: u64,
     pub trace_hash: String,
-    /// Every expectation held.
+    /// Every expectation held (and the run was not cut short).
     pub ok: bool,
+    /// Why the run stopped before `run_for`, if it did: the expectations speak only of the
+    /// part that ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
     pub end_time_us: u64,
     pub events: u64,
     /// Each node's name, mapped to the leader it names at the end (null when it names none
@@ -264,18 +270,59 @@ fn run_with<A: Algorithm>(
         .collect();
     timed.sort();
     let mut results: Vec<Option<PropertyResult>> = vec![None; props.len()];
+    let mut cut = None;
     for (at, i) in timed {
-        world.run_until(at);
+        if let Err(c) = world.run_within(at, &opts.budget) {
+            cut = Some(c);
+            break;
+        }
         results[i] = Some(evaluate(&props[i], &world, &idx, at));
     }
-    world.run_until(end);
+    if cut.is_none() {
+        cut = world.run_within(end, &opts.budget).err();
+    }
+    let now = world.now();
     for (i, p) in props.iter().enumerate() {
         if results[i].is_none() {
-            results[i] = Some(evaluate(p, &world, &idx, end));
+            results[i] = Some(evaluate(p, &world, &idx, now));
         }
     }
     let results: Vec<PropertyResult> = results.into_iter().flatten().collect();
-    report(scenario, file, seed, &mut world, &props, results)
+    let mut r = report(scenario, file, seed, &mut world, &props, results);
+    if let Some(cut) = cut {
+        r.incomplete = Some(cut_message(scenario, &cut));
+        r.ok = false;
+    }
+    r
+}
+
+/// Why a run was cut short, with the durations of 0 that may make a loop with no delay.
+fn cut_message(scenario: &Scenario, cut: &Cut) -> String {
+    if !matches!(cut, Cut::Livelock { .. }) {
+        return cut.to_string();
+    }
+    let mut zero: Vec<String> = scenario
+        .algorithm
+        .durations()
+        .into_iter()
+        .filter(|(_, d)| d.as_micros() == 0)
+        .map(|(name, _)| format!("algorithm.{name}"))
+        .collect();
+    let no_delay = match &scenario.network.delay {
+        crate::scenario::Delay::Constant(d) => d.as_micros() == 0,
+        crate::scenario::Delay::Uniform { min, .. } => min.as_micros() == 0,
+    };
+    if no_delay {
+        zero.push("network.delay".into());
+    }
+    if zero.is_empty() {
+        cut.to_string()
+    } else {
+        format!(
+            "{cut}; durations of 0 that can make such a loop: {}",
+            zero.join(", ")
+        )
+    }
 }
 
 fn evaluate<A: Algorithm>(
@@ -414,6 +461,7 @@ fn report<A: Algorithm>(
         file: file.to_string(),
         algorithm: scenario.algorithm.name().to_string(),
         seed,
+        incomplete: None,
         trace_hash: hash_hex(world.trace_hash()),
         ok: expectations.iter().all(|e| e.ok),
         end_time_us: world.now().as_micros(),

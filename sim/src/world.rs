@@ -136,6 +136,66 @@ impl WorldConfig {
     }
 }
 
+/// Limits on a run, so that no input can make it run for ever or exhaust memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Events taken from the queue, in all.
+    pub max_events: Option<u64>,
+    /// Events at one instant of virtual time: more, and the run is stuck in a loop that
+    /// keeps time from advancing (a zero interval or timeout with zero delays).
+    pub max_events_per_instant: u64,
+    /// Resident memory of the process, in bytes (checked every 65,536 events).
+    pub max_memory: Option<u64>,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_events: None,
+            max_events_per_instant: 10_000_000,
+            max_memory: None,
+        }
+    }
+}
+
+/// Why a run stopped before its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// The budget of events was spent.
+    Events { limit: u64 },
+    /// Virtual time stopped advancing: this many events at `at`, the last of them these
+    /// (each once).
+    Livelock {
+        at: Time,
+        limit: u64,
+        events: Vec<String>,
+    },
+    /// The process passed the memory budget.
+    Memory { resident: u64, limit: u64 },
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cut::Events { limit } => write!(f, "{limit} events reached (--max-events)"),
+            Cut::Livelock { at, limit, events } => write!(
+                f,
+                "virtual time stopped at {at}: {limit} events at that instant (a loop with no delay), the last of them: {}",
+                events.join("; ")
+            ),
+            Cut::Memory { resident, limit } => write!(
+                f,
+                "the process holds {} MiB, past the memory limit of {} MiB (--max-memory)",
+                resident >> 20,
+                limit >> 20
+            ),
+        }
+    }
+}
+
+/// How many of a loop's last events a [`Cut::Livelock`] names.
+const LOOP_EVENTS: u64 = 64;
+
 /// The limits a scripted world holds a schedule to.
 #[derive(Clone, Copy, Debug)]
 pub struct ScriptLimits {
@@ -330,6 +390,8 @@ pub struct World<A: Algorithm> {
     timers: Vec<Vec<Armed<A::Timer>>>,
     deferred: Vec<Vec<Armed<A::Timer>>>,
     tokens: u64,
+    /// Events taken from the queue so far.
+    popped: u64,
     /// Restarts so far: a restarted process's incarnation (see `Context::incarnation`).
     restarts: u64,
     voters: Vec<Pid>,
@@ -450,6 +512,7 @@ impl<A: Algorithm> World<A> {
             timers: vec![Vec::new(); n],
             deferred: vec![Vec::new(); n],
             tokens: 0,
+            popped: 0,
             restarts: 0,
             queue: EventQueue::new(),
             wire: Wire::new(),
@@ -540,6 +603,75 @@ impl<A: Algorithm> World<A> {
         self.hasher.finish()
     }
 
+    /// [`World::run_until`] within a budget: stops at the first limit passed, and says
+    /// which. The events already taken count against `max_events` from the world's start.
+    pub fn run_within(&mut self, until: Time, budget: &Budget) -> Result<(), Cut> {
+        let mut same = 0u64;
+        let mut last = self.now;
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(t) = self.queue.peek_time().filter(|&t| t <= until.as_micros()) {
+            if budget.max_events.is_some_and(|m| self.popped >= m) {
+                return Err(Cut::Events { limit: self.popped });
+            }
+            if self.popped & 0xFFFF == 0xFFFF {
+                if let (Some(limit), Some(resident)) =
+                    (budget.max_memory, crate::explore::resident_bytes())
+                {
+                    if resident > limit {
+                        return Err(Cut::Memory { resident, limit });
+                    }
+                }
+            }
+            same = if Time(t) == last { same + 1 } else { 0 };
+            last = Time(t);
+            let Some((time, ev)) = self.queue.pop() else {
+                break;
+            };
+            self.popped += 1;
+            self.now = Time(time);
+            if same + LOOP_EVENTS >= budget.max_events_per_instant {
+                let what = self.describe(&ev);
+                if !seen.contains(&what) {
+                    seen.push(what);
+                }
+                if same >= budget.max_events_per_instant {
+                    seen.sort();
+                    return Err(Cut::Livelock {
+                        at: self.now,
+                        limit: budget.max_events_per_instant,
+                        events: seen,
+                    });
+                }
+            }
+            self.dispatch(ev);
+        }
+        self.now = self.now.max(until);
+        Ok(())
+    }
+
+    /// An event in a few words (for the livelock report).
+    fn describe(&self, ev: &Ev<A::Timer>) -> String {
+        let name = |p: Pid| self.names[p.index()].as_str();
+        match ev {
+            Ev::Start(_) => "start".into(),
+            Ev::Fault(i) => format!("{}", self.fault_step(&self.faults[*i as usize].1)),
+            Ev::Deliver { slot, .. } => match self.wire.get(*slot) {
+                Some(f) => format!("{} -> {} {}", name(f.from), name(f.to), f.msg.kind()),
+                None => "a dropped message".into(),
+            },
+            Ev::Timer { pid, timer, .. } => {
+                format!("timer {} of {}", show(timer, &self.names), name(*pid))
+            }
+            Ev::Notice { notice, .. } => format!(
+                "detector notice to {} about {}",
+                name(notice.observer),
+                name(notice.target)
+            ),
+            Ev::Mistake => "detector mistake".into(),
+            Ev::ReportTick | Ev::Report { .. } => "log server report".into(),
+        }
+    }
+
     /// Processes every event up to and including time `until`; the clock then reads `until`.
     pub fn run_until(&mut self, until: Time) {
         while self
@@ -550,6 +682,7 @@ impl<A: Algorithm> World<A> {
             let Some((time, ev)) = self.queue.pop() else {
                 break;
             };
+            self.popped += 1;
             self.now = Time(time);
             self.dispatch(ev);
         }

@@ -18,7 +18,15 @@ fn scenario(src: &str) -> Scenario {
 }
 
 fn traced(s: &Scenario, seed: u64) -> RunReport {
-    run_scenario(s, "test.ron", seed, &RunOptions { record_trace: true })
+    run_scenario(
+        s,
+        "test.ron",
+        seed,
+        &RunOptions {
+            record_trace: true,
+            ..RunOptions::default()
+        },
+    )
 }
 
 /// Messages sent at or after `from_us`, by kind.

@@ -49,7 +49,15 @@ fn different_seeds_give_different_traces() {
 fn recording_the_trace_does_not_change_the_hash() {
     let s = scenario();
     let plain = run_scenario(&s, "random.ron", 5, &RunOptions::default());
-    let traced = run_scenario(&s, "random.ron", 5, &RunOptions { record_trace: true });
+    let traced = run_scenario(
+        &s,
+        "random.ron",
+        5,
+        &RunOptions {
+            record_trace: true,
+            ..RunOptions::default()
+        },
+    );
     assert_eq!(plain.trace_hash, traced.trace_hash);
     assert!(traced.trace.as_ref().unwrap().len() as u64 >= traced.events);
 }
@@ -61,7 +69,10 @@ fn the_network_faults_really_happen() {
         &scenario(),
         "random.ron",
         2,
-        &RunOptions { record_trace: true },
+        &RunOptions {
+            record_trace: true,
+            ..RunOptions::default()
+        },
     );
     assert!(
         r.messages.dropped > 0 && r.messages.duplicated > 0,
@@ -105,7 +116,10 @@ fn traces_name_processes_inside_messages() {
         &scenario(),
         "random.ron",
         5,
-        &RunOptions { record_trace: true },
+        &RunOptions {
+            record_trace: true,
+            ..RunOptions::default()
+        },
     );
     let trace = r.trace.unwrap();
     let texts: Vec<String> = trace

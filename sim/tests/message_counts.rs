@@ -60,7 +60,10 @@ fn all_start_together(n: u64) {
         &scenario(n, 0, "", "3s"),
         "counts.ron",
         0,
-        &RunOptions { record_trace: true },
+        &RunOptions {
+            record_trace: true,
+            ..RunOptions::default()
+        },
     );
     let pairs = n * (n - 1) / 2;
     assert_eq!(election_sends(&r, 0), (pairs, pairs, n - 1), "N={n}");
@@ -91,7 +94,10 @@ fn highest_crashes_lowest_detects(n: u64) {
         &scenario(n, 100, &crash, "20s"),
         "counts.ron",
         0,
-        &RunOptions { record_trace: true },
+        &RunOptions {
+            record_trace: true,
+            ..RunOptions::default()
+        },
     );
     let detectors: Vec<&str> = r
         .trace
