@@ -32,6 +32,8 @@ fn bad_scenarios_are_reported_with_position_and_path_and_exit_2() {
     let cases: &[(&str, &str)] = &[
         ("duplicate_id.ron", "duplicate_id.ron:5:25: nodes[1].id: duplicate node id 7 (also nodes[0]): priorities must be distinct"),
         ("duplicate_name.ron", "duplicate_name.ron:5:16: nodes[1].name: duplicate node name \"a\" (also nodes[0])"),
+        ("duplicate_service_name.ron", "duplicate_service_name.ron:5:24: log_server.name: duplicate process name \"gcd\" (also algorithm.gcd): every node and service needs a name of its own"),
+        ("service_named_like_a_node.ron", "service_named_like_a_node.ron:2:48: algorithm.discovery.name: duplicate process name \"b\" (also nodes[1]): every node and service needs a name of its own"),
         ("foreign_parameter.ron", "foreign_parameter.ron:2:28: algorithm.Bully.quorum: Unexpected field named `quorum` in `Bully`"),
         ("negative_duration.ron", "negative_duration.ron:8:55: faults[1].at: invalid duration \"-5s\": durations cannot be negative"),
         ("no_nodes.ron", "no_nodes.ron:3:12: nodes: a scenario needs at least one node"),

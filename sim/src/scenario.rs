@@ -671,6 +671,30 @@ impl Scenario {
         Ok(scenario)
     }
 
+    /// The name of each service process, in process order, with the field that sets it
+    /// (even when the field is left out and the name is its default).
+    fn service_fields(&self) -> Vec<(String, Vec<Seg>)> {
+        let mut all = Vec::new();
+        match &self.algorithm {
+            AlgorithmSpec::Bully(BullyParams {
+                discovery: Discovery::Registry { name, .. },
+                ..
+            }) => all.push((
+                name.clone(),
+                vec![field("algorithm"), field("discovery"), field("name")],
+            )),
+            AlgorithmSpec::GcdBully(p) => {
+                all.push((p.gcd.clone(), vec![field("algorithm"), field("gcd")]))
+            }
+            _ => {}
+        }
+        if let Some(log) = &self.log_server {
+            all.push((log.name.clone(), vec![field("log_server"), field("name")]));
+        }
+        debug_assert_eq!(all.len(), self.services().len());
+        all
+    }
+
     /// The service processes, after the nodes in process order.
     pub fn services(&self) -> Vec<(String, ServiceKind)> {
         let mut all = self.algorithm.services();
@@ -882,16 +906,24 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
             return Err((at("identity"), msg));
         }
     }
-    let services = s.services();
-    for (name, _) in &services {
-        if names.contains_key(name.as_str()) {
-            let msg = format!("{name:?} names both a node and a service");
-            return Err((vec![field("nodes")], msg));
-        }
-    }
-    let n_nodes = s.nodes.len();
-    for (k, (name, _)) in services.iter().enumerate() {
-        names.insert(name.as_str(), n_nodes + k);
+    // Every process, node or service, needs a name of its own: faults, expectations and
+    // the trace name processes, and one name must not stand for two.
+    let services = s.service_fields();
+    for (k, (name, path)) in services.iter().enumerate() {
+        let also = match names.get(name.as_str()) {
+            Some(&j) if j < s.nodes.len() => format!("nodes[{j}]"),
+            Some(&j) => display_path(&services[j - s.nodes.len()].1),
+            None => {
+                names.insert(name.as_str(), s.nodes.len() + k);
+                continue;
+            }
+        };
+        return Err((
+            path.clone(),
+            format!(
+                "duplicate process name {name:?} (also {also}): every node and service needs a name of its own"
+            ),
+        ));
     }
     let seed_002 = matches!(
         s.algorithm,
