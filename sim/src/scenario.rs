@@ -673,7 +673,7 @@ impl Scenario {
 
     /// The name of each service process, in process order, with the field that sets it
     /// (even when the field is left out and the name is its default).
-    fn service_fields(&self) -> Vec<(String, Vec<Seg>)> {
+    fn service_fields(&self) -> Vec<(String, Vec<Seg>, &'static str)> {
         let mut all = Vec::new();
         match &self.algorithm {
             AlgorithmSpec::Bully(BullyParams {
@@ -682,14 +682,21 @@ impl Scenario {
             }) => all.push((
                 name.clone(),
                 vec![field("algorithm"), field("discovery"), field("name")],
+                "registry",
             )),
-            AlgorithmSpec::GcdBully(p) => {
-                all.push((p.gcd.clone(), vec![field("algorithm"), field("gcd")]))
-            }
+            AlgorithmSpec::GcdBully(p) => all.push((
+                p.gcd.clone(),
+                vec![field("algorithm"), field("gcd")],
+                "daemon",
+            )),
             _ => {}
         }
         if let Some(log) = &self.log_server {
-            all.push((log.name.clone(), vec![field("log_server"), field("name")]));
+            all.push((
+                log.name.clone(),
+                vec![field("log_server"), field("name")],
+                "log server",
+            ));
         }
         debug_assert_eq!(all.len(), self.services().len());
         all
@@ -878,6 +885,36 @@ fn field(name: &str) -> Seg {
     Seg::Field(name.to_string())
 }
 
+/// The longest name a node or service may have, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Whether `c` may appear in a node or service name: ASCII letters and digits, `_`, `-`,
+/// `.` and `:`. The trace writes `key=value` pairs separated by spaces, one event a line,
+/// so a name must hold no space, `=`, quote or line break.
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')
+}
+
+/// A node or service name is 1 to [`MAX_NAME_CHARS`] characters for which
+/// [`is_name_char`] holds.
+fn check_name(name: &str, what: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} name is empty"));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(format!(
+            "{what} name is {chars} characters long: at most {MAX_NAME_CHARS}"
+        ));
+    }
+    match name.chars().find(|&c| !is_name_char(c)) {
+        Some(c) => Err(format!(
+            "{what} name {name:?} has the character {c:?}: a name is made of ASCII letters, digits, '_', '-', '.' and ':'"
+        )),
+        None => Ok(()),
+    }
+}
+
 fn validate(s: &Scenario) -> Result<(), Invalid> {
     if s.nodes.is_empty() {
         return Err((
@@ -892,9 +929,7 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
     let mut names = BTreeMap::new();
     for (i, n) in s.nodes.iter().enumerate() {
         let at = |f: &str| vec![field("nodes"), Seg::Index(i), field(f)];
-        if n.name.trim().is_empty() {
-            return Err((at("name"), "node name is empty".into()));
-        }
+        check_name(&n.name, "node").map_err(|m| (at("name"), m))?;
         if let Some(j) = names.insert(n.name.as_str(), i) {
             return Err((
                 at("name"),
@@ -909,7 +944,8 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
     // Every process, node or service, needs a name of its own: faults, expectations and
     // the trace name processes, and one name must not stand for two.
     let services = s.service_fields();
-    for (k, (name, path)) in services.iter().enumerate() {
+    for (k, (name, path, what)) in services.iter().enumerate() {
+        check_name(name, what).map_err(|m| (path.clone(), m))?;
         let also = match names.get(name.as_str()) {
             Some(&j) if j < s.nodes.len() => format!("nodes[{j}]"),
             Some(&j) => display_path(&services[j - s.nodes.len()].1),
