@@ -39,6 +39,8 @@ fn bad_scenarios_are_reported_with_position_and_path_and_exit_2() {
         ("node_name_too_long.ron", "node_name_too_long.ron:3:20: nodes[0].name: node name is 65 characters long: at most 64"),
         ("registry_name_empty.ron", "registry_name_empty.ron:2:48: algorithm.discovery.name: registry name is empty"),
         ("log_server_name_with_space.ron", "log_server_name_with_space.ron:4:24: log_server.name: log server name \"log server\" has the character ' ': a name is made of ASCII letters, digits, '_', '-', '.' and ':'"),
+        ("zero_timeout.ron", "zero_timeout.ron:4:43: algorithm.coordinator_timeout: coordinator_timeout must be longer than zero"),
+        ("gcd_probe_range.ron", "gcd_probe_range.ron:2:36: algorithm.probe_min: probe interval has min 3s above max 1s"),
         ("foreign_parameter.ron", "foreign_parameter.ron:2:28: algorithm.Bully.quorum: Unexpected field named `quorum` in `Bully`"),
         ("negative_duration.ron", "negative_duration.ron:8:55: faults[1].at: invalid duration \"-5s\": durations cannot be negative"),
         ("no_nodes.ron", "no_nodes.ron:3:12: nodes: a scenario needs at least one node"),
@@ -579,4 +581,91 @@ fn a_closed_pipe_ends_quietly() {
         "{}",
         stderr(&done)
     );
+}
+
+/// Runs `conclave run` on scenario text written to a file of the test's own.
+fn run_text(name: &str, text: &str, extra: &[&str]) -> Output {
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.ron"));
+    std::fs::write(&file, text).unwrap();
+    let mut args = vec!["run", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    conclave(&args)
+}
+
+/// A period or timeout of zero repeated something at one instant for ever (or waited for no
+/// reply): each is refused with its field path, unless zero means "off" (below). Ranges
+/// drawn from need their minimum at most their maximum.
+#[test]
+fn zero_periods_and_timeouts_and_inverted_ranges_are_refused() {
+    let two = r#"nodes: [(name: "a", id: 1), (name: "b", id: 2)], run_for: "10s""#;
+    let gcd = r#"nodes: [(name: "a", identity: (1, 1000000))], run_for: "10s""#;
+    let cases: &[(&str, String, &str)] = &[
+        // Accepted before, without a hang: these fail first on the old code.
+        ("gcd_feign_next", format!(r#"Scenario(algorithm: GcdBully(feign: (next_min: "3s", next_max: "2s")), {gcd})"#),
+         "1:48: algorithm.feign.next_min: time to a feigned failure has min 3s above max 2s"),
+        ("gcd_feign_length", format!(r#"Scenario(algorithm: GcdBully(feign: (next_max: "2s", length_min: "5s", length_max: "1s")), {gcd})"#),
+         "1:66: algorithm.feign.length_min: feigned failure's length has min 5s above max 1s"),
+        ("invitation_check", format!(r#"Scenario(algorithm: Invitation(check_interval: "0s"), {two})"#),
+         "1:48: algorithm.check_interval: check_interval must be longer than zero"),
+        ("async_norm", format!(r#"Scenario(algorithm: AsyncBully(norm_interval: "0s"), {two})"#),
+         "1:47: algorithm.norm_interval: norm_interval must be longer than zero"),
+        ("async_mistakes", format!(r#"Scenario(algorithm: AsyncBully(detector: EventuallyPerfect(delay: "100ms", mistakes_until: "5s", mistake_every: "0s")), {two})"#),
+         "1:113: algorithm.detector.mistake_every: mistake_every must be longer than zero"),
+        ("log_interval", format!(r#"Scenario(algorithm: Invitation(), log_server: (interval: "0s"), {two})"#),
+         "1:58: log_server.interval: interval must be longer than zero"),
+        ("registry_wait", format!(r#"Scenario(algorithm: Bully(discovery: Registry(name: "consul", wait: "0s")), {two})"#),
+         "1:69: algorithm.discovery.wait: wait must be longer than zero"),
+        ("gcd_answer", format!(r#"Scenario(algorithm: GcdBully(answer_timeout: "0s"), {gcd})"#),
+         "1:46: algorithm.answer_timeout: answer_timeout must be longer than zero"),
+        ("gcd_feign_zero", format!(r#"Scenario(algorithm: GcdBully(feign: (next_min: "0s", next_max: "0s", length_min: "0s", length_max: "0s")), {gcd})"#),
+         "1:64: algorithm.feign.next_max: next_max must be longer than zero"),
+        ("gm_election", format!(r#"Scenario(algorithm: GarciaMolinaBully(election_timeout: "0s"), network: (delay: Constant("0s")), {two})"#),
+         "1:57: algorithm.election_timeout: election_timeout must be longer than zero"),
+        ("quorum_vote_timeout", r#"Scenario(algorithm: Quorum(vote_timeout: "0s"), nodes: [(name: "a"), (name: "b")], run_for: "10s")"#.to_string(),
+         "1:42: algorithm.vote_timeout: vote_timeout must be longer than zero"),
+    ];
+    for (name, text, expected) in cases {
+        let out = run_text(name, text, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: ") && first.ends_with(&format!("{name}.ron:{expected}")),
+            "{name}: {err}"
+        );
+    }
+}
+
+/// Where zero means "off" (scenarios/README.md), it is off: no such message is ever sent.
+#[test]
+fn a_zero_period_that_means_off_sends_nothing() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "bully_no_heartbeats",
+            r#"Scenario(algorithm: Bully(heartbeat_interval: "0s"), network: (delay: Constant("0s")),
+                nodes: [(name: "a", id: 1), (name: "b", id: 2)], run_for: "30s")"#,
+            &["msg=Heartbeat"],
+        ),
+        (
+            "registry_no_health_checks",
+            r#"Scenario(algorithm: Bully(discovery: Registry(name: "consul", health_interval: "0s")),
+                nodes: [(name: "a", id: 1), (name: "b", id: 2)], run_for: "30s")"#,
+            &["msg=HealthCheck"],
+        ),
+        (
+            "garcia_molina_no_checks",
+            r#"Scenario(algorithm: GarciaMolinaBully(check_interval: "0s"), network: (delay: Constant("0s")),
+                nodes: [(name: "a", id: 1), (name: "b", id: 2)], run_for: "30s")"#,
+            &["msg=AreYouNormal", "msg=AreYouThereCheck"],
+        ),
+    ];
+    for (name, text, never) in cases {
+        let out = run_text(name, text, &["--trace"]);
+        expect_code(&out, 0);
+        let trace = stdout(&out);
+        assert!(trace.contains("event=role role=leader"), "{name}: {trace}");
+        for msg in *never {
+            assert!(!trace.contains(msg), "{name}: {msg} sent: {trace}");
+        }
+    }
 }

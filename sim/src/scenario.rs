@@ -342,6 +342,28 @@ impl AlgorithmSpec {
         }
     }
 
+    /// Whether the parameter `name` (as [`AlgorithmSpec::durations`] names it) may be zero:
+    /// a period whose zero turns something off, a wait that may be none, the low end of a
+    /// range, an instantaneous failure detector. Every other duration must be positive.
+    fn may_be_zero(&self, name: &str) -> bool {
+        matches!(
+            (self, name),
+            (
+                AlgorithmSpec::Bully(_),
+                "heartbeat_interval" | "discovery.health_interval"
+            ) | (AlgorithmSpec::GarciaMolinaBully(_), "check_interval")
+                | (AlgorithmSpec::Invitation(_), "merge_unit")
+                | (
+                    AlgorithmSpec::AsyncBully(_),
+                    "detector.delay" | "detector.mistakes_until"
+                )
+                | (
+                    AlgorithmSpec::GcdBully(_),
+                    "probe_min" | "feign.next_min" | "feign.length_min" | "feign.until"
+                )
+        )
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             AlgorithmSpec::Bully(_) => "Bully",
@@ -978,10 +1000,11 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
         let msg = format!("random_ids belongs to Bully, not {}", s.algorithm.name());
         return Err((vec![field("random_ids")], msg));
     }
-    if let AlgorithmSpec::Quorum(q) = &s.algorithm {
-        if q.vote_interval == Duration::ZERO {
-            let segs = vec![field("algorithm"), field("vote_interval")];
-            return Err((segs, "vote_interval must be longer than zero".into()));
+    validate_algorithm(&s.algorithm)?;
+    if let Some(log) = &s.log_server {
+        if log.interval == Duration::ZERO {
+            let segs = vec![field("log_server"), field("interval")];
+            return Err((segs, "interval must be longer than zero".into()));
         }
     }
     if s.run_for == Duration::ZERO {
@@ -1020,6 +1043,47 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
                 segs,
                 format!("{p} is both expected to hold and expected to be violated"),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Every duration of the algorithm's parameters must be longer than zero, except those
+/// for which zero means "off" or "no wait" (scenarios/README.md lists them): a timeout of
+/// zero waits for no reply, and a period of zero repeats at one instant for ever. The
+/// ranges drawn from must have their minimum at most their maximum.
+fn validate_algorithm(a: &AlgorithmSpec) -> Result<(), Invalid> {
+    let path = |name: &str| {
+        let mut segs = vec![field("algorithm")];
+        segs.extend(name.split('.').map(field));
+        segs
+    };
+    for (name, d) in a.durations() {
+        if d == Duration::ZERO && !a.may_be_zero(name) {
+            let last = name.rsplit('.').next().unwrap_or(name);
+            return Err((path(name), format!("{last} must be longer than zero")));
+        }
+    }
+    if let AlgorithmSpec::GcdBully(p) = a {
+        let mut ranges = vec![("probe_min", "probe interval", p.probe_min, p.probe_max)];
+        if let Some(f) = &p.feign {
+            ranges.push((
+                "feign.next_min",
+                "time to a feigned failure",
+                f.next_min,
+                f.next_max,
+            ));
+            ranges.push((
+                "feign.length_min",
+                "feigned failure's length",
+                f.length_min,
+                f.length_max,
+            ));
+        }
+        for (name, what, min, max) in ranges {
+            if min > max {
+                return Err((path(name), format!("{what} has min {min} above max {max}")));
+            }
         }
     }
     Ok(())
