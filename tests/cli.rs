@@ -72,6 +72,7 @@ fn bad_scenarios_are_reported_with_position_and_path_and_exit_2() {
         ("identity_on_bully.ron", "tests/bad/identity_on_bully.ron:4:38: nodes[0].identity: identity belongs to GcdBully, not Bully"),
         ("explore_unsupported_property.ron", "tests/bad/explore_unsupported_property.ron:7:35: explore.expect[1]: the explorer checks AtMostOneLeader, OneLeaderPerComponent and EventualLeader, not HighestWins"),
         ("explore_unknown_node.ron", "tests/bad/explore_unknown_node.ron:7:31: explore.partitions[0][1][0]: unknown node \"x\" (nodes are: a, b)"),
+        ("explore_duplicates_async.ron", "tests/bad/explore_duplicates_async.ron:7:21: explore.duplicates: duplicates needs Bounded timing: asynchronous exploration keeps the messages in flight as a set, where a copy adds nothing"),
         ("explore_faults_from_async.ron", "tests/bad/explore_faults_from_async.ron:8:22: explore.faults_from: faults_from needs Bounded timing: asynchronous exploration has no clock"),
         ("explore_eventually_perfect_detector.ron", "tests/bad/explore_eventually_perfect_detector.ron:3:19: algorithm.detector: the explorer models a Perfect failure detector only: its false suspicions are not explored"),
         ("explore_detector_nine_nodes.ron", "tests/bad/explore_detector_nine_nodes.ron:3:12: nodes: 9 processes: the explorer keeps a failure detector's verdicts for at most 8"),

@@ -1121,6 +1121,10 @@ fn validate_explore(e: &ExploreSpec, names: &BTreeMap<&str, usize>) -> Result<()
         let msg = "partition_changes needs at least one split in partitions".to_string();
         return Err((at(vec![field("partition_changes")]), msg));
     }
+    if e.duplicates > 0 && e.timing == Timing::Asynchronous {
+        let msg = "duplicates needs Bounded timing: asynchronous exploration keeps the messages in flight as a set, where a copy adds nothing".to_string();
+        return Err((at(vec![field("duplicates")]), msg));
+    }
     if e.faults_from.is_some() && e.timing == Timing::Asynchronous {
         let msg =
             "faults_from needs Bounded timing: asynchronous exploration has no clock".to_string();
