@@ -66,6 +66,15 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         eprintln!("error: --jobs must be at least 1");
         return BAD_INPUT;
     }
+    // In bytes the limit must fit the address space: 2^44 MiB on a 64-bit machine is 2^64
+    // bytes, which wrapped round to a limit of 0.
+    let most_mib = usize::MAX as u64 >> 20;
+    if let Some(mib) = flags.max_memory_mib.filter(|&m| m > most_mib) {
+        eprintln!(
+            "error: --max-memory {mib} MiB is more than this machine can address (at most {most_mib} MiB)"
+        );
+        return BAD_INPUT;
+    }
     let bar = progress_bar();
     let bar_for_cb = bar.clone();
     // A cap by default, so that a space too big for memory ends as "incomplete"; 0 lifts

@@ -533,6 +533,18 @@ fn explore_and_replay_bad_input_exit_2() {
         "0",
     ]);
     assert_eq!(out.status.code(), Some(2));
+    // 2^44 MiB is 2^64 bytes: it wrapped round to a limit of "0 MiB".
+    let out = conclave(&[
+        "explore",
+        "scenarios/explore/bully3_crash_bounded.ron",
+        "--max-memory",
+        "17592186044416",
+    ]);
+    expect_code(&out, 2);
+    assert_eq!(
+        stderr(&out),
+        "error: --max-memory 17592186044416 MiB is more than this machine can address (at most 17592186044415 MiB)\n"
+    );
     let dir = std::env::temp_dir().join(format!("conclave-replay-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.cex.json");
