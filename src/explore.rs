@@ -8,8 +8,9 @@ use conclave_sim::explore::{
 use conclave_sim::scenario::Scenario;
 use conclave_sim::trace::TraceEvent;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Unique states explored when `--max-states` is not given (0 lifts the cap).
 pub const DEFAULT_MAX_STATES: u64 = 5_000_000;
@@ -195,11 +196,79 @@ fn save_counterexamples(
         std::fs::create_dir_all(dir)?;
         let name: String = p.name.chars().filter(|c| c.is_alphanumeric()).collect();
         let path = dir.join(format!("{stem}.{name}.cex.json"));
-        let json = serde_json::to_string_pretty(cex).map_err(std::io::Error::other)?;
-        std::fs::write(&path, json + "\n")?;
+        write_saved(&path, cex, file, dir)?;
         out.push(Some(path));
     }
     Ok(out)
+}
+
+/// A saved counterexample or schedule: the explorer's fields, and where the scenario is
+/// from the saved file's folder.
+#[derive(Serialize)]
+struct SavedFile<'a> {
+    #[serde(flatten)]
+    cex: &'a Counterexample,
+    /// The scenario's path from the folder of the saved file, so that `conclave replay`
+    /// finds it from any working directory (`scenario` is the path as it was given to
+    /// `conclave explore`, relative to where that ran). Absent if it could not be worked out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scenario_relative_to_file: Option<String>,
+}
+
+/// What `conclave replay` reads besides the explorer's [`Counterexample`] (files saved
+/// before this field existed lack it).
+#[derive(Deserialize)]
+struct Whence {
+    #[serde(default)]
+    scenario_relative_to_file: Option<String>,
+}
+
+/// Writes a counterexample or schedule to `path` in `dir`, with the path of the scenario
+/// `file` from `dir`.
+fn write_saved(path: &Path, cex: &Counterexample, file: &Path, dir: &Path) -> std::io::Result<()> {
+    let relative = std::fs::canonicalize(file)
+        .and_then(|f| Ok((f, std::fs::canonicalize(dir)?)))
+        .ok()
+        .and_then(|(f, d)| relative_path(&f, &d))
+        .map(|p| p.to_string_lossy().into_owned());
+    let saved = SavedFile {
+        cex,
+        scenario_relative_to_file: relative,
+    };
+    let json = serde_json::to_string_pretty(&saved).map_err(std::io::Error::other)?;
+    std::fs::write(path, json + "\n")
+}
+
+/// The path that leads from the folder `base` to `target`, both absolute and canonical
+/// (`None` if they share no root, as on two Windows drives).
+fn relative_path(target: &Path, base: &Path) -> Option<PathBuf> {
+    let (t, b): (Vec<Component>, Vec<Component>) =
+        (target.components().collect(), base.components().collect());
+    if t.first() != b.first() {
+        return None;
+    }
+    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c.as_os_str());
+    }
+    Some(out)
+}
+
+/// The scenario of a saved file: the path from the file's folder if the file has one and
+/// it leads to a file, else the path as it was given to `conclave explore`.
+fn scenario_of(file: &Path, text: &str, cex: &Counterexample) -> PathBuf {
+    let relative = serde_json::from_str::<Whence>(text)
+        .ok()
+        .and_then(|w| w.scenario_relative_to_file);
+    let folder = file.parent().unwrap_or(Path::new(""));
+    relative
+        .map(|r| folder.join(r))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(&cex.scenario))
 }
 
 fn print_report(r: &ExploreReport, saved: &[Option<PathBuf>], peak: Option<u64>) {
@@ -295,8 +364,7 @@ fn save_schedules(report: &ExploreReport, file: &Path, dir: &Path) -> std::io::R
                 at_us: s.end_us,
                 schedule: s.steps.clone(),
             };
-            let json = serde_json::to_string_pretty(&cex).map_err(std::io::Error::other)?;
-            std::fs::write(&path, json + "\n")?;
+            write_saved(&path, &cex, file, dir)?;
             out.push((election, bound, path));
         }
     }
@@ -355,7 +423,7 @@ pub fn cmd_replay(file: &Path) -> u8 {
             return BAD_INPUT;
         }
     };
-    let scenario = match Scenario::load(Path::new(&cex.scenario)) {
+    let scenario = match Scenario::load(&scenario_of(file, &text, &cex)) {
         Ok(s) => s,
         Err(e) => {
             print_scenario_error(&e);

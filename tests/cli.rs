@@ -12,6 +12,15 @@ fn conclave(args: &[&str]) -> Output {
         .expect("the conclave binary runs")
 }
 
+/// Runs the binary from another working directory.
+fn conclave_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the conclave binary runs")
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -681,4 +690,54 @@ fn a_zero_period_that_means_off_sends_nothing() {
             assert!(!trace.contains(msg), "{name}: {msg} sent: {trace}");
         }
     }
+}
+
+/// A counterexample saved by an exploration run inside the scenario's folder, with the
+/// scenario's path as typed there, replays from any other working directory: the file keeps
+/// the scenario's path from its own folder too. A file without it (saved by an earlier
+/// version) still replays from where the exploration ran.
+#[test]
+fn a_saved_counterexample_replays_from_another_folder() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("saved-elsewhere");
+    std::fs::remove_dir_all(&dir).ok();
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/explore");
+    let out = conclave_in(
+        &folder,
+        &[
+            "explore",
+            "bully3_partition.ron",
+            "--out",
+            dir.to_str().unwrap(),
+            "--no-message-bounds",
+        ],
+    );
+    expect_code(&out, 0);
+    let file = dir.join("bully3_partition.AtMostOneLeader.cex.json");
+    let violated = "AtMostOneLeader violated in the simulator at t=300ms (5 steps played)";
+    for cwd in [dir.as_path(), Path::new("/")] {
+        let out = conclave_in(cwd, &["replay", file.to_str().unwrap()]);
+        expect_code(&out, 1);
+        assert!(stdout(&out).contains(violated), "{}", stdout(&out));
+    }
+    // The file's own name for the scenario, relative to the file's folder, from any cwd.
+    let out = conclave_in(
+        &dir,
+        &["replay", "bully3_partition.AtMostOneLeader.cex.json"],
+    );
+    expect_code(&out, 1);
+    let mut saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["scenario"], "bully3_partition.ron");
+    saved
+        .as_object_mut()
+        .unwrap()
+        .remove("scenario_relative_to_file")
+        .expect("the path from the file's folder is saved");
+    std::fs::write(&file, saved.to_string()).unwrap();
+    let out = conclave_in(&folder, &["replay", file.to_str().unwrap()]);
+    expect_code(&out, 1);
+    assert!(stdout(&out).contains(violated), "{}", stdout(&out));
+    let out = conclave_in(&dir, &["replay", file.to_str().unwrap()]);
+    expect_code(&out, 2);
+    std::fs::remove_dir_all(&dir).ok();
 }
