@@ -159,6 +159,7 @@ fn main() -> ExitCode {
 pub(crate) fn print_scenario_error(e: &ScenarioError) {
     eprintln!("error: {e}");
     if let (Some((line, col)), Ok(src)) = (e.position, std::fs::read_to_string(&e.file)) {
+        let src = conclave_sim::scenario::strip_bom(&src);
         if let Some(text) = src.lines().nth(line.saturating_sub(1)) {
             eprintln!("{line:>5} | {text}");
             eprintln!("      | {}^", " ".repeat(col.saturating_sub(1)));

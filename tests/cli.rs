@@ -741,3 +741,27 @@ fn a_saved_counterexample_replays_from_another_folder() {
     expect_code(&out, 2);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A UTF-8 byte-order mark, as some editors write, is no part of the scenario: the file
+/// loads, and columns are counted as an editor shows them, without it.
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let good = run_text(
+        "with_bom",
+        "\u{feff}Scenario(algorithm: Bully(), nodes: [(name: \"a\", id: 1)], run_for: \"1s\")",
+        &[],
+    );
+    expect_code(&good, 0);
+    let bad = run_text(
+        "with_bom_and_an_error",
+        "\u{feff}Scenario(algorithm: Bully(), nodes: [(name: \"a\", id: 1)], run_for: \"0s\")",
+        &[],
+    );
+    expect_code(&bad, 2);
+    let err = stderr(&bad);
+    assert!(
+        err.contains("with_bom_and_an_error.ron:1:68: run_for: run_for must be longer than zero\n"),
+        "{err}"
+    );
+    assert!(err.contains("\n    1 | Scenario(algorithm"), "{err}");
+}

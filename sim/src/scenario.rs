@@ -644,6 +644,9 @@ impl Scenario {
         file: &str,
         dir: Option<&Path>,
     ) -> Result<Scenario, ScenarioError> {
+        // A byte-order mark (some editors on Windows write one) is no part of the RON text;
+        // columns are counted without it, as an editor shows the line.
+        let src = strip_bom(src);
         let mut scenario = parse(src, file)?;
         if scenario.name.is_empty() {
             scenario.name = Path::new(file)
@@ -678,15 +681,17 @@ impl Scenario {
                         format!("cannot read server_config {}: {e}", path.display()),
                     ))
                 })?;
-                Some(parse_server_config(text.lines(), Some(&path)).map_err(
-                    |(line, message)| ScenarioError {
-                        kind: ErrorKind::Invalid,
-                        file: path.clone(),
-                        position: Some((line, 1)),
-                        path: String::new(),
-                        message: format!("{message} (the server_config of {file})"),
-                    },
-                )?)
+                Some(
+                    parse_server_config(strip_bom(&text).lines(), Some(&path)).map_err(
+                        |(line, message)| ScenarioError {
+                            kind: ErrorKind::Invalid,
+                            file: path.clone(),
+                            position: Some((line, 1)),
+                            path: String::new(),
+                            message: format!("{message} (the server_config of {file})"),
+                        },
+                    )?,
+                )
             }
         };
         scenario.priorities = priorities(&scenario, config.as_deref()).map_err(invalid)?;
@@ -743,6 +748,11 @@ impl Scenario {
             .map(|(i, n)| (n, i))
             .collect()
     }
+}
+
+/// The text without its UTF-8 byte-order mark, if it starts with one.
+pub fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// Parses `server_config` lines (`ip:port`, blank lines and `#` comments skipped) into the
