@@ -158,7 +158,12 @@ fn main() -> ExitCode {
 /// Prints a scenario error with the offending source line and a caret under the column.
 pub(crate) fn print_scenario_error(e: &ScenarioError) {
     eprintln!("error: {e}");
-    if let (Some((line, col)), Ok(src)) = (e.position, std::fs::read_to_string(&e.file)) {
+    // The file is read again only when there is a line to show (a file too large to read
+    // has none), and never past the size a scenario may have.
+    let Some((line, col)) = e.position else {
+        return;
+    };
+    if let Ok(src) = conclave_sim::scenario::read_text(&e.file) {
         let src = conclave_sim::scenario::strip_bom(&src);
         if let Some(text) = src.lines().nth(line.saturating_sub(1)) {
             eprintln!("{line:>5} | {text}");

@@ -765,3 +765,60 @@ fn a_byte_order_mark_is_skipped() {
     );
     assert!(err.contains("\n    1 | Scenario(algorithm"), "{err}");
 }
+
+/// A scenario or server_config file is read up to 16 MiB: a mistaken path (`/dev/zero`)
+/// was read without bound.
+#[test]
+fn files_past_16_mib_are_refused() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("large-files");
+    std::fs::create_dir_all(&dir).unwrap();
+    let limit = "larger than 16 MiB, the limit for a scenario or server_config file";
+    // Valid, but for its size: 16 MiB of blank space after the scenario.
+    let scenario = r#"Scenario(algorithm: Bully(), nodes: [(name: "a", id: 1)], run_for: "1s")"#;
+    let large = dir.join("large.ron");
+    std::fs::write(&large, format!("{scenario}{}", " ".repeat(16 << 20))).unwrap();
+    let out = conclave(&["run", large.to_str().unwrap()]);
+    expect_code(&out, 2);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {}: cannot read scenario: {limit}\n",
+            large.display()
+        )
+    );
+    // A server_config of 16 MiB of blank lines and one server.
+    let config = dir.join("large_config");
+    std::fs::write(
+        &config,
+        format!("{}127.0.0.1:9000\n", "\n".repeat(16 << 20)),
+    )
+    .unwrap();
+    let uses = dir.join("uses_large_config.ron");
+    std::fs::write(
+        &uses,
+        r#"Scenario(algorithm: GarciaMolinaBully(), server_config: File("large_config"),
+    nodes: [(name: "a", address: "127.0.0.1:9000")], run_for: "1s")"#,
+    )
+    .unwrap();
+    let out = conclave(&["run", uses.to_str().unwrap()]);
+    expect_code(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "error: {}:1:57: server_config: cannot read server_config {}: {limit}\n",
+            uses.display(),
+            config.display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    #[cfg(unix)]
+    {
+        let out = conclave(&["run", "/dev/zero"]);
+        expect_code(&out, 2);
+        assert_eq!(
+            stderr(&out),
+            format!("error: /dev/zero: cannot read scenario: {limit}\n")
+        );
+    }
+}

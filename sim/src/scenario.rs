@@ -622,7 +622,7 @@ impl Scenario {
 
     /// Reads, parses and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        let src = read_text(path).map_err(|e| ScenarioError {
             kind: ErrorKind::Io,
             file: path.to_path_buf(),
             position: None,
@@ -674,7 +674,7 @@ impl Scenario {
             ),
             Some(ServerConfig::File(name)) => {
                 let path = dir.map_or_else(|| PathBuf::from(name), |d| d.join(name));
-                let text = std::fs::read_to_string(&path).map_err(|e| {
+                let text = read_text(&path).map_err(|e| {
                     let segs = vec![field("server_config")];
                     invalid((
                         segs,
@@ -748,6 +748,34 @@ impl Scenario {
             .map(|(i, n)| (n, i))
             .collect()
     }
+}
+
+/// The most bytes a scenario or `server_config` file may hold: far more than any cluster
+/// needs, and a bound on what a mistaken path (`/dev/zero`, a disk image) makes us read.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a UTF-8 text file of at most [`MAX_FILE_BYTES`].
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "larger than {} MiB, the limit for a scenario or server_config file",
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }
 
 /// The text without its UTF-8 byte-order mark, if it starts with one.
