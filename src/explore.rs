@@ -67,15 +67,16 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         eprintln!("error: --jobs must be at least 1");
         return BAD_INPUT;
     }
-    // In bytes the limit must fit the address space: 2^44 MiB on a 64-bit machine is 2^64
-    // bytes, which wrapped round to a limit of 0.
-    let most_mib = usize::MAX as u64 >> 20;
-    if let Some(mib) = flags.max_memory_mib.filter(|&m| m > most_mib) {
-        eprintln!(
-            "error: --max-memory {mib} MiB is more than this machine can address (at most {most_mib} MiB)"
-        );
-        return BAD_INPUT;
-    }
+    let max_memory = match crate::mib_to_bytes(
+        "--max-memory",
+        flags.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB),
+    ) {
+        Ok(bytes) => bytes,
+        Err(why) => {
+            eprintln!("error: {why}");
+            return BAD_INPUT;
+        }
+    };
     let bar = progress_bar();
     let bar_for_cb = bar.clone();
     // A cap by default, so that a space too big for memory ends as "incomplete"; 0 lifts
@@ -100,7 +101,7 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         // 2-core machine two jobs were slower than one (README, "Performance").
         jobs: flags.jobs.unwrap_or(1),
         dfs: flags.dfs,
-        max_memory: Some(flags.max_memory_mib.unwrap_or(DEFAULT_MAX_MEMORY_MIB) << 20),
+        max_memory: Some(max_memory),
         keep_graph: flags.graph.is_some(),
         message_bounds: flags.message_bounds,
         keep_visited: false,

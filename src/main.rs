@@ -200,16 +200,16 @@ impl BudgetFlags {
     }
 }
 
-/// A memory size given in MiB, in bytes, or an error if no machine could address it.
+/// A memory size given in MiB, in bytes, or an error if this machine could not address it
+/// (2^44 MiB on a 64-bit machine is 2^64 bytes, which wrapped round to a limit of 0).
 pub(crate) fn mib_to_bytes(flag: &str, mib: u64) -> Result<u64, String> {
-    mib.checked_mul(1 << 20)
-        .filter(|&b| b <= 1 << 60)
-        .ok_or_else(|| {
-            format!(
-                "{flag} {mib}: more memory than a machine can address (at most {} MiB)",
-                1u64 << 40
-            )
-        })
+    let most_mib = usize::MAX as u64 >> 20;
+    if mib > most_mib {
+        return Err(format!(
+            "{flag} {mib} MiB is more than this machine can address (at most {most_mib} MiB)"
+        ));
+    }
+    Ok(mib << 20)
 }
 
 fn bad_flag(why: &str) -> u8 {

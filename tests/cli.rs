@@ -822,3 +822,48 @@ fn files_past_16_mib_are_refused() {
         );
     }
 }
+
+/// `run` and `check` keep to a budget: a run past `--max-events` stops, INCOMPLETE, exit 1
+/// (never "ok"); a memory limit no machine can address is bad input.
+#[test]
+fn run_and_check_keep_to_their_budget() {
+    let out = conclave(&[
+        "run",
+        "scenarios/consul_four_nodes.ron",
+        "--max-events",
+        "50",
+    ]);
+    expect_code(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("INCOMPLETE: 50 events reached (--max-events)"),
+        "{text}"
+    );
+    assert!(text.ends_with("result: FAILED\n"), "{text}");
+    let out = conclave(&[
+        "check",
+        "scenarios/consul_four_nodes.ron",
+        "--max-events",
+        "50",
+    ]);
+    expect_code(&out, 1);
+    assert!(
+        stdout(&out).contains("INCOMPLETE: 50 events reached (--max-events)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = conclave(&[
+        "run",
+        "scenarios/consul_four_nodes.ron",
+        "--max-memory",
+        "17592186044416",
+    ]);
+    expect_code(&out, 2);
+    assert_eq!(
+        stderr(&out),
+        "error: --max-memory 17592186044416 MiB is more than this machine can address (at most 17592186044415 MiB)\n"
+    );
+    // The defaults leave the shipped scenarios whole.
+    let out = conclave(&["run", "scenarios/consul_four_nodes.ron"]);
+    expect_code(&out, 0);
+}
