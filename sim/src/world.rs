@@ -139,7 +139,8 @@ impl WorldConfig {
 /// Limits on a run, so that no input can make it run for ever or exhaust memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
-    /// Events taken from the queue, in all.
+    /// Events acted on (as [`Stats::events`] counts them), in all: the run stops at the
+    /// first event past it (processes starting together are taken at once).
     pub max_events: Option<u64>,
     /// Events at one instant of virtual time: more, and the run is stuck in a loop that
     /// keeps time from advancing (a zero interval or timeout with zero delays).
@@ -610,8 +611,8 @@ impl<A: Algorithm> World<A> {
         let mut last = self.now;
         let mut seen: Vec<String> = Vec::new();
         while let Some(t) = self.queue.peek_time().filter(|&t| t <= until.as_micros()) {
-            if budget.max_events.is_some_and(|m| self.popped >= m) {
-                return Err(Cut::Events { limit: self.popped });
+            if let Some(limit) = budget.max_events.filter(|&m| self.stats.events >= m) {
+                return Err(Cut::Events { limit });
             }
             if self.popped & 0xFFFF == 0xFFFF {
                 if let (Some(limit), Some(resident)) =
