@@ -4,8 +4,10 @@
 use clap::{Parser, Subcommand};
 use conclave_sim::run::{run_scenario, RunOptions, RunReport};
 use conclave_sim::scenario::{Scenario, ScenarioError};
+use conclave_sim::trace::TraceEvent;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 mod explore;
 
@@ -109,6 +111,13 @@ fn main() -> ExitCode {
         }
         eprintln!("internal error (a bug in conclave, please report it): {info}");
     }));
+    // Ctrl-C stops a run (or each run of a check) where it is: its partial summary and
+    // replay command are printed, INCOMPLETE. A second Ctrl-C quits at once.
+    let _ = ctrlc::set_handler(|| {
+        if conclave_sim::world::INTERRUPTED.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    });
     let code = std::panic::catch_unwind(|| match cli.command {
         Command::Run {
             file,
@@ -232,16 +241,32 @@ fn cmd_run(
         }
     };
     let seed = seed.unwrap_or(scenario.seeds[0]);
+    // The trace streams out as the run makes it: a long run's trace is never held.
+    let sink: fn(&TraceEvent) = match (trace, json) {
+        (true, true) => {
+            print!("{{\"trace\":[");
+            print_trace_json
+        }
+        _ => print_trace_line,
+    };
     let opts = RunOptions {
         record_trace: trace,
-        budget,
+        budget: conclave_sim::world::Budget {
+            progress: progress::start(&scenario).then_some(progress::advance as _),
+            ..budget
+        },
+        trace_sink: trace.then_some(sink),
     };
     let report = run_scenario(&scenario, &file.to_string_lossy(), seed, &opts);
+    progress::finish();
     if json {
-        println!("{}", conclave_reports::json(&report));
+        if trace {
+            println!("]{}", conclave_reports::json_after_trace(&report));
+        } else {
+            println!("{}", conclave_reports::json(&report));
+        }
     } else {
         if trace {
-            print!("{}", conclave_reports::timeline(&report));
             println!();
         }
         print!("{}", conclave_reports::summary(&report));
@@ -250,6 +275,62 @@ fn cmd_run(
         HELD
     } else {
         VIOLATED
+    }
+}
+
+/// Whether a streamed JSON trace has had its first element.
+static TRACE_STARTED: AtomicBool = AtomicBool::new(false);
+
+fn print_trace_line(e: &TraceEvent) {
+    println!("{}", conclave_reports::event_line(e));
+}
+
+fn print_trace_json(e: &TraceEvent) {
+    let comma = if TRACE_STARTED.swap(true, Ordering::Relaxed) {
+        ","
+    } else {
+        ""
+    };
+    print!("{comma}{}", conclave_reports::trace_json(e));
+}
+
+/// A progress bar for a long run (hidden when standard error is not a terminal): the
+/// virtual time reached and the events per second.
+mod progress {
+    use conclave_sim::scenario::Scenario;
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::io::IsTerminal;
+    use std::sync::OnceLock;
+
+    static BAR: OnceLock<(ProgressBar, u64)> = OnceLock::new();
+
+    /// Sets the bar up for `scenario`; whether there is one.
+    pub fn start(scenario: &Scenario) -> bool {
+        if !std::io::stderr().is_terminal() {
+            return false;
+        }
+        let end = scenario.run_for.as_micros().max(1);
+        let bar = ProgressBar::new(end);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} {elapsed} [{bar:30}] {percent}% of virtual time, {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        BAR.set((bar, end)).is_ok()
+    }
+
+    pub fn advance(now: conclave_algorithms::Time, events: u64) {
+        if let Some((bar, end)) = BAR.get() {
+            let rate = events as f64 / bar.elapsed().as_secs_f64().max(1e-3);
+            bar.set_position(now.as_micros().min(*end));
+            bar.set_message(format!("t={now}, {events} events, {rate:.0} events/s"));
+        }
+    }
+
+    pub fn finish() {
+        if let Some((bar, _)) = BAR.get() {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -329,8 +410,8 @@ fn cmd_check(paths: &[PathBuf], budget: conclave_sim::world::Budget) -> u8 {
                 &file.to_string_lossy(),
                 seed,
                 &RunOptions {
-                    record_trace: false,
                     budget,
+                    ..RunOptions::default()
                 },
             );
             if !r.ok {

@@ -867,3 +867,68 @@ fn run_and_check_keep_to_their_budget() {
     let out = conclave(&["run", "scenarios/consul_four_nodes.ron"]);
     expect_code(&out, 0);
 }
+
+/// Ctrl-C stops a run where it is and prints its partial summary and replay command,
+/// INCOMPLETE (exit 1). Bounded: the process is killed if it has not ended in 20 s.
+#[test]
+fn ctrl_c_prints_the_partial_summary() {
+    let dir = std::env::temp_dir().join(format!("conclave-ctrlc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("long.ron");
+    std::fs::write(
+        &file,
+        r#"Scenario(algorithm: Bully(), nodes: [(name: "a", id: 1), (name: "b", id: 2)], run_for: "1000000h")"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(["run", file.to_str().unwrap(), "--max-events", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the conclave binary runs");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed().as_secs() > 20 {
+            child.kill().ok();
+            panic!("the run did not stop on Ctrl-C");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut text).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("INCOMPLETE: interrupted (Ctrl-C)"), "{text}");
+    assert!(text.contains("replay: conclave run "), "{text}");
+}
+
+/// `--trace` streams the trace as the run makes it, in text and in JSON (one object, the
+/// trace first), with the same events as the summary counts.
+#[test]
+fn the_trace_streams_in_text_and_json() {
+    let out = conclave(&[
+        "run",
+        "scenarios/consul_four_nodes.ron",
+        "--trace",
+        "--json",
+    ]);
+    expect_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    let trace = v["trace"].as_array().unwrap();
+    assert_eq!(v["trace_hash"], "1a602b9145f71eae");
+    let text = conclave(&["run", "scenarios/consul_four_nodes.ron", "--trace"]);
+    let lines = stdout(&text)
+        .lines()
+        .take_while(|l| l.starts_with("t="))
+        .count();
+    assert_eq!(lines, trace.len());
+    assert!(lines > 200, "{lines}");
+}

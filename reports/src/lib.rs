@@ -254,3 +254,25 @@ pub fn summary(r: &RunReport) -> String {
 pub fn json(r: &RunReport) -> String {
     serde_json::to_string(r).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
+
+/// The fields of the report's JSON object after a streamed `"trace":[...]` (see
+/// [`trace_json`]): the object's other members, with a leading comma, and its closing brace.
+pub fn json_after_trace(r: &RunReport) -> String {
+    let Ok(serde_json::Value::Object(members)) = serde_json::to_value(r) else {
+        return "}".into();
+    };
+    let mut out = String::new();
+    for (k, v) in members.iter().filter(|(k, _)| *k != "trace") {
+        out.push(',');
+        out.push_str(&serde_json::Value::String(k.clone()).to_string());
+        out.push(':');
+        out.push_str(&v.to_string());
+    }
+    out.push('}');
+    out
+}
+
+/// One trace event as JSON (an element of the report's `trace`).
+pub fn trace_json(e: &TraceEvent) -> String {
+    serde_json::to_string(e).unwrap_or_default()
+}

@@ -25,6 +25,9 @@ pub struct RunOptions {
     pub record_trace: bool,
     /// Limits on events and memory; a run that passes one stops, reported INCOMPLETE.
     pub budget: Budget,
+    /// Hand each trace event to this as it happens instead of keeping the trace (the
+    /// report's `trace` is then `None`).
+    pub trace_sink: Option<fn(&TraceEvent)>,
 }
 
 /// Everything a run found, ready to render as text or JSON.
@@ -201,6 +204,7 @@ pub fn world_config(scenario: &Scenario, seed: u64, record_trace: bool) -> World
         notice_jitter: false,
         lowest_draws: false,
         log_steps: false,
+        trace_sink: None,
     }
 }
 
@@ -253,7 +257,8 @@ fn run_with<A: Algorithm>(
     params: A::Params,
     opts: &RunOptions,
 ) -> RunReport {
-    let config = world_config(scenario, seed, opts.record_trace);
+    let mut config = world_config(scenario, seed, opts.record_trace);
+    config.trace_sink = opts.trace_sink;
     let mut world = World::<A>::new(cluster_of(scenario, seed), params, config);
     let end = Time(scenario.run_for.as_micros());
     let props = properties_of(scenario);

@@ -117,6 +117,9 @@ pub struct WorldConfig {
     pub lowest_draws: bool,
     /// Keep the steps the world takes as a [`Timed`] schedule ([`World::steps`]).
     pub log_steps: bool,
+    /// Hand each readable trace event to this as it happens, instead of keeping the trace
+    /// (a long run's trace streams out in constant memory).
+    pub trace_sink: Option<fn(&TraceEvent)>,
 }
 
 impl WorldConfig {
@@ -132,12 +135,21 @@ impl WorldConfig {
             notice_jitter: false,
             lowest_draws: false,
             log_steps: false,
+            trace_sink: None,
         }
     }
 }
 
+/// Set by the host (the CLI's Ctrl-C handler): every run within a budget stops soon after,
+/// cut short ([`Cut::Interrupted`]), so that its partial summary can still be printed.
+pub static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called every 65,536 events of a run within a budget with the virtual time reached and
+/// the events so far (a progress bar).
+pub type ProgressHook = fn(Time, u64);
+
 /// Limits on a run, so that no input can make it run for ever or exhaust memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Budget {
     /// Events acted on (as [`Stats::events`] counts them), in all: the run stops at the
     /// first event past it (processes starting together are taken at once).
@@ -147,6 +159,8 @@ pub struct Budget {
     pub max_events_per_instant: u64,
     /// Resident memory of the process, in bytes (checked every 65,536 events).
     pub max_memory: Option<u64>,
+    /// Told of the run's progress now and then.
+    pub progress: Option<ProgressHook>,
 }
 
 impl Default for Budget {
@@ -155,6 +169,7 @@ impl Default for Budget {
             max_events: None,
             max_events_per_instant: 10_000_000,
             max_memory: None,
+            progress: None,
         }
     }
 }
@@ -173,6 +188,8 @@ pub enum Cut {
     },
     /// The process passed the memory budget.
     Memory { resident: u64, limit: u64 },
+    /// The host asked the run to stop ([`INTERRUPTED`]).
+    Interrupted,
 }
 
 impl std::fmt::Display for Cut {
@@ -190,6 +207,7 @@ impl std::fmt::Display for Cut {
                 resident >> 20,
                 limit >> 20
             ),
+            Cut::Interrupted => write!(f, "interrupted (Ctrl-C)"),
         }
     }
 }
@@ -413,6 +431,7 @@ pub struct World<A: Algorithm> {
     effects: Vec<Effect<A::Msg, A::Timer>>,
     hasher: TraceHasher,
     trace: Option<Vec<TraceEvent>>,
+    sink: Option<fn(&TraceEvent)>,
     steps: Option<Vec<Timed>>,
     /// Scripted worlds: the schedule's limits; nothing is queued, every step comes from it.
     script: Option<ScriptLimits>,
@@ -539,7 +558,8 @@ impl<A: Algorithm> World<A> {
             faults: Vec::new(),
             effects: Vec::new(),
             hasher: TraceHasher::default(),
-            trace: config.record_trace.then(Vec::new),
+            trace: (config.record_trace && config.trace_sink.is_none()).then(Vec::new),
+            sink: config.trace_sink,
             steps: config.log_steps.then(Vec::new),
             script: None,
             monitor: Monitor::default(),
@@ -614,7 +634,15 @@ impl<A: Algorithm> World<A> {
             if let Some(limit) = budget.max_events.filter(|&m| self.stats.events >= m) {
                 return Err(Cut::Events { limit });
             }
+            if self.popped & 0xFFF == 0xFFF
+                && INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                return Err(Cut::Interrupted);
+            }
             if self.popped & 0xFFFF == 0xFFFF {
+                if let Some(progress) = budget.progress {
+                    progress(self.now, self.stats.events);
+                }
                 if let (Some(limit), Some(resident)) =
                     (budget.max_memory, crate::explore::resident_bytes())
                 {
@@ -1723,7 +1751,7 @@ impl<A: Algorithm> World<A> {
             .observe(self.now, &self.status, &self.topo, &self.names);
     }
 
-    /// Hashes one event and, when recording, keeps its readable form.
+    /// Hashes one event and, when recording, keeps its readable form (or streams it).
     fn record(
         &mut self,
         tag: u8,
@@ -1733,17 +1761,22 @@ impl<A: Algorithm> World<A> {
     ) {
         self.hasher.event(self.now, tag, node);
         fields(&mut self.hasher);
-        if let Some(trace) = &mut self.trace {
-            let node = self
+        if self.trace.is_none() && self.sink.is_none() {
+            return;
+        }
+        let event = TraceEvent {
+            time_us: self.now.as_micros(),
+            node: self
                 .names
                 .get(node.index())
                 .cloned()
-                .unwrap_or_else(|| "network".into());
-            trace.push(TraceEvent {
-                time_us: self.now.as_micros(),
-                node,
-                what: what(&self.names),
-            });
+                .unwrap_or_else(|| "network".into()),
+            what: what(&self.names),
+        };
+        match (&mut self.trace, self.sink) {
+            (_, Some(sink)) => sink(&event),
+            (Some(trace), None) => trace.push(event),
+            (None, None) => {}
         }
     }
 }
