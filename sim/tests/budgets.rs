@@ -85,11 +85,11 @@ fn a_run_past_its_budget_of_events_is_incomplete_never_ok() {
     )
     .unwrap();
     let opts = RunOptions {
-        record_trace: false,
         budget: Budget {
             max_events: Some(1_000),
             ..Budget::default()
         },
+        ..RunOptions::default()
     };
     let r = run_scenario(&s, "long.ron", 0, &opts);
     assert!(!r.ok, "a run cut short is never ok");

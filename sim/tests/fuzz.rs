@@ -124,7 +124,7 @@ fn mutated_scenarios_never_panic_nor_pass_their_budget() {
     let budget = Budget {
         max_events: Some(20_000),
         max_events_per_instant: 5_000,
-        max_memory: None,
+        ..Budget::default()
     };
     let (mut loaded, mut refused, mut cut) = (0, 0, 0);
     let mut rng = stream(2026, 7);
@@ -142,8 +142,8 @@ fn mutated_scenarios_never_panic_nor_pass_their_budget() {
                 };
                 let seed = s.seeds[0];
                 let opts = RunOptions {
-                    record_trace: false,
                     budget,
+                    ..RunOptions::default()
                 };
                 let r = run_scenario(&s, "fuzzed.ron", seed, &opts);
                 // Processes that start together are one step: the budget may be passed
