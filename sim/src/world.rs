@@ -157,7 +157,7 @@ pub struct Budget {
     /// Events at one instant of virtual time: more, and the run is stuck in a loop that
     /// keeps time from advancing (a zero interval or timeout with zero delays).
     pub max_events_per_instant: u64,
-    /// Resident memory of the process, in bytes (checked every 65,536 events).
+    /// Resident memory of the process, in bytes (checked every 4,096 events).
     pub max_memory: Option<u64>,
     /// Told of the run's progress now and then.
     pub progress: Option<ProgressHook>,
@@ -634,14 +634,11 @@ impl<A: Algorithm> World<A> {
             if let Some(limit) = budget.max_events.filter(|&m| self.stats.events >= m) {
                 return Err(Cut::Events { limit });
             }
-            if self.popped & 0xFFF == 0xFFF
-                && INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed)
-            {
-                return Err(Cut::Interrupted);
-            }
-            if self.popped & 0xFFFF == 0xFFFF {
-                if let Some(progress) = budget.progress {
-                    progress(self.now, self.stats.events);
+            // Every 4,096 events (a broadcast to thousands of nodes is one event): Ctrl-C,
+            // memory (a read of /proc, about a microsecond), progress.
+            if self.popped & 0xFFF == 0xFFF {
+                if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(Cut::Interrupted);
                 }
                 if let (Some(limit), Some(resident)) =
                     (budget.max_memory, crate::explore::resident_bytes())
@@ -649,6 +646,9 @@ impl<A: Algorithm> World<A> {
                     if resident > limit {
                         return Err(Cut::Memory { resident, limit });
                     }
+                }
+                if let Some(progress) = budget.progress.filter(|_| self.popped & 0xFFFF == 0xFFFF) {
+                    progress(self.now, self.stats.events);
                 }
             }
             same = if Time(t) == last { same + 1 } else { 0 };
