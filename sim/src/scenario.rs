@@ -122,8 +122,9 @@ pub struct ExploreSpec {
 pub enum Timing {
     /// Any pending timer may fire at any point, however many messages are in flight.
     Asynchronous,
-    /// Every message arrives within `max_delay` of being sent; timers fire in time order,
-    /// and none fires while a message whose deadline is earlier is still in flight.
+    /// Every message arrives within `max_delay` of being sent (any delay from 0), time
+    /// passing on deliveries as on timers, in steps of [`Scenario::quantum`]: exactly the
+    /// simulator's runs with such delays.
     Bounded { max_delay: Duration },
 }
 

@@ -14,21 +14,28 @@
 //!   unordered non-duplicating network. Without this, timers that keep firing while nothing
 //!   arrives would fill the network without bound; the algorithms here treat a repeated
 //!   identical message the way they treat the first, so no leadership behaviour is lost.
-//! - `Bounded { max_delay }`: a message must arrive within `max_delay` of being sent; time
-//!   only advances when a timer fires, timers fire in due order, and a timer never fires
-//!   while a message whose deadline is earlier is still in flight. Message delays are any
-//!   value in `0..=max_delay`, so all their orders are explored.
+//! - `Bounded { max_delay }`: exactly the simulator's runs in which every message takes any
+//!   delay in `0..=max_delay` (and every failure-detector notice any delay up to the
+//!   detector's), delays adding up along causal chains. Time is digitized: it moves in steps
+//!   of the scenario's quantum (the gcd of its time constants, [`Scenario::quantum`]) by a
+//!   [`Choice::Tick`], which may not pass a timer's due time or a message's deadline;
+//!   timers fire exactly when due. While anything is in flight or a fault may strike, time
+//!   moves one step, else straight to the next timer. Every path is a simulator run: its
+//!   steps and their times ([`crate::schedule`]) replay in the simulator itself
+//!   ([`simulate`]), and the differential tests follow simulator runs through the graph
+//!   ([`follow`]).
 //!
-//! Under `Bounded`, timers due after the horizon (`run_for`) never fire, which keeps periodic
-//! timers from making the space infinite; algorithms may read `ctx.now()` as they do in the
-//! simulator. Under `Asynchronous` time means nothing: the clock stays at 0, a timer is only
+//! Under `Bounded`, time stops at the horizon (`run_for`) and timers due after it never
+//! fire, which keeps periodic timers from making the space infinite; algorithms may read
+//! `ctx.now()` as they do in the simulator. Under `Asynchronous` time means nothing: the clock stays at 0, a timer is only
 //! armed or not, and periodic timers close cycles in the state graph instead.
 //! Random draws (`ctx.random_between`) take their lowest value. All nodes start at time 0.
 //!
-//! Failure detectors (for algorithms that assume one): a perfect detector. A change of what a
-//! running node should suspect (a crash, restart, split or heal) puts a notice in flight to
-//! it; the notice tells the truth when it arrives, within the detector's delay under
-//! `Bounded`. Notices are not messages: network faults never touch them.
+//! Failure detectors (for algorithms that assume one): a perfect detector, with the
+//! simulator's rules. A change (a crash, restart, split or heal) that makes the truth differ
+//! from the last verdict announced to a running node puts a notice with the new verdict in
+//! flight to it, within the detector's delay under `Bounded`; one process's verdicts reach
+//! an observer in order. Notices are not messages: network faults never touch them.
 //!
 //! Visited states are kept as 64-bit fingerprints (xxh3 over the state's `Hash`); a
 //! collision would merge two states, with odds of about n²/2⁶⁵ for n states. Breadth-first
