@@ -760,11 +760,16 @@ impl<A: Algorithm> World<A> {
     }
 
     fn packet(&self, f: &Flying<A::Msg>) -> schedule::Packet {
+        self.packet_of(f.from, f.to, &f.msg, f.sent)
+    }
+
+    /// A message as a schedule names it.
+    fn packet_of(&self, from: Pid, to: Pid, msg: &A::Msg, sent: Time) -> schedule::Packet {
         schedule::Packet {
-            from: self.names[f.from.index()].clone(),
-            to: self.names[f.to.index()].clone(),
-            msg: show(&f.msg, &self.names),
-            sent_us: f.sent.as_micros(),
+            from: self.names[from.index()].clone(),
+            to: self.names[to.index()].clone(),
+            msg: show(msg, &self.names),
+            sent_us: sent.as_micros(),
         }
     }
 
@@ -1011,14 +1016,7 @@ impl<A: Algorithm> World<A> {
             return;
         }
         if self.loss > 0.0 && self.net_rng.random::<f64>() < self.loss {
-            self.log_step(|w| {
-                Step::Lose(schedule::Packet {
-                    from: w.names[from.index()].clone(),
-                    to: w.names[to.index()].clone(),
-                    msg: show(&msg, &w.names),
-                    sent_us: w.now.as_micros(),
-                })
-            });
+            self.log_step(|w| Step::Lose(w.packet_of(from, to, &msg, w.now)));
             self.drop_msg(from, to, &msg, DropReason::Lost);
             return;
         }
@@ -1034,14 +1032,7 @@ impl<A: Algorithm> World<A> {
             order,
         });
         if let Some(msg) = copy {
-            self.log_step(|w| {
-                Step::Duplicate(schedule::Packet {
-                    from: w.names[from.index()].clone(),
-                    to: w.names[to.index()].clone(),
-                    msg: show(&msg, &w.names),
-                    sent_us: w.now.as_micros(),
-                })
-            });
+            self.log_step(|w| Step::Duplicate(w.packet_of(from, to, &msg, w.now)));
             self.record_duplicate(from, to, &msg);
             self.transmit(Flying {
                 from,
