@@ -530,6 +530,76 @@ fn explore_skips_liveness_past_the_memory_limit() {
     assert!(v["properties"][0].get("undecided").is_none());
 }
 
+/// A cluster of many processes under a small `--max-memory` stops, INCOMPLETE (exit 1),
+/// naming the memory limit, and stays under it (give or take the allocator's 2 MiB pages).
+/// Its states are thousands of words, with thousands of successors each: the search once
+/// expanded them 32 at a time whatever their size, and looked at its memory every 16,384
+/// states only (64 processes: past 1.4 GiB under `--max-memory 32`); from 256 processes
+/// on, one state's successors were a single allocation of gigabytes. A start state too
+/// large for the limit is reported the same way (0 states). Linux only: the limit is read
+/// from /proc.
+#[cfg(target_os = "linux")]
+#[test]
+fn explore_keeps_to_the_memory_limit_with_many_processes() {
+    let dir = std::env::temp_dir().join(format!("conclave-many-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (64, 32, "memory limit of 32 MiB reached"),
+        (2048, 40, "(starting the 2048 processes)"),
+    ];
+    for (nodes, limit, says) in cases {
+        let list: Vec<String> = (1..=nodes)
+            .map(|i| format!("(name: \"n{i}\", id: {i})"))
+            .collect();
+        let scenario = format!(
+            r#"Scenario(
+    algorithm: Bully(answer_timeout: "300ms", coordinator_timeout: "1s",
+                     heartbeat_interval: "1s", heartbeat_timeout: "300ms"),
+    nodes: [{}],
+    run_for: "4s",
+    explore: (timing: Bounded(max_delay: "100ms"), crashes: 1, expect: [AtMostOneLeader]),
+)"#,
+            list.join(", ")
+        );
+        let file = dir.join(format!("bully{nodes}.ron"));
+        std::fs::write(&file, scenario).unwrap();
+        let limit_arg = limit.to_string();
+        let out = conclave(&[
+            "explore",
+            file.to_str().unwrap(),
+            "--max-memory",
+            &limit_arg,
+            "--no-message-bounds",
+            "--json",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        expect_code(&out, 1);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+        assert_eq!(v["complete"], false, "{v}");
+        let why = v["cut_short"].as_str().unwrap_or_default();
+        assert!(
+            why.starts_with(&format!("memory limit of {limit} MiB reached")) && why.contains(says),
+            "{nodes} processes: {why}"
+        );
+        assert!(v["properties"][0]["holds"].is_null(), "{v}");
+        let peak = v["peak_memory_kib"]
+            .as_u64()
+            .expect("Linux reports its peak");
+        assert!(
+            peak <= (limit + 8) * 1024,
+            "{nodes} processes: a peak of {peak} KiB under --max-memory {limit}"
+        );
+        let states = v["unique_states"].as_u64().unwrap();
+        assert_eq!(
+            states == 0,
+            nodes == 2048,
+            "{nodes} processes: {states} states"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn explore_and_replay_bad_input_exit_2() {
     let out = conclave(&["explore", "scenarios/consul_four_nodes.ron"]);

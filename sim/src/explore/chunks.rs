@@ -28,6 +28,7 @@ impl<T> Default for Chunks<T> {
 }
 
 impl<T> Chunks<T> {
+    #[inline]
     pub fn push(&mut self, item: T) {
         if self.len & MASK == 0 {
             // The first chunk grows as a `Vec` does, so a small search stays small.
@@ -41,6 +42,16 @@ impl<T> Chunks<T> {
             last.push(item);
         }
         self.len += 1;
+    }
+
+    /// The bytes the next [`Chunks::push`] would allocate at once (a new chunk).
+    #[inline]
+    pub fn growth(&self) -> u64 {
+        if self.len & MASK == 0 && self.len > 0 {
+            (SIZE * std::mem::size_of::<T>()) as u64
+        } else {
+            0
+        }
     }
 
     pub fn len(&self) -> usize {

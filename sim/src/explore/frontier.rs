@@ -13,7 +13,7 @@
 //! state takes about 13 bytes this way, index included, where plain LEB128 and an index
 //! entry per state took about 33.
 
-use super::reserve;
+use super::{growth, reserve};
 
 /// Every `KEY`-th state is stored whole and indexed.
 pub(crate) const KEY: usize = 32;
@@ -56,9 +56,16 @@ fn take(bytes: &[u8], pos: &mut usize) -> u32 {
     }
 }
 
+/// The most bytes [`encode`] writes for `len` words: the length, the bits, five bytes a
+/// word.
+pub(crate) fn encoded_max(len: usize) -> usize {
+    5 + len.div_ceil(8) + 5 * len
+}
+
 /// Appends `words` as their difference from `prev`: the length, a bit per word (set: the
 /// word differs from `prev`'s), then the words that differ.
-fn encode(prev: &[u32], words: &[u32], out: &mut Vec<u8>) {
+#[inline]
+pub(crate) fn encode(prev: &[u32], words: &[u32], out: &mut Vec<u8>) {
     put(out, words.len() as u32);
     let masks = out.len();
     out.resize(masks + words.len().div_ceil(8), 0);
@@ -72,7 +79,8 @@ fn encode(prev: &[u32], words: &[u32], out: &mut Vec<u8>) {
 
 /// Turns `cur` (the state before) into the state encoded at `pos`, and moves `pos` past
 /// it.
-fn decode(bytes: &[u8], pos: &mut usize, cur: &mut Vec<u32>) {
+#[inline]
+pub(crate) fn decode(bytes: &[u8], pos: &mut usize, cur: &mut Vec<u32>) {
     let len = take(bytes, pos) as usize;
     cur.resize(len, 0);
     let masks = *pos;
@@ -99,11 +107,7 @@ impl Packs {
             self.keys.push(self.bytes.len());
             self.last.clear();
         }
-        // At most: the length, the bits, five bytes a word.
-        reserve(
-            &mut self.bytes,
-            5 + words.len().div_ceil(8) + 5 * words.len(),
-        );
+        reserve(&mut self.bytes, encoded_max(words.len()));
         encode(&self.last, words, &mut self.bytes);
         self.last.clear();
         self.last.extend_from_slice(words);
@@ -112,6 +116,23 @@ impl Packs {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The bytes [`Packs::push`] of a state of `len` words would allocate at once (0 when
+    /// it fits in what the level holds).
+    #[inline]
+    pub fn growth(&self, len: usize) -> u64 {
+        let keys = if self.len.is_multiple_of(KEY) {
+            growth(&self.keys, 1)
+        } else {
+            0
+        };
+        let last = if len > self.last.capacity() {
+            4 * len as u64
+        } else {
+            0
+        };
+        keys + last + growth(&self.bytes, encoded_max(len))
     }
 
     /// The id of the state at index `k`.

@@ -12,7 +12,7 @@
 //! Every 256th state also keeps its parent in full, so finding a parent reads at most 256
 //! bytes.
 
-use super::reserve;
+use super::{growth, reserve};
 
 /// Bits of a state's byte for its choice; the rest hold its parent's step.
 const CHOICE_BITS: u32 = 5;
@@ -43,6 +43,14 @@ fn side(list: &[(u32, u32)], state: u32) -> u32 {
 }
 
 impl Lineage {
+    /// The step that puts `parent` in the byte of state `id`, if it fits.
+    #[inline]
+    fn step(&self, id: u32, parent: u32) -> Option<u8> {
+        let _ = id;
+        let delta = parent.checked_sub(self.last_parent)?;
+        (delta < u32::from(FAR)).then_some(delta as u8)
+    }
+
     /// The number of states.
     pub fn len(&self) -> usize {
         self.code.len()
@@ -52,24 +60,41 @@ impl Lineage {
     pub fn push(&mut self, parent: u32, index: u32) {
         let id = self.code.len() as u32;
         reserve(&mut self.code, 1);
-        let delta = parent.wrapping_sub(self.last_parent);
-        let step = if parent >= self.last_parent && delta < u32::from(FAR) {
-            delta as u8
-        } else {
+        let step = self.step(id, parent).unwrap_or_else(|| {
+            reserve(&mut self.far, 1);
             self.far.push((id, parent));
             FAR
-        };
+        });
         let choice = if index < u32::from(WIDE) {
             index as u8
         } else {
+            reserve(&mut self.wide, 1);
             self.wide.push((id, index));
             WIDE
         };
         self.code.push(step << CHOICE_BITS | choice);
         if (id as usize).is_multiple_of(MARK) {
+            reserve(&mut self.marks, 1);
             self.marks.push(parent);
         }
         self.last_parent = parent;
+    }
+
+    /// The bytes [`Lineage::push`] of the same arguments would allocate at once.
+    #[inline]
+    pub fn growth(&self, parent: u32, index: u32) -> u64 {
+        let id = self.code.len();
+        let mut bytes = growth(&self.code, 1);
+        if self.step(id as u32, parent).is_none() {
+            bytes += growth(&self.far, 1);
+        }
+        if index >= u32::from(WIDE) {
+            bytes += growth(&self.wide, 1);
+        }
+        if id.is_multiple_of(MARK) {
+            bytes += growth(&self.marks, 1);
+        }
+        bytes
     }
 
     /// The parent of state `id`.

@@ -522,6 +522,7 @@ mod tests {
             transitions: edges.len() as u64,
             max_depth: 0,
             cut_short: None,
+            words_since_look: 0,
         }
     }
 

@@ -76,7 +76,7 @@ use conclave_algorithms::Algorithm;
 use frontier::Packs;
 use lineage::Lineage;
 use model::Checked;
-use packed::{settle, Scratch, Tables, Work};
+use packed::{settle, settle_growth, Scratch, Tables, Work};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::time::Instant;
@@ -288,6 +288,8 @@ struct Search {
     transitions: u64,
     max_depth: u32,
     cut_short: Option<String>,
+    /// Words of the states admitted since the resident size was last looked at.
+    words_since_look: usize,
 }
 
 impl Search {
@@ -319,13 +321,16 @@ impl Search {
 
     /// Records a new state, reached from `parent` by its choice number `index`; returns its
     /// id.
+    #[inline(always)]
     fn admit(&mut self, parent: u32, index: u32, c: &Checked) -> u32 {
         let id = self.lineage.len() as u32;
         self.lineage.push(parent, index);
         if self.liveness || self.message_bounds {
+            reserve(&mut self.settled, 1);
             self.settled.push(c.settled);
         }
         if self.liveness {
+            reserve(&mut self.time, 1);
             self.time.push(c.now);
         }
         for k in 0..2 {
@@ -342,6 +347,27 @@ impl Search {
         id
     }
 
+    /// What admitting one more state, reached from `parent` by its choice number `index`,
+    /// would allocate at once in what the search keeps of every state.
+    #[inline(always)]
+    fn need(&self, parent: u32, index: u32) -> Need {
+        let mut need = Need::default();
+        need.add(self.visited.growth(), "the visited table");
+        need.add(self.lineage.growth(parent, index), "the states' parents");
+        if self.liveness || self.message_bounds {
+            need.add(growth(&self.settled, 1), "the states' marks");
+        }
+        if self.liveness {
+            need.add(growth(&self.time, 1), "the states' times");
+        }
+        need.add(self.edges.growth(), "the edges kept");
+        if let Some(g) = &self.graph {
+            need.add(doubling(&g.edges), "the state graph");
+        }
+        need
+    }
+
+    #[inline(always)]
     fn edge(&mut self, from: u32, to: u32, choice: Choice, sent: u32) {
         self.transitions += 1;
         let fault = choice.is_fault();
@@ -490,6 +516,22 @@ where
     A::Timer: Send + Sync,
     A::Params: Sync,
 {
+    explore_sized(model, scenario, file, opts, SIZES)
+}
+
+fn explore_sized<A>(
+    model: Model<A>,
+    scenario: &Scenario,
+    file: &str,
+    opts: &ExploreOptions,
+    sizes: Sizes,
+) -> ExploreReport
+where
+    A: Algorithm + Send + Sync,
+    A::Msg: Send + Sync,
+    A::Timer: Send + Sync,
+    A::Params: Sync,
+{
     let start = Instant::now();
     let liveness: Option<u64> = scenario
         .explore
@@ -514,28 +556,22 @@ where
         transitions: 0,
         max_depth: 0,
         cut_short: None,
+        words_since_look: 0,
     };
     let mut tables = Tables::new();
-    let mut scratch = Scratch::new();
-    scratch.blank(model.len());
     let mut root = Vec::new();
-    let (fp, checked) = {
-        let mut work = Work {
-            tables: &tables,
-            s: &mut scratch,
-        };
-        search.root_sent = model.start(&mut work, &mut None);
-        work.s.save(&mut root);
-        (work.fingerprint(), model.check(&work))
-    };
-    settle(&mut root, model.len(), &mut tables, &mut scratch, [0; 3]);
-    scratch.reset_overlay();
-    search.visited.insert(fp, 0);
-    search.admit(0, 0, &checked);
-    if opts.dfs {
-        dfs(&model, root, &mut tables, &mut search, opts, start);
-    } else {
-        bfs(&model, root, &mut tables, &mut search, opts, start);
+    match start_state(&model, &mut tables, &mut root, opts.max_memory) {
+        Err(why) => search.cut_short = Some(why),
+        Ok((fp, checked, sent)) => {
+            search.root_sent = sent;
+            search.visited.insert(fp, 0);
+            search.admit(0, 0, &checked);
+            if opts.dfs {
+                dfs(&model, root, &mut tables, &mut search, opts, start);
+            } else {
+                bfs(&model, root, &mut tables, (&mut search, opts, sizes), start);
+            }
+        }
     }
     if let Some((after, q)) = model.off_grid() {
         // A handler computed a duration the scenario's constants do not divide: the search
@@ -550,6 +586,53 @@ where
     finish(
         &model, scenario, file, opts, search, complete, liveness, start,
     )
+}
+
+/// Starts every process into `root`, packed, its parts in `tables`; returns its
+/// fingerprint, its check and the messages sent. Thousands of processes can start with
+/// millions of messages in flight: the memory is looked at before each process starts, and
+/// before the start state is packed, and the start stops, with the reason, rather than pass
+/// `max_memory`.
+fn start_state<A: Algorithm>(
+    model: &Model<A>,
+    tables: &mut Tables<A>,
+    root: &mut Vec<u32>,
+    max_memory: Option<u64>,
+) -> Result<(u64, Checked, u32), String> {
+    // Dropped on return: its overlay is as large as the start state.
+    let mut scratch = Scratch::new();
+    scratch.blank(model.len());
+    let mut work = Work {
+        tables,
+        s: &mut scratch,
+    };
+    // Before each process is made or starts: what it may add (a node state, and a message
+    // to every process) must fit, when that is a large allocation.
+    let n = model.len();
+    let mut why = None;
+    let mut go = |w: &Work<'_, A>| {
+        let need = w.s.overlay_growth(n);
+        why = max_memory
+            .filter(|_| need >= LARGE)
+            .and_then(|max| past_limit(max, need, "the next process's start"));
+        why.is_none()
+    };
+    let Some(sent) = model.start_while(&mut work, &mut None, &mut go) else {
+        let why = why.unwrap_or_default();
+        return Err(format!("{why} (starting the {n} processes)"));
+    };
+    // The state packed, and its parts copied from the overlay to the shared tables.
+    let need = 4 * work.s.packed_len() as u64 + tables.growth(work.s.overlay_sizes());
+    if let Some(why) = max_memory
+        .filter(|_| need >= LARGE)
+        .and_then(|max| past_limit(max, need, "the start state"))
+    {
+        return Err(why);
+    }
+    work.s.save(root);
+    let found = (work.fingerprint(), model.check(&work), sent);
+    settle(root, model.len(), tables, &mut scratch, [0; 3]);
+    Ok(found)
 }
 
 /// One transition kept for liveness or message bounds: its ends, the messages it sent, and
@@ -594,6 +677,80 @@ pub(crate) fn reserve<T>(v: &mut Vec<T>, extra: usize) {
     }
 }
 
+/// The bytes [`reserve`] of `extra` would allocate (the whole new buffer: the allocator may
+/// copy the old one into it); 0 if they fit.
+#[inline]
+pub(crate) fn growth<T>(v: &Vec<T>, extra: usize) -> u64 {
+    if v.len() + extra <= v.capacity() {
+        return 0;
+    }
+    ((v.len() + extra.max(v.capacity() / 4)) * std::mem::size_of::<T>()) as u64
+}
+
+/// The bytes `extra` more items would allocate in a `Vec` that grows as `Vec::push` and
+/// `extend` grow it (doubling); 0 if they fit.
+#[inline]
+pub(crate) fn vec_growth<T>(v: &Vec<T>, extra: usize) -> u64 {
+    if v.len() + extra <= v.capacity() {
+        return 0;
+    }
+    let cap = (v.len() + extra).max(2 * v.capacity()).max(4);
+    (cap * std::mem::size_of::<T>()) as u64
+}
+
+/// What one more `push` would allocate in a `Vec` that doubles.
+fn doubling<T>(v: &Vec<T>) -> u64 {
+    vec_growth(v, 1)
+}
+
+/// Allocations at least this large are checked against the memory limit before they are
+/// made (reading the resident size costs a system call); smaller ones are covered by the
+/// looks now and then (see [`over_budget`]).
+pub(crate) const LARGE: u64 = 1 << 20;
+
+/// What the search is about to allocate: the bytes, and the part that needs the most.
+#[derive(Clone, Copy, Default)]
+struct Need {
+    bytes: u64,
+    most: u64,
+    what: &'static str,
+}
+
+impl Need {
+    #[inline]
+    fn add(&mut self, bytes: u64, what: &'static str) {
+        self.bytes += bytes;
+        if bytes > self.most {
+            self.most = bytes;
+            self.what = what;
+        }
+    }
+}
+
+/// Why allocating `need` more bytes for `what` would take the process past `max` bytes, if
+/// it would.
+fn past_limit(max: u64, need: u64, what: &str) -> Option<String> {
+    let holds = resident_bytes()?;
+    (holds.saturating_add(need) > max).then(|| {
+        format!(
+            "memory limit of {} MiB reached: the process holds {} MiB and {what} would take {} MiB more",
+            max >> 20,
+            holds >> 20,
+            need.div_ceil(1 << 20)
+        )
+    })
+}
+
+/// Why `v` may not grow (as a `Vec` does) for `extra` more items: the growth is large and
+/// would take the process past `max`.
+fn no_room<T>(v: &Vec<T>, extra: usize, max: Option<u64>, what: &str) -> Option<String> {
+    let need = vec_growth(v, extra);
+    if need < LARGE {
+        return None;
+    }
+    past_limit(max?, need, what)
+}
+
 /// One successor, as a job found it.
 struct Succ {
     choice: Choice,
@@ -618,7 +775,37 @@ struct Expanded {
     counts: Vec<u32>,
     succs: Vec<Succ>,
     words: Vec<u32>,
+    /// Where the job stopped before the end of its share: the parent's index in the level
+    /// and the index of the first of its choices not expanded.
+    stopped: Option<(usize, u32)>,
+    /// Why it stopped, if for the memory limit (the search then stops there).
+    memory: Option<String>,
 }
+
+impl Expanded {
+    /// The bytes of successors found.
+    fn bytes(&self) -> usize {
+        4 * self.words.len() + std::mem::size_of::<Succ>() * self.succs.len()
+    }
+}
+
+/// How much a job expands before it hands over.
+#[derive(Clone, Copy)]
+struct Sizes {
+    /// Words of packed successors a job holds before it looks them up: all of a parent's,
+    /// unless they are this many (thousands of successors, or large states).
+    batch_words: usize,
+    /// Bytes of successors a job hands to one merge: past this it stops after the successor
+    /// it is at, and the next chunk goes on from there. A level of large states, or of
+    /// states with thousands of successors, is expanded a part at a time; the merge, in the
+    /// level's order whatever the parts, finds the same states.
+    share_bytes: usize,
+}
+
+const SIZES: Sizes = Sizes {
+    batch_words: 1 << 18,
+    share_bytes: 8 << 20,
+};
 
 /// A job's reusable buffers.
 #[derive(Default)]
@@ -634,13 +821,16 @@ struct JobBuffers {
 }
 
 /// Expands the states `range` of `level` with one job's scratch, against the shared
-/// tables, into `buf.out`.
+/// tables, into `buf.out`: the first from its choice number `resume` on. Stops early (see
+/// [`Expanded::stopped`]) past `sizes.share_bytes`, or before a large allocation that
+/// would pass `max_memory`.
 fn expand<A: Algorithm>(
     model: &Model<A>,
     tables: &Tables<A>,
     scratch: &mut Scratch<A>,
     visited: &Visited,
-    (level, range): (&Packs, Range<usize>),
+    (level, range, resume): (&Packs, Range<usize>, u32),
+    (max_memory, sizes): (Option<u64>, Sizes),
     buf: &mut JobBuffers,
 ) {
     let n = model.len();
@@ -654,50 +844,116 @@ fn expand<A: Algorithm>(
     out.counts.clear();
     out.succs.clear();
     out.words.clear();
+    out.stopped = None;
+    out.memory = None;
     let mut work = Work { tables, s: scratch };
     let mut reader = level.read_from(range.start, parent);
-    for _ in range {
+    for k in range.clone() {
         reader.read(parent);
         let words = &parent[..];
         work.s.load(words, n);
         model.choices(&work, choices);
+        let first = if k == range.start { resume as usize } else { 0 };
+        let before = out.succs.len();
         tmp.clear();
         made.clear();
-        for (index, &c) in choices.iter().enumerate() {
+        // Where this parent stops: the first choice not expanded, and why if for memory.
+        let mut stop: Option<(u32, Option<String>)> = None;
+        for (index, &c) in choices.iter().enumerate().skip(first) {
             // Listing the choices left the parent loaded for the first one.
-            if index > 0 {
+            if index > first {
                 work.s.load(words, n);
             }
             let Some(sent) = model.step(&mut work, c, &mut None) else {
                 continue;
             };
             let fp = work.fingerprint();
+            let len = work.s.packed_len();
+            if let Some(why) = no_room(tmp, len, max_memory, "a state's successors") {
+                stop = Some((index as u32, Some(why)));
+                break;
+            }
             let start = tmp.len() as u32;
             work.s.save(tmp);
             made.push((c, index as u32, fp, sent, start, tmp.len() as u32));
-        }
-        // All the lookups at once, after the steps: independent cache misses overlap.
-        for &(choice, index, fp, sent, a, b) in made.iter() {
-            let found = match visited.get(fp) {
-                Some(id) => Found::Known(id),
-                None => {
-                    let packed = &tmp[a as usize..b as usize];
-                    work.s.load(packed, n);
-                    let start = out.words.len() as u32;
-                    out.words.extend_from_slice(packed);
-                    Found::New(start, out.words.len() as u32, model.check(&work))
+            if tmp.len() >= sizes.batch_words {
+                stop = look_up(model, &mut work, visited, made, tmp, out, max_memory);
+                tmp.clear();
+                made.clear();
+                // A batch is large: what the steps allocated besides (the parts they made)
+                // is looked at too.
+                if stop.is_none() {
+                    stop = max_memory
+                        .and_then(memory_reached)
+                        .map(|why| (index as u32 + 1, Some(why)));
                 }
-            };
-            out.succs.push(Succ {
-                choice,
-                index,
-                fp,
-                sent,
-                found,
-            });
+                if stop.is_none() && out.bytes() >= sizes.share_bytes && index + 1 < choices.len() {
+                    stop = Some((index as u32 + 1, None));
+                }
+                if stop.is_some() {
+                    break;
+                }
+            }
         }
-        out.counts.push(made.len() as u32);
+        // All the lookups at once, after the steps: independent cache misses overlap. Those
+        // left are before any stop, which a stop among them comes before.
+        if let Some(earlier) = look_up(model, &mut work, visited, made, tmp, out, max_memory) {
+            stop = Some(earlier);
+        }
+        out.counts.push((out.succs.len() - before) as u32);
+        if let Some((at, why)) = stop {
+            out.stopped = Some((k, at));
+            out.memory = why;
+            return;
+        }
+        if out.bytes() >= sizes.share_bytes && k + 1 < range.end {
+            out.stopped = Some((k + 1, 0));
+            return;
+        }
     }
+}
+
+/// Looks up the successors `made` (packed in `tmp`) in the visited set, in order, and adds
+/// them to `out`, the new ones with their words and check. Adds none if that could be a
+/// large allocation that would pass `max_memory` (all of them new): returns the choice
+/// number of the first, and why.
+#[inline]
+fn look_up<A: Algorithm>(
+    model: &Model<A>,
+    work: &mut Work<'_, A>,
+    visited: &Visited,
+    made: &[(Choice, u32, u64, u32, u32, u32)],
+    tmp: &[u32],
+    out: &mut Expanded,
+    max_memory: Option<u64>,
+) -> Option<(u32, Option<String>)> {
+    let need = vec_growth(&out.succs, made.len()) + vec_growth(&out.words, tmp.len());
+    if need >= LARGE {
+        let what = "the successors of the frontier's states";
+        if let Some(why) = max_memory.and_then(|max| past_limit(max, need, what)) {
+            return made.first().map(|m| (m.1, Some(why)));
+        }
+    }
+    for &(choice, index, fp, sent, a, b) in made {
+        let found = match visited.get(fp) {
+            Some(id) => Found::Known(id),
+            None => {
+                let packed = &tmp[a as usize..b as usize];
+                work.s.load(packed, model.len());
+                let start = out.words.len() as u32;
+                out.words.extend_from_slice(packed);
+                Found::New(start, out.words.len() as u32, model.check(work))
+            }
+        };
+        out.succs.push(Succ {
+            choice,
+            index,
+            fp,
+            sent,
+            found,
+        });
+    }
+    None
 }
 
 /// The resident memory of this process in bytes (Linux; `None` elsewhere).
@@ -707,7 +963,22 @@ pub fn resident_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
-fn over_budget(search: &mut Search, opts: &ExploreOptions) -> bool {
+/// Why the search must stop, if the process holds more than `max` bytes.
+fn memory_reached(max: u64) -> Option<String> {
+    resident_bytes()
+        .filter(|&b| b > max)
+        .map(|_| format!("memory limit of {} MiB reached", max >> 20))
+}
+
+/// Words of states admitted between two looks at the resident size, at most: small
+/// allocations (and the allocator's huge pages under them) add up between the large ones,
+/// faster with large states than 16,384 states would say.
+const LOOK_WORDS: usize = 1 << 20;
+
+/// Whether the search must stop before admitting a state of `words` words: `--max-states`
+/// reached, or the memory limit, looked at before an allocation of [`LARGE`] or more
+/// (`need`), every 16,384 states, and every [`LOOK_WORDS`] words admitted.
+fn over_budget(search: &mut Search, opts: &ExploreOptions, need: Need, words: usize) -> bool {
     if let Some(max) = opts.max_states {
         if search.states() >= max {
             let from = match opts.max_states_from {
@@ -719,34 +990,41 @@ fn over_budget(search: &mut Search, opts: &ExploreOptions) -> bool {
         }
     }
     if let Some(max) = opts.max_memory {
-        // Reading /proc costs a system call: look every 16384 states.
-        if search.states().is_multiple_of(16384) && resident_bytes().is_some_and(|b| b > max) {
-            search.cut_short = Some(format!("memory limit of {} MiB reached", max >> 20));
+        search.words_since_look += words;
+        // Reading /proc costs a system call: only before a large allocation, or now and then.
+        let why = if need.bytes >= LARGE {
+            past_limit(max, need.bytes, need.what)
+        } else if search.states().is_multiple_of(16384) || search.words_since_look >= LOOK_WORDS {
+            memory_reached(max)
+        } else {
+            return false;
+        };
+        search.words_since_look = 0;
+        if why.is_some() {
+            search.cut_short = why;
             return true;
         }
     }
     false
 }
 
-/// The choices enabled in a packed state.
+/// The choices enabled in a packed state, into `out`.
 fn choices_of<A: Algorithm>(
     model: &Model<A>,
     tables: &Tables<A>,
     scratch: &mut Scratch<A>,
     words: &[u32],
-) -> Vec<Choice> {
+    out: &mut Vec<Choice>,
+) {
     scratch.load(words, model.len());
-    let mut out = Vec::new();
-    model.choices(&Work { tables, s: scratch }, &mut out);
-    out
+    model.choices(&Work { tables, s: scratch }, out);
 }
 
 fn bfs<A>(
     model: &Model<A>,
     root: Vec<u32>,
     tables: &mut Tables<A>,
-    search: &mut Search,
-    opts: &ExploreOptions,
+    (search, opts, sizes): (&mut Search, &ExploreOptions, Sizes),
     start: Instant,
 ) where
     A: Algorithm + Send + Sync,
@@ -756,10 +1034,12 @@ fn bfs<A>(
 {
     let jobs = opts.jobs.max(1);
     let n = model.len();
+    let max_memory = opts.max_memory;
     let mut scratches: Vec<Scratch<A>> = (0..jobs).map(|_| Scratch::new()).collect();
     let mut buffers: Vec<JobBuffers> = (0..jobs).map(|_| JobBuffers::default()).collect();
     let mut frontier = Packs::default();
     frontier.push(0, &root);
+    drop(root);
     // A new state's words, its ids moved to the shared tables before it is encoded.
     let mut row = Vec::new();
     let mut depth = 0u32;
@@ -767,10 +1047,12 @@ fn bfs<A>(
         if opts.max_depth.is_some_and(|d| depth >= d) {
             let s = &mut scratches[0];
             let mut words = Vec::new();
+            let mut choices = Vec::new();
             let mut reader = frontier.read_from(0, &mut words);
             if (0..frontier.len()).any(|_| {
                 reader.read(&mut words);
-                !choices_of(model, tables, s, &words).is_empty()
+                choices_of(model, tables, s, &words, &mut choices);
+                !choices.is_empty()
             }) {
                 search.cut_short = Some(format!("--max-depth {depth} reached"));
             }
@@ -785,19 +1067,27 @@ fn bfs<A>(
         } else {
             CHUNK * jobs
         };
-        'level: for lo in (0..frontier.len()).step_by(chunk) {
+        // Where the next chunk starts: a state of the level, and its first choice not
+        // expanded (a job may stop within a state's successors).
+        let (mut lo, mut resume) = (0usize, 0u32);
+        // A job stopped early in this level (its states are large, or have thousands of
+        // successors): the jobs after it would have worked in vain, so the rest of the
+        // level is expanded on one.
+        let mut cramped = false;
+        'level: while lo < frontier.len() {
             let hi = (lo + chunk).min(frontier.len());
             let base = tables.sizes();
             let shared: &Tables<A> = tables;
             let visited = &search.visited;
             let frontier = &frontier;
-            let used = if jobs == 1 || hi - lo < 64 {
+            let used = if jobs == 1 || hi - lo < 64 || cramped {
                 expand(
                     model,
                     shared,
                     &mut scratches[0],
                     visited,
-                    (frontier, lo..hi),
+                    (frontier, lo..hi, resume),
+                    (max_memory, sizes),
                     &mut buffers[0],
                 );
                 1
@@ -807,15 +1097,23 @@ fn bfs<A>(
                 std::thread::scope(|scope| {
                     for (j, (s, buf)) in scratches.iter_mut().zip(&mut buffers).enumerate() {
                         let (a, b) = ((lo + j * size).min(hi), (lo + (j + 1) * size).min(hi));
-                        let share = (frontier, a..b);
-                        scope.spawn(move || expand(model, shared, s, visited, share, buf));
+                        let share = (frontier, a..b, if j == 0 { resume } else { 0 });
+                        let limits = (max_memory, sizes);
+                        scope.spawn(move || expand(model, shared, s, visited, share, limits, buf));
                     }
                 });
                 jobs
             };
             let mut k = lo;
+            // Where the first job that stopped early stopped: what comes after it is not
+            // merged (the next chunk starts there).
+            let mut stopped: Option<(usize, u32, Option<String>)> = None;
             for (buf, scratch) in buffers[..used].iter().zip(&mut scratches) {
                 let part = &buf.out;
+                if stopped.is_some() {
+                    scratch.reset_overlay();
+                    continue;
+                }
                 let mut succs = part.succs.iter();
                 for &count in &part.counts {
                     let parent = frontier.id(k);
@@ -833,7 +1131,14 @@ fn bfs<A>(
                             search.edge(parent, id, s.choice, s.sent);
                             continue;
                         }
-                        if over_budget(search, opts) {
+                        let words = &part.words[a as usize..b as usize];
+                        let mut need = search.need(parent, s.index);
+                        need.add(next.growth(words.len()), "the next level of the frontier");
+                        need.add(
+                            settle_growth(words, n, tables, scratch, base),
+                            "the interned parts of states",
+                        );
+                        if over_budget(search, opts, need, words.len()) {
                             break 'level;
                         }
                         // Only new states are checked: most successors were seen before.
@@ -841,12 +1146,26 @@ fn bfs<A>(
                         search.visited.insert(s.fp, id);
                         search.edge(parent, id, s.choice, s.sent);
                         row.clear();
-                        row.extend_from_slice(&part.words[a as usize..b as usize]);
+                        row.extend_from_slice(words);
                         settle(&mut row, n, tables, scratch, base);
                         next.push(id, &row);
                     }
                 }
                 scratch.reset_overlay();
+                if let Some((at, choice)) = part.stopped {
+                    stopped = Some((at, choice, part.memory.clone()));
+                }
+            }
+            match stopped {
+                None => (lo, resume) = (hi, 0),
+                Some((_, _, Some(why))) => {
+                    search.cut_short = Some(why);
+                    break 'level;
+                }
+                Some((at, choice, None)) => {
+                    (lo, resume) = (at, choice);
+                    cramped = true;
+                }
             }
         }
         if next.len() > 0 {
@@ -874,7 +1193,8 @@ fn dfs<A: Algorithm>(
     /// A state on the stack: its id, depth, packed words, its choices, and how many of
     /// them were taken.
     type Frame = (u32, u32, Vec<u32>, Vec<Choice>, usize);
-    let first = choices_of(model, tables, &mut scratch, &root);
+    let mut first = Vec::new();
+    choices_of(model, tables, &mut scratch, &root, &mut first);
     let mut stack: Vec<Frame> = vec![(0, 0, root, first, 0)];
     let mut since_progress = 0u32;
     while let Some((id, depth, words, todo, taken)) = stack.last_mut() {
@@ -898,19 +1218,31 @@ fn dfs<A: Algorithm>(
             search.edge(id, known, c, sent);
             continue;
         }
-        if over_budget(search, opts) {
+        let len = work.s.packed_len();
+        let mut need = search.need(id, index as u32);
+        need.add(doubling(&stack), "the depth-first stack");
+        if over_budget(search, opts, need, len) {
             break;
         }
         let checked = model.check(&work);
         let mut packed = Vec::new();
         work.s.save(&mut packed);
+        let mut need = Need::default();
+        need.add(
+            settle_growth(&packed, n, tables, &scratch, base),
+            "the interned parts of states",
+        );
+        if over_budget(search, opts, need, 0) {
+            break;
+        }
         settle(&mut packed, n, tables, &mut scratch, base);
         scratch.reset_overlay();
         let child = search.admit(id, index as u32, &checked);
         search.visited.insert(fp, child);
         search.edge(id, child, c, sent);
         search.max_depth = search.max_depth.max(depth + 1);
-        let more = choices_of(model, tables, &mut scratch, &packed);
+        let mut more = Vec::new();
+        choices_of(model, tables, &mut scratch, &packed, &mut more);
         if opts.max_depth.is_some_and(|d| depth + 1 >= d) {
             if !more.is_empty() {
                 search.cut_short = Some(format!("--max-depth {} reached", depth + 1));
@@ -1283,6 +1615,69 @@ mod tests {
         );
         assert_eq!(one, other);
         assert_eq!(one.fingerprint(), other.fingerprint());
+    }
+
+    /// Expanding a level in parts (a job stopping within a state's successors, the jobs
+    /// after it set aside, the next chunk going on from that successor) finds what whole
+    /// chunks find: the same states, transitions, depth, verdicts, counterexamples and
+    /// message bounds, on one job or three. Large states expand this way; here tiny parts
+    /// make small models do it all the time.
+    #[test]
+    fn expanding_in_parts_finds_the_same() {
+        use super::{explore_sized, ExploreOptions, ExploreReport, Sizes, SIZES};
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/explore");
+        let summary = |r: &ExploreReport| {
+            let verdicts: Vec<_> = r
+                .properties
+                .iter()
+                .map(|p| {
+                    let choices = p.counterexample.as_ref().map(|c| c.choices.clone());
+                    (p.holds, choices)
+                })
+                .collect();
+            let bounds = r.election_messages.as_ref().map(|m| format!("{m:?}"));
+            (
+                r.unique_states,
+                r.transitions,
+                r.max_depth,
+                r.complete,
+                verdicts,
+                bounds,
+            )
+        };
+        let tiny = Sizes {
+            batch_words: 40,
+            share_bytes: 600,
+        };
+        // The last, cut short at 20,000 states of its 1,262,925.
+        let cases = [
+            ("bully3_crash_bounded.ron", None),
+            ("bully3_partition.ron", None),
+            ("quorum3_partitions.ron", Some(20_000)),
+        ];
+        for (name, max_states) in cases {
+            let scenario = Scenario::load(&dir.join(name)).expect("a valid scenario");
+            let run = |jobs, sizes| {
+                let opts = ExploreOptions {
+                    jobs,
+                    max_states,
+                    message_bounds: true,
+                    ..ExploreOptions::default()
+                };
+                crate::with_algorithm!(&scenario.algorithm, |A, p| {
+                    let model = Model::<A>::new(&scenario, p.clone());
+                    explore_sized(model, &scenario, name, &opts, sizes)
+                })
+            };
+            let whole = summary(&run(1, SIZES));
+            assert!(
+                whole.3 == max_states.is_none() && whole.0 > 1000,
+                "{name}: {whole:?}"
+            );
+            for jobs in [1, 3] {
+                assert_eq!(summary(&run(jobs, tiny)), whole, "{name}, {jobs} jobs");
+            }
+        }
     }
 
     /// Steps both storages side by side, breadth-first, `levels` deep; returns the edges

@@ -64,6 +64,23 @@ impl<T: Hash + Eq + Clone> Interner<T> {
         self.hashes.clear();
         self.index.clear();
     }
+
+    /// The bytes interning `extra` new values would allocate at once (the vectors double,
+    /// the index is rebuilt at twice its size); 0 if they fit.
+    #[inline]
+    fn growth(&self, extra: usize) -> u64 {
+        let len = self.items.len() + extra;
+        let mut bytes = 0;
+        if len > self.items.capacity() {
+            let cap = len.max(2 * self.items.capacity());
+            bytes += cap * (std::mem::size_of::<T>() + std::mem::size_of::<u64>());
+        }
+        if len > self.index.capacity() {
+            let buckets = (len.max(2 * self.index.capacity()) * 8 / 7).next_power_of_two();
+            bytes += buckets * (std::mem::size_of::<u32>() + 1);
+        }
+        bytes as u64
+    }
 }
 
 /// The interned parts of every stored state.
@@ -86,6 +103,12 @@ impl<A: Algorithm> Tables<A> {
         self.nodes.clear();
         self.timers.clear();
         self.packets.clear();
+    }
+
+    /// The bytes interning `extra` new node states, timers and messages would allocate at
+    /// once.
+    pub fn growth(&self, extra: [usize; 3]) -> u64 {
+        self.nodes.growth(extra[0]) + self.timers.growth(extra[1]) + self.packets.growth(extra[2])
     }
 
     /// Distinct node states, timers and messages interned so far.
@@ -123,6 +146,9 @@ pub(crate) struct Scratch<A: Algorithm> {
 
 /// The most handler outcomes a job remembers; past that it starts afresh.
 const MEMO_MAX: usize = 1 << 16;
+/// The most effects those outcomes hold (a node of a large cluster may send to every other
+/// in one handler).
+const MEMO_EFFECTS_MAX: usize = 1 << 18;
 
 impl<A: Algorithm> Scratch<A> {
     pub fn new() -> Self {
@@ -187,6 +213,28 @@ impl<A: Algorithm> Scratch<A> {
         out.push(self.timers.len() as u32);
         out.extend_from_slice(&self.timers);
         out.extend_from_slice(&self.net);
+    }
+
+    /// The words [`Scratch::save`] appends.
+    pub fn packed_len(&self) -> usize {
+        HEADER + self.nodes.len() + 1 + self.timers.len() + self.net.len()
+    }
+
+    /// The node states, timers and messages in the overlay.
+    pub fn overlay_sizes(&self) -> [usize; 3] {
+        let o = &self.over;
+        [
+            o.nodes.items.len(),
+            o.timers.items.len(),
+            o.packets.items.len(),
+        ]
+    }
+
+    /// The bytes `extra` more node states, timers and messages each would allocate at
+    /// once, in the overlay and in the loaded state.
+    pub fn overlay_growth(&self, extra: usize) -> u64 {
+        let v = |v: &Vec<u32>| super::vec_growth(v, extra);
+        self.over.growth([extra; 3]) + v(&self.nodes) + v(&self.timers) + v(&self.net)
     }
 
     /// Forgets the overlay (after a merge has taken what it needed).
@@ -353,6 +401,39 @@ pub(crate) fn settle<A: Algorithm>(
     }
 }
 
+/// At most the bytes [`settle`] of these arguments would allocate at once: the shared
+/// tables growing for the overlay parts the state names that are not moved yet. Bounded
+/// first by the whole overlay (a few comparisons); counted when that bound is a large
+/// allocation.
+pub(crate) fn settle_growth<A: Algorithm>(
+    words: &[u32],
+    n: usize,
+    tables: &Tables<A>,
+    scratch: &Scratch<A>,
+    base: [u32; 3],
+) -> u64 {
+    let bound = tables.growth(scratch.overlay_sizes());
+    if bound < super::LARGE {
+        return bound;
+    }
+    let unmoved = |ids: &[u32], base: u32, map: &[u32]| {
+        ids.iter()
+            .filter(|&&id| {
+                id != DOWN && id >= base && map.get((id - base) as usize).is_none_or(|&m| m == DOWN)
+            })
+            .count()
+    };
+    let (nodes, rest) = words[HEADER..].split_at(n);
+    let t = rest[0] as usize;
+    let (timers, net) = rest[1..].split_at(t);
+    let map = &scratch.moved;
+    tables.growth([
+        unmoved(nodes, base[0], &map[0]),
+        unmoved(timers, base[1], &map[1]),
+        unmoved(net, base[2], &map[2]),
+    ])
+}
+
 impl<A: Algorithm> Store<A> for Work<'_, A> {
     fn now(&self) -> u64 {
         self.s.now
@@ -480,7 +561,7 @@ impl<A: Algorithm> Store<A> for Work<'_, A> {
         if to >= self.tables.sizes()[0] {
             return;
         }
-        if self.s.memo.len() >= MEMO_MAX {
+        if self.s.memo.len() >= MEMO_MAX || self.s.memo_effects.len() >= MEMO_EFFECTS_MAX {
             self.s.memo.clear();
             self.s.memo_effects.clear();
         }

@@ -85,6 +85,7 @@ impl<S: Slot> Table<S> {
     }
 
     /// `Ok(slot)` of `fp`, or `Err(slot)` where it would go (maybe the end of the slots).
+    #[inline]
     fn find(&self, fp: u64) -> Result<usize, usize> {
         let mut i = self.home(fp);
         while let Some(s) = self.slots.get(i) {
@@ -100,6 +101,7 @@ impl<S: Slot> Table<S> {
         Err(i)
     }
 
+    #[inline]
     fn get(&self, fp: u64) -> Option<u32> {
         self.find(key(fp)).ok().map(|i| self.slots[i].id())
     }
@@ -134,6 +136,19 @@ impl<S: Slot> Table<S> {
             self.len += 1;
             return;
         }
+    }
+
+    /// The bytes the next insertion would allocate: the grown table (the allocator may
+    /// copy it, the old one held meanwhile) and where its blocks start; 0 if it does not
+    /// grow.
+    #[inline]
+    fn growth(&self) -> u64 {
+        if (self.len + 1) * MAX_LOAD.1 <= self.homes * MAX_LOAD.0 {
+            return 0;
+        }
+        let homes = self.homes * GROWTH.0 / GROWTH.1;
+        let slots = (homes + TAIL) * std::mem::size_of::<S>();
+        (slots + (self.len / 64 + 1) * 2 * std::mem::size_of::<usize>()) as u64
     }
 
     /// Grows the homes by [`GROWTH`], in place.
@@ -205,10 +220,20 @@ impl Visited {
 
     /// The id of the state whose fingerprint is `fp` ([`NO_ID`] if ids are not kept), if
     /// it was visited.
+    #[inline]
     pub fn get(&self, fp: u64) -> Option<u32> {
         match self {
             Visited::Fingerprints(t) => t.get(fp),
             Visited::WithIds(t) => t.get(fp),
+        }
+    }
+
+    /// The bytes the next [`Visited::insert`] would allocate at once (0 most of the time).
+    #[inline]
+    pub fn growth(&self) -> u64 {
+        match self {
+            Visited::Fingerprints(t) => t.growth(),
+            Visited::WithIds(t) => t.growth(),
         }
     }
 
