@@ -544,7 +544,11 @@ where
     let mut search = Search {
         // State ids are needed only to keep edges between states.
         visited: Visited::new(liveness.is_some() || opts.message_bounds || opts.keep_graph),
-        lineage: Lineage::default(),
+        lineage: if opts.dfs {
+            Lineage::depth_first()
+        } else {
+            Lineage::default()
+        },
         edges: Chunks::default(),
         liveness: liveness.is_some(),
         message_bounds: opts.message_bounds,
@@ -1180,6 +1184,10 @@ fn bfs<A>(
     }
 }
 
+/// Depth-first search. The stack keeps the state on top whole, with its choices; under it,
+/// each state keeps its id, its next choice, and how to turn the state above it back into
+/// it (the words that differ, as a frontier level stores a state; see `frontier`): about
+/// 30 bytes a level where whole states and their choices took hundreds.
 fn dfs<A: Algorithm>(
     model: &Model<A>,
     root: Vec<u32>,
@@ -1190,22 +1198,40 @@ fn dfs<A: Algorithm>(
 ) {
     let n = model.len();
     let mut scratch = Scratch::new();
-    /// A state on the stack: its id, depth, packed words, its choices, and how many of
-    /// them were taken.
-    type Frame = (u32, u32, Vec<u32>, Vec<Choice>, usize);
-    let mut first = Vec::new();
-    choices_of(model, tables, &mut scratch, &root, &mut first);
-    let mut stack: Vec<Frame> = vec![(0, 0, root, first, 0)];
+    // The state on top of the stack and its choices.
+    let mut cur = root;
+    let mut todo = Vec::new();
+    choices_of(model, tables, &mut scratch, &cur, &mut todo);
+    /// A state on the stack: its id, the index of its next choice, and where the record
+    /// that turns the state above it back into it starts in `undo`.
+    type Frame = (u32, u32, usize);
+    let mut stack: Vec<Frame> = vec![(0, 0, 0)];
+    let mut undo: Vec<u8> = Vec::new();
+    // A new state, packed, and its choices.
+    let mut packed = Vec::new();
+    let mut more = Vec::new();
     let mut since_progress = 0u32;
-    while let Some((id, depth, words, todo, taken)) = stack.last_mut() {
-        let (id, depth, index) = (*id, *depth, *taken);
-        let Some(&c) = todo.get(index) else {
-            stack.pop();
+    while let Some(&(id, index, _)) = stack.last() {
+        let depth = stack.len() as u32 - 1;
+        let Some(&c) = todo.get(index as usize) else {
+            // Back to the state below, with its choices.
+            let Some((_, _, at)) = stack.pop() else {
+                break;
+            };
+            if stack.is_empty() {
+                break;
+            }
+            let mut pos = at;
+            frontier::decode(&undo, &mut pos, &mut cur);
+            undo.truncate(at);
+            choices_of(model, tables, &mut scratch, &cur, &mut todo);
             continue;
         };
-        *taken += 1;
+        if let Some(top) = stack.last_mut() {
+            top.1 += 1;
+        }
         let base = tables.sizes();
-        scratch.load(words, n);
+        scratch.load(&cur, n);
         let mut work = Work {
             tables,
             s: &mut scratch,
@@ -1219,13 +1245,17 @@ fn dfs<A: Algorithm>(
             continue;
         }
         let len = work.s.packed_len();
-        let mut need = search.need(id, index as u32);
-        need.add(doubling(&stack), "the depth-first stack");
+        let mut need = search.need(id, index);
+        need.add(
+            growth(&undo, frontier::encoded_max(cur.len())) + growth(&stack, 1),
+            "the depth-first stack",
+        );
+        need.add(vec_growth(&packed, len), "a state");
         if over_budget(search, opts, need, len) {
             break;
         }
         let checked = model.check(&work);
-        let mut packed = Vec::new();
+        packed.clear();
         work.s.save(&mut packed);
         let mut need = Need::default();
         need.add(
@@ -1237,11 +1267,10 @@ fn dfs<A: Algorithm>(
         }
         settle(&mut packed, n, tables, &mut scratch, base);
         scratch.reset_overlay();
-        let child = search.admit(id, index as u32, &checked);
+        let child = search.admit(id, index, &checked);
         search.visited.insert(fp, child);
         search.edge(id, child, c, sent);
         search.max_depth = search.max_depth.max(depth + 1);
-        let mut more = Vec::new();
         choices_of(model, tables, &mut scratch, &packed, &mut more);
         if opts.max_depth.is_some_and(|d| depth + 1 >= d) {
             if !more.is_empty() {
@@ -1249,7 +1278,14 @@ fn dfs<A: Algorithm>(
             }
             continue;
         }
-        stack.push((child, depth + 1, packed, more, 0));
+        // The child goes on top; what turns it back into its parent goes under it.
+        let at = undo.len();
+        reserve(&mut undo, frontier::encoded_max(cur.len()));
+        frontier::encode(&packed, &cur, &mut undo);
+        reserve(&mut stack, 1);
+        stack.push((child, 0, at));
+        std::mem::swap(&mut cur, &mut packed);
+        std::mem::swap(&mut todo, &mut more);
         since_progress += 1;
         if since_progress >= 4096 {
             since_progress = 0;
