@@ -5,7 +5,7 @@ use crate::{print_scenario_error, BAD_INPUT, HELD, VIOLATED};
 use conclave_sim::explore::{
     explore, replay, simulate, Counterexample, ExploreOptions, ExploreReport, Progress,
 };
-use conclave_sim::scenario::Scenario;
+use conclave_sim::scenario::{read_text_at_most, Scenario};
 use conclave_sim::trace::TraceEvent;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -404,8 +404,14 @@ fn print_messages(r: &ExploreReport, saved: &Saved) {
     }
 }
 
+/// The most bytes `conclave replay` reads.
+const MAX_COUNTEREXAMPLE_BYTES: u64 = 1 << 30;
+
 pub fn cmd_replay(file: &Path) -> u8 {
-    let text = match std::fs::read_to_string(file) {
+    // A depth-first counterexample of a million steps is some hundred MiB; a mistaken path
+    // (`/dev/zero`, a disk image) is stopped at the limit.
+    let limit = MAX_COUNTEREXAMPLE_BYTES;
+    let text = match read_text_at_most(file, limit, "a counterexample file") {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {}: cannot read counterexample: {e}", file.display());

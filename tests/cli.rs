@@ -636,6 +636,15 @@ fn explore_and_replay_bad_input_exit_2() {
         stderr(&out)
     );
     std::fs::remove_dir_all(&dir).ok();
+    // A mistaken path is read up to the limit, not without end.
+    if Path::new("/dev/zero").exists() {
+        let out = conclave(&["replay", "/dev/zero"]);
+        expect_code(&out, 2);
+        assert_eq!(
+            stderr(&out),
+            "error: /dev/zero: cannot read counterexample: larger than 1024 MiB, the limit for a counterexample file\n"
+        );
+    }
 }
 
 /// A reader that stops early (`conclave run ... --trace | head`) is no bug: the process ends

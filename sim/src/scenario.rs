@@ -757,18 +757,21 @@ pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// Reads a UTF-8 text file of at most [`MAX_FILE_BYTES`].
 pub fn read_text(path: &Path) -> std::io::Result<String> {
+    read_text_at_most(path, MAX_FILE_BYTES, "a scenario or server_config file")
+}
+
+/// Reads a UTF-8 text file of at most `max` bytes; a larger one is an error that names the
+/// limit as the one for `what`.
+pub fn read_text_at_most(path: &Path, max: u64, what: &str) -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
-        .take(MAX_FILE_BYTES + 1)
+        .take(max + 1)
         .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
+    if bytes.len() as u64 > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::FileTooLarge,
-            format!(
-                "larger than {} MiB, the limit for a scenario or server_config file",
-                MAX_FILE_BYTES >> 20
-            ),
+            format!("larger than {} MiB, the limit for {what}", max >> 20),
         ));
     }
     String::from_utf8(bytes).map_err(|_| {
