@@ -130,7 +130,11 @@ pub struct Expectation {
 }
 
 /// Runs `scenario` once with `seed`. `file` is what the replay command names.
+///
+/// A scenario with a `sweep` block runs with the faults and network the seed draws
+/// ([`Scenario::for_seed`]).
 pub fn run_scenario(scenario: &Scenario, file: &str, seed: u64, opts: &RunOptions) -> RunReport {
+    let scenario = &*scenario.for_seed(seed);
     crate::with_algorithm!(&scenario.algorithm, |A, p| run_with::<A>(
         scenario,
         file,

@@ -20,13 +20,14 @@
 //! ```
 
 use crate::locate::{display_path, locate, Seg};
+pub use crate::sweep::SweepSpec;
 use conclave_algorithms::async_bully::AsyncBullyParams;
 use conclave_algorithms::bully::{BullyParams, Discovery};
 use conclave_algorithms::garcia_molina::GarciaMolinaParams;
 use conclave_algorithms::gcd::{pack_identity, GcdParams};
 use conclave_algorithms::invitation::InvitationParams;
 use conclave_algorithms::quorum::{port_of, QuorumParams};
-use conclave_algorithms::Duration;
+pub use conclave_algorithms::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -71,9 +72,15 @@ pub struct Scenario {
     /// How `conclave explore` checks this cluster exhaustively, and what it expects.
     #[serde(default)]
     pub explore: Option<ExploreSpec>,
+    /// Random faults each seed adds to `faults` (`conclave sweep`; see `crate::sweep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepSpec>,
     /// Each node's priority, resolved when the scenario is loaded.
     #[serde(skip)]
     pub priorities: Vec<u64>,
+    /// The `server_config` addresses, in order, when it names a file (read at load).
+    #[serde(skip)]
+    pub resolved_server_config: Option<Vec<String>>,
 }
 
 /// The exhaustive explorer's model of a scenario (see `scenarios/README.md`).
@@ -696,7 +703,37 @@ impl Scenario {
             }
         };
         scenario.priorities = priorities(&scenario, config.as_deref()).map_err(invalid)?;
+        if matches!(scenario.server_config, Some(ServerConfig::File(_))) {
+            scenario.resolved_server_config = config;
+        }
         Ok(scenario)
+    }
+
+    /// The scenario as RON text that loads back to the same scenario (the same runs, the
+    /// same trace hashes); `header` is written first as `//` comments. A `server_config`
+    /// file is written in as its lines, so the text runs from any folder. Options are
+    /// written bare, as people write them (`at: "2s"`, not `at: Some("2s")`).
+    pub fn to_ron(&self, header: &str) -> String {
+        let mut s = self.clone();
+        if let Some(addresses) = &self.resolved_server_config {
+            s.server_config = Some(ServerConfig::Lines(addresses.clone()));
+        }
+        let pretty = ron::ser::PrettyConfig::new().struct_names(true).extensions(
+            ron::extensions::Extensions::IMPLICIT_SOME
+                | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
+        );
+        let body = ron::Options::default()
+            .to_string_pretty(&s, pretty)
+            .unwrap_or_else(|e| panic!("a scenario always serializes: {e}"));
+        // Scenarios are read with both extensions on: the line that turns them on is noise.
+        let body = match body.split_once('\n') {
+            Some((first, rest)) if first.starts_with("#![enable(") => rest.to_string(),
+            _ => body,
+        };
+        let mut out: String = header.lines().map(|l| format!("// {l}\n")).collect();
+        out.push_str(&body);
+        out.push('\n');
+        out
     }
 
     /// The name of each service process, in process order, with the field that sets it
@@ -943,9 +980,9 @@ fn parse(src: &str, file: &str) -> Result<Scenario, ScenarioError> {
     Ok(scenario)
 }
 
-type Invalid = (Vec<Seg>, String);
+pub(crate) type Invalid = (Vec<Seg>, String);
 
-fn field(name: &str) -> Seg {
+pub(crate) fn field(name: &str) -> Seg {
     Seg::Field(name.to_string())
 }
 
@@ -1059,7 +1096,10 @@ fn validate(s: &Scenario) -> Result<(), Invalid> {
         return Err((vec![field("seeds")], "give at least one seed".into()));
     }
     validate_network(&s.network)?;
-    validate_faults(s, &names)?;
+    validate_faults(&s.faults, s, &names)?;
+    if let Some(sweep) = &s.sweep {
+        crate::sweep::validate_sweep(s, sweep)?;
+    }
     for (list, props) in [
         ("expect", &s.expect),
         ("expect_violated", &s.expect_violated),
@@ -1278,21 +1318,33 @@ fn validate_network(n: &NetworkSpec) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Whether `faults` is a schedule the simulator can carry out in scenario `s` (which was
+/// validated): names that exist, and no restart of a running node and the like.
+pub(crate) fn validate_fault_list(faults: &[FaultSpec], s: &Scenario) -> Result<(), Invalid> {
+    let index = s.node_index();
+    let names = index.iter().map(|(n, &i)| (n.as_str(), i)).collect();
+    validate_faults(faults, s, &names)
+}
+
 /// Checks names, and that the schedule makes sense in time order: a node is crashed before it
 /// restarts, paused before it resumes, and so on.
-fn validate_faults(s: &Scenario, names: &BTreeMap<&str, usize>) -> Result<(), Invalid> {
+fn validate_faults(
+    faults: &[FaultSpec],
+    s: &Scenario,
+    names: &BTreeMap<&str, usize>,
+) -> Result<(), Invalid> {
     #[derive(Clone, Copy, PartialEq)]
     enum St {
         Up,
         Crashed,
         Paused,
     }
-    let mut order: Vec<usize> = (0..s.faults.len()).collect();
-    order.sort_by_key(|&i| s.faults[i].at);
+    let mut order: Vec<usize> = (0..faults.len()).collect();
+    order.sort_by_key(|&i| faults[i].at);
     let mut state = vec![St::Up; names.len()];
     let start_of = |i: usize| s.nodes.get(i).map_or(Duration::ZERO, |n| n.start);
     for i in order {
-        let f = &s.faults[i];
+        let f = &faults[i];
         let at = |extra: &[Seg]| {
             let mut v = vec![field("faults"), Seg::Index(i), field("fault")];
             v.extend_from_slice(extra);
