@@ -61,16 +61,16 @@ pub struct Scenario {
     pub expect_violated: Vec<Property>,
     /// Node priorities from a `server_config` (seed 002): one `ip:port` per line, later
     /// lines higher; each node's `address` must be one of the lines.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_config: Option<ServerConfig>,
     /// Draw node ids from the run's seed instead of the `id` fields (seed 000).
     #[serde(default)]
     pub random_ids: bool,
     /// A central log server that every node reports its state to (seed 002).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_server: Option<LogServerSpec>,
     /// How `conclave explore` checks this cluster exhaustively, and what it expects.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explore: Option<ExploreSpec>,
     /// Random faults each seed adds to `faults` (`conclave sweep`; see `crate::sweep`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,17 +104,17 @@ pub struct ExploreSpec {
     #[serde(default)]
     pub partition_changes: u32,
     /// Timers due after this never fire; `run_for` if left out.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub horizon: Option<Duration>,
     /// No fault before this time (Bounded timing only): e.g. let nodes meet first.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults_from: Option<Duration>,
     /// No fault after this time (Bounded timing only): e.g. cut the network at one instant.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults_until: Option<Duration>,
     /// The cap on unique states for `conclave explore` without `--max-states`, for a
     /// scenario whose space is known to pass the default (`0`: no cap).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_states: Option<u64>,
     /// Verdicts expected from the explorer: `AtMostOneLeader` and `OneLeaderPerComponent`
     /// are checked in every state; `EventualLeader(_)` as liveness (see the README).
@@ -404,14 +404,14 @@ pub struct NodeSpec {
     pub name: String,
     /// Priority: the highest id wins. Not used with `identity`, `server_config`,
     /// `random_ids` or `Quorum`, which set priorities their own way.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<u64>,
     /// The GCD lab's identity: (days until a birthday, student id).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<(u64, u64)>,
     /// The node's address as the seed gives it ("localhost:5001"); informational in the
     /// simulator, used by the real-socket runtime.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
     /// When the node starts.
     #[serde(default)]
@@ -718,20 +718,21 @@ impl Scenario {
         if let Some(addresses) = &self.resolved_server_config {
             s.server_config = Some(ServerConfig::Lines(addresses.clone()));
         }
-        let pretty = ron::ser::PrettyConfig::new().struct_names(true).extensions(
+        let pretty = ron::ser::PrettyConfig::new().extensions(
             ron::extensions::Extensions::IMPLICIT_SOME
                 | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
         );
         let body = ron::Options::default()
             .to_string_pretty(&s, pretty)
             .unwrap_or_else(|e| panic!("a scenario always serializes: {e}"));
-        // Scenarios are read with both extensions on: the line that turns them on is noise.
-        let body = match body.split_once('\n') {
-            Some((first, rest)) if first.starts_with("#![enable(") => rest.to_string(),
-            _ => body,
-        };
+        // Scenarios are read with both extensions on: the lines that turn them on are noise.
+        let mut body = body.as_str();
+        while let Some(rest) = body.strip_prefix("#![enable(") {
+            body = rest.split_once('\n').map_or("", |(_, r)| r);
+        }
         let mut out: String = header.lines().map(|l| format!("// {l}\n")).collect();
-        out.push_str(&body);
+        out.push_str("Scenario");
+        out.push_str(body);
         out.push('\n');
         out
     }
