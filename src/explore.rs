@@ -242,7 +242,7 @@ fn write_saved(path: &Path, cex: &Counterexample, file: &Path, dir: &Path) -> st
 
 /// The path that leads from the folder `base` to `target`, both absolute and canonical
 /// (`None` if they share no root, as on two Windows drives).
-fn relative_path(target: &Path, base: &Path) -> Option<PathBuf> {
+pub(crate) fn relative_path(target: &Path, base: &Path) -> Option<PathBuf> {
     let (t, b): (Vec<Component>, Vec<Component>) =
         (target.components().collect(), base.components().collect());
     if t.first() != b.first() {

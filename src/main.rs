@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod explore;
+mod junit;
+mod record;
+mod sweep;
 
 /// The explorer creates and drops millions of small states; glibc's allocator spent more
 /// than half of an exploration in malloc and free, mimalloc a fraction of that.
@@ -19,7 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub(crate) const HELD: u8 = 0;
 pub(crate) const VIOLATED: u8 = 1;
 pub(crate) const BAD_INPUT: u8 = 2;
-const INTERNAL: u8 = 3;
+pub(crate) const INTERNAL: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +39,8 @@ struct Cli {
 enum Command {
     /// Run one scenario and print its summary (and its timeline with --trace).
     Run {
-        /// The scenario file (RON).
+        /// The scenario file (RON), or a record of a failing seed that `conclave sweep
+        /// --save-failures` wrote (.json).
         file: PathBuf,
         /// Seed to run with, instead of the scenario's first seed.
         #[arg(long)]
@@ -55,8 +59,59 @@ enum Command {
         /// Scenario files or folders (searched recursively).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Also write the results as JUnit XML (a test case per scenario and expectation).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
         #[command(flatten)]
         budget: BudgetFlags,
+    },
+    /// Run a scenario under many seeds on every core: each seed draws its own faults from
+    /// the scenario's `sweep` block; failures are grouped, with the command that replays each.
+    Sweep {
+        file: PathBuf,
+        /// How many seeds to run.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 0, value_name = "S")]
+        from: u64,
+        /// Worker threads (default: one per core; same results for any number).
+        #[arg(long, value_name = "J")]
+        jobs: Option<usize>,
+        /// Run only shard I of K (the seeds whose offset from --from is I modulo K), for
+        /// batch systems; `conclave merge` combines the shards' --results.
+        #[arg(long, value_name = "I/K")]
+        shard: Option<sweep::Shard>,
+        /// Write each failing seed here: a scenario with its drawn faults written out
+        /// (`conclave run` fails it the same way) and a record (`conclave run RECORD.json`).
+        #[arg(long, value_name = "DIR")]
+        save_failures: Option<PathBuf>,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Write the results as JUnit XML (a test case per expectation).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write one JSON line per seed (seed, ok, trace_hash, failed), then a summary line.
+        #[arg(long, value_name = "FILE")]
+        results: Option<PathBuf>,
+        /// Run a sample of the seeds again, here and on another thread, and fail (exit 3) if
+        /// any trace hash differs.
+        #[arg(long)]
+        check_determinism: bool,
+        #[command(flatten)]
+        budget: BudgetFlags,
+    },
+    /// Combine the --results files of a sharded sweep into one summary.
+    Merge {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Write the merged results (one line per seed, then the summary line).
+        #[arg(long, value_name = "FILE")]
+        results: Option<PathBuf>,
     },
     /// Explore every reachable state of a scenario's cluster (its `explore` block).
     Explore {
@@ -131,10 +186,49 @@ fn main() -> ExitCode {
             Ok(budget) => cmd_run(&file, seed, trace, json, budget),
             Err(why) => bad_flag(&why),
         },
-        Command::Check { paths, budget } => match budget.budget() {
-            Ok(budget) => cmd_check(&paths, budget),
+        Command::Check {
+            paths,
+            junit,
+            budget,
+        } => match budget.budget() {
+            Ok(budget) => cmd_check(&paths, junit.as_deref(), budget),
             Err(why) => bad_flag(&why),
         },
+        Command::Sweep {
+            file,
+            seeds,
+            from,
+            jobs,
+            shard,
+            save_failures,
+            json,
+            junit,
+            results,
+            check_determinism,
+            budget,
+        } => match budget.budget() {
+            Ok(budget) => sweep::cmd_sweep(
+                &file,
+                &sweep::Flags {
+                    seeds,
+                    from,
+                    jobs,
+                    shard,
+                    save_failures,
+                    json,
+                    junit,
+                    results,
+                    check_determinism,
+                    budget,
+                },
+            ),
+            Err(why) => bad_flag(&why),
+        },
+        Command::Merge {
+            files,
+            json,
+            results,
+        } => sweep::cmd_merge(&files, json, results.as_deref()),
         Command::Explore {
             file,
             max_depth,
@@ -237,14 +331,43 @@ fn cmd_run(
     json: bool,
     budget: conclave_sim::world::Budget,
 ) -> u8 {
-    let scenario = match Scenario::load(file) {
-        Ok(s) => s,
-        Err(e) => {
-            print_scenario_error(&e);
-            return BAD_INPUT;
+    let is_record = file.extension().is_some_and(|x| x == "json");
+    let (scenario, file, record) = if is_record {
+        match record::load(file) {
+            Ok(loaded) => {
+                if seed.is_some_and(|s| s != loaded.record.seed) {
+                    eprintln!(
+                        "error: {} is a record of seed {}: --seed cannot change it",
+                        file.display(),
+                        loaded.record.seed
+                    );
+                    return BAD_INPUT;
+                }
+                for note in &loaded.notes {
+                    eprintln!("warning: {note}");
+                }
+                (loaded.scenario, loaded.scenario_path, Some(loaded.record))
+            }
+            Err(why) => {
+                eprintln!("error: {why}");
+                return BAD_INPUT;
+            }
+        }
+    } else {
+        match Scenario::load(file) {
+            Ok(s) => (s, file.to_path_buf(), None),
+            Err(e) => {
+                print_scenario_error(&e);
+                return BAD_INPUT;
+            }
         }
     };
-    let seed = seed.unwrap_or(scenario.seeds[0]);
+    let file = file.as_path();
+    let seed = record
+        .as_ref()
+        .map(|r| r.seed)
+        .or(seed)
+        .unwrap_or(scenario.seeds[0]);
     // The trace streams out as the run makes it: a long run's trace is never held.
     let sink: fn(&TraceEvent) = match (trace, json) {
         (true, true) => {
@@ -274,6 +397,19 @@ fn cmd_run(
             println!();
         }
         print!("{}", conclave_reports::summary(&report));
+    }
+    if let Some(r) = &record {
+        if r.trace_hash == report.trace_hash {
+            eprintln!(
+                "record: seed {} ran to the recorded trace hash {}",
+                r.seed, r.trace_hash
+            );
+        } else {
+            eprintln!(
+                "record: seed {} ran to trace hash {}, not the recorded {}: this is not the recorded run",
+                r.seed, report.trace_hash, r.trace_hash
+            );
+        }
     }
     if report.ok {
         HELD
@@ -376,7 +512,7 @@ fn failure_lines(r: &RunReport) -> Vec<String> {
     .collect()
 }
 
-fn cmd_check(paths: &[PathBuf], budget: conclave_sim::world::Budget) -> u8 {
+fn cmd_check(paths: &[PathBuf], junit: Option<&Path>, budget: conclave_sim::world::Budget) -> u8 {
     let mut files = Vec::new();
     for p in paths {
         if let Err(e) = scenario_files(p, &mut files) {
@@ -396,17 +532,20 @@ fn cmd_check(paths: &[PathBuf], budget: conclave_sim::world::Budget) -> u8 {
         return BAD_INPUT;
     }
     let (mut passed, mut failed, mut bad, mut runs) = (0, 0, 0, 0);
+    let mut report = quick_junit::Report::new("conclave check");
     for file in &files {
         let scenario = match Scenario::load(file) {
             Ok(s) => s,
             Err(e) => {
                 println!("BAD     {}", file.display());
                 print_scenario_error(&e);
+                report.add_test_suite(junit::bad_suite(&file.to_string_lossy(), &e.to_string()));
                 bad += 1;
                 continue;
             }
         };
         let mut failures = Vec::new();
+        let mut results = Vec::new();
         for &seed in &scenario.seeds {
             runs += 1;
             let r = run_scenario(
@@ -418,10 +557,12 @@ fn cmd_check(paths: &[PathBuf], budget: conclave_sim::world::Budget) -> u8 {
                     ..RunOptions::default()
                 },
             );
+            results.push(sweep::result_of(&r));
             if !r.ok {
                 failures.push((seed, failure_lines(&r), r.replay.clone()));
             }
         }
+        report.add_test_suite(junit::suite(&scenario, &file.to_string_lossy(), &results));
         let seeds = scenario.seeds.len();
         if failures.is_empty() {
             passed += 1;
@@ -452,6 +593,12 @@ fn cmd_check(paths: &[PathBuf], budget: conclave_sim::world::Budget) -> u8 {
         files.len()
     );
     println!("check: {passed} passed, {failed} failed");
+    if let Some(path) = junit {
+        if let Err(e) = junit::write(path, &junit::to_xml(&report)) {
+            eprintln!("error: --junit {}: {e}", path.display());
+            return BAD_INPUT;
+        }
+    }
     if bad > 0 {
         BAD_INPUT
     } else if failed > 0 {

@@ -58,6 +58,7 @@ fn bad_scenarios_are_reported_with_position_and_path_and_exit_2() {
         ("not_utf8.ron", "not_utf8.ron: cannot read scenario: stream did not contain valid UTF-8"),
         ("partition_twice.ron", "partition_twice.ron:8:56: faults[0].fault[0][1][0]: node \"a\" is listed twice in the partition"),
         ("probability.ron", "probability.ron:8:21: network.loss: probability 1.5 is outside 0..1"),
+        ("sweep_negative_rate.ron", "sweep_negative_rate.ron:7:16: sweep.loss[0]: a rate is a probability in 0..=1, not -0.1"),
         ("restart_running.ron", "restart_running.ron:8:32: faults[0].fault: \"a\" is running at 1s, so this fault cannot apply"),
         ("syntax_missing_comma.ron", "syntax_missing_comma.ron:8:44: faults: Expected comma"),
         ("unclosed.ron", "unclosed.ron:2:1: Expected comma (the file ends here"),

@@ -1,0 +1,730 @@
+//! `conclave sweep` and `conclave merge`: a scenario under thousands of seeds, on every core,
+//! with its failures grouped, replayable, saved as reproducers, and shardable over machines.
+
+use crate::{print_scenario_error, BAD_INPUT, HELD, INTERNAL, VIOLATED};
+use conclave_sim::run::{run_scenario, RunOptions, RunReport};
+use conclave_sim::scenario::Scenario;
+use conclave_sim::world::{Budget, INTERRUPTED};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// Shard `index` of `count`: the seeds whose offset from `--from` is `index` modulo
+/// `count` (interleaved, so that every shard gets a like share of slow and fast seeds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a shard: write I/K, shard I of K, counting from 0 (0/3, 1/3, 2/3)"
+            )
+        };
+        let (i, k) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u64, u64) = (
+            i.trim().parse().map_err(|_| bad())?,
+            k.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 {
+            return Err(format!("shard {s}: there is no shard of 0 shards"));
+        }
+        if index >= count {
+            return Err(format!(
+                "shard {s}: shards of {count} are numbered 0 to {}",
+                count - 1
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// What `conclave sweep` was asked.
+pub struct Flags {
+    pub seeds: u64,
+    pub from: u64,
+    pub jobs: Option<usize>,
+    pub shard: Option<Shard>,
+    pub save_failures: Option<PathBuf>,
+    pub json: bool,
+    pub junit: Option<PathBuf>,
+    pub results: Option<PathBuf>,
+    pub check_determinism: bool,
+    pub budget: Budget,
+}
+
+/// One failed expectation of one seed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Failed {
+    pub property: String,
+    /// "holds" or "violated": what the scenario expected of it.
+    pub expected: String,
+    pub failed_at_us: Option<u64>,
+    /// The first violating state, as the checker names it ("a and c both lead").
+    pub detail: Option<String>,
+}
+
+/// One line of a `--results` file: one seed's run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub ok: bool,
+    pub trace_hash: String,
+    pub failed: Vec<Failed>,
+    /// Why the run was cut short, if it was (it is then not ok).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+}
+
+/// The last line of a `--results` file: what ran, and how fast.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Totals {
+    /// The scenario file as given to `conclave sweep`.
+    pub scenario: String,
+    pub from: u64,
+    pub seeds: u64,
+    #[serde(default)]
+    pub shard: Option<String>,
+    pub runs: u64,
+    pub failed: u64,
+    pub seconds: f64,
+    pub runs_per_second: f64,
+    pub jobs: usize,
+    pub version: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SummaryLine {
+    summary: Totals,
+}
+
+pub fn result_of(r: &RunReport) -> SeedResult {
+    SeedResult {
+        seed: r.seed,
+        ok: r.ok,
+        trace_hash: r.trace_hash.clone(),
+        failed: r
+            .expectations
+            .iter()
+            .filter(|e| !e.ok)
+            .map(|e| Failed {
+                property: e.name.clone(),
+                expected: e.expected.to_string(),
+                failed_at_us: e.failed_at_us,
+                detail: e.detail.clone(),
+            })
+            .collect(),
+        incomplete: r.incomplete.clone(),
+    }
+}
+
+/// The seeds of a sweep: `from..from+seeds`, only shard `shard`'s when sharded.
+fn seeds_of(flags: &Flags) -> Vec<u64> {
+    let all = flags.from..flags.from.saturating_add(flags.seeds);
+    match flags.shard {
+        None => all.collect(),
+        Some(s) => all
+            .filter(|x| (x - flags.from) % s.count == s.index)
+            .collect(),
+    }
+}
+
+/// Runs `seeds` of `scenario` on `jobs` threads; results in seed order. Stops handing out
+/// seeds on Ctrl-C (the runs under way end INCOMPLETE).
+fn run_all(
+    scenario: &Scenario,
+    file: &str,
+    seeds: &[u64],
+    jobs: usize,
+    budget: Budget,
+    bar: &ProgressBar,
+) -> Vec<SeedResult> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let opts = RunOptions {
+        budget,
+        ..RunOptions::default()
+    };
+    // Seeds are handed out a few at a time: one atomic add per run is no cost, but runs
+    // of small clusters take microseconds.
+    const BATCH: usize = 8;
+    let mut out: Vec<SeedResult> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        if INTERRUPTED.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                        if start >= seeds.len() {
+                            break;
+                        }
+                        for &seed in &seeds[start..(start + BATCH).min(seeds.len())] {
+                            let r = run_scenario(scenario, file, seed, &opts);
+                            if !r.ok {
+                                let f = failed.fetch_add(1, Ordering::Relaxed) + 1;
+                                bar.set_message(format!("{f} failed"));
+                            }
+                            bar.inc(1);
+                            mine.push(result_of(&r));
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    out.sort_by_key(|r| r.seed);
+    out
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {elapsed} [{bar:30}] {pos}/{len} runs, {per_sec}, {msg}, {eta} left",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message("0 failed");
+    bar
+}
+
+/// The replay command of a seed.
+fn replay(file: &str, seed: u64) -> String {
+    format!("conclave run {file} --seed {seed}")
+}
+
+pub fn cmd_sweep(file: &Path, flags: &Flags) -> u8 {
+    if flags.seeds == 0 {
+        eprintln!("error: --seeds 0: a sweep needs at least one seed");
+        return BAD_INPUT;
+    }
+    if flags.from.checked_add(flags.seeds - 1).is_none() {
+        eprintln!(
+            "error: --from {} --seeds {}: the last seed would pass {}",
+            flags.from,
+            flags.seeds,
+            u64::MAX
+        );
+        return BAD_INPUT;
+    }
+    if flags.jobs == Some(0) {
+        eprintln!("error: --jobs 0: a sweep needs at least one job");
+        return BAD_INPUT;
+    }
+    let scenario = match Scenario::load(file) {
+        Ok(s) => s,
+        Err(e) => {
+            print_scenario_error(&e);
+            return BAD_INPUT;
+        }
+    };
+    let name = file.to_string_lossy().into_owned();
+    let seeds = seeds_of(flags);
+    if seeds.is_empty() {
+        eprintln!(
+            "error: shard {} of {} seeds has none",
+            flags.shard.map_or_else(String::new, |s| s.to_string()),
+            flags.seeds
+        );
+        return BAD_INPUT;
+    }
+    if let Some(dir) = &flags.save_failures {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("error: --save-failures {}: {e}", dir.display());
+            return BAD_INPUT;
+        }
+    }
+    let jobs = flags
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let bar = progress_bar(seeds.len() as u64);
+    let started = Instant::now();
+    let results = run_all(&scenario, &name, &seeds, jobs, flags.budget, &bar);
+    let seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+    // A run Ctrl-C stopped says nothing of its seed.
+    let results: Vec<SeedResult> = if interrupted {
+        results
+            .into_iter()
+            .filter(|r| r.incomplete.is_none())
+            .collect()
+    } else {
+        results
+    };
+    let totals = Totals {
+        scenario: name.clone(),
+        from: flags.from,
+        seeds: flags.seeds,
+        shard: flags.shard.map(|s| s.to_string()),
+        runs: results.len() as u64,
+        failed: results.iter().filter(|r| !r.ok).count() as u64,
+        seconds,
+        runs_per_second: results.len() as f64 / seconds.max(1e-9),
+        jobs,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let mut code = if totals.failed > 0 || interrupted {
+        VIOLATED
+    } else {
+        HELD
+    };
+    if let Some(path) = &flags.results {
+        if let Err(e) = write_results(path, &results, &totals) {
+            eprintln!("error: --results {}: {e}", path.display());
+            code = BAD_INPUT;
+        }
+    }
+    if let Some(path) = &flags.junit {
+        let xml = crate::junit::sweep_report(&scenario, &name, &results);
+        if let Err(e) = crate::junit::write(path, &xml) {
+            eprintln!("error: --junit {}: {e}", path.display());
+            code = BAD_INPUT;
+        }
+    }
+    let mut saved = BTreeMap::new();
+    if let Some(dir) = &flags.save_failures {
+        for r in results.iter().filter(|r| !r.ok && r.incomplete.is_none()) {
+            match crate::record::save(&scenario, file, r, dir) {
+                Ok(paths) => {
+                    saved.insert(r.seed, paths);
+                }
+                Err(e) => {
+                    eprintln!("error: --save-failures {}: {e}", dir.display());
+                    code = BAD_INPUT;
+                    break;
+                }
+            }
+        }
+    }
+    if flags.json {
+        println!("{}", summary_json(&totals, &results, &saved));
+    } else {
+        print!("{}", summary_text(&totals, &results, &saved));
+        if interrupted {
+            println!(
+                "interrupted (Ctrl-C) after {} of {} runs",
+                results.len(),
+                seeds.len()
+            );
+        }
+    }
+    if flags.check_determinism && !interrupted {
+        if let Err(why) = check_determinism(&scenario, &name, &results, flags.budget) {
+            eprintln!("error: determinism broken, a bug in conclave (please report it): {why}");
+            return INTERNAL;
+        }
+        if !flags.json {
+            println!("determinism: a sample of seeds ran again, here and on another thread, to the same trace hashes");
+        }
+    }
+    code
+}
+
+/// Runs about a hundred of the seeds again, on this thread and on a new one, and compares
+/// each trace hash with the sweep's.
+fn check_determinism(
+    scenario: &Scenario,
+    file: &str,
+    results: &[SeedResult],
+    budget: Budget,
+) -> Result<(), String> {
+    let step = (results.len() / 100).max(1);
+    let sample: Vec<&SeedResult> = results.iter().step_by(step).collect();
+    let opts = RunOptions {
+        budget,
+        ..RunOptions::default()
+    };
+    let here: Vec<String> = sample
+        .iter()
+        .map(|r| run_scenario(scenario, file, r.seed, &opts).trace_hash)
+        .collect();
+    let there: Vec<String> = std::thread::scope(|s| {
+        s.spawn(|| {
+            sample
+                .iter()
+                .map(|r| run_scenario(scenario, file, r.seed, &opts).trace_hash)
+                .collect()
+        })
+        .join()
+        .unwrap_or_default()
+    });
+    for (k, r) in sample.iter().enumerate() {
+        for (again, whereby) in [
+            (&here, "again on the main thread"),
+            (&there, "on another thread"),
+        ] {
+            let hash = again.get(k).map_or("no run", String::as_str);
+            if hash != r.trace_hash {
+                return Err(format!(
+                    "seed {} ran to trace hash {} in the sweep and {hash} {whereby}",
+                    r.seed, r.trace_hash
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the results, one JSON line per seed and the totals last, all or nothing.
+fn write_results(path: &Path, results: &[SeedResult], totals: &Totals) -> std::io::Result<()> {
+    let mut text = String::new();
+    for r in results {
+        text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
+        text.push('\n');
+    }
+    let line = SummaryLine {
+        summary: totals.clone(),
+    };
+    text.push_str(&serde_json::to_string(&line).map_err(std::io::Error::other)?);
+    text.push('\n');
+    write_atomically(path, text.as_bytes())
+}
+
+/// Writes `bytes` to a file beside `path`, then renames it over `path`: a reader never sees
+/// half a file, and an error leaves `path` as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("names no file"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// The failures of one property, grouped by their first violation.
+type Groups<'a> = BTreeMap<(String, String), BTreeMap<String, Vec<(&'a SeedResult, &'a Failed)>>>;
+
+fn groups(results: &[SeedResult]) -> Groups<'_> {
+    let mut g: Groups = BTreeMap::new();
+    for r in results {
+        for f in &r.failed {
+            let first = f.detail.clone().unwrap_or_else(|| "-".into());
+            g.entry((f.property.clone(), f.expected.clone()))
+                .or_default()
+                .entry(first)
+                .or_default()
+                .push((r, f));
+        }
+    }
+    g
+}
+
+fn summary_text(
+    totals: &Totals,
+    results: &[SeedResult],
+    saved: &BTreeMap<u64, crate::record::Saved>,
+) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let range = match &totals.shard {
+        Some(sh) => format!(
+            "seeds {}..={} shard {sh}",
+            totals.from,
+            totals.from + totals.seeds - 1
+        ),
+        None => format!("seeds {}..={}", totals.from, totals.from + totals.seeds - 1),
+    };
+    let _ = writeln!(
+        s,
+        "sweep {} ({range}): {} runs, {} failed, {:.0} runs/s on {} job{}",
+        totals.scenario,
+        totals.runs,
+        totals.failed,
+        totals.runs_per_second,
+        totals.jobs,
+        if totals.jobs == 1 { "" } else { "s" }
+    );
+    for ((property, expected), firsts) in groups(results) {
+        let seeds: usize = firsts.values().map(Vec::len).sum();
+        let what = if expected == "holds" {
+            "violated"
+        } else {
+            "held, expected violated"
+        };
+        let _ = writeln!(
+            s,
+            "FAILED  {property} {what}: {seeds} seed{}",
+            if seeds == 1 { "" } else { "s" }
+        );
+        for (first, list) in firsts {
+            let _ = writeln!(s, "  first violation: {first} ({} seeds)", list.len());
+            for (r, f) in list {
+                let at = f
+                    .failed_at_us
+                    .map(|t| format!(" at t={}", conclave_algorithms::Duration(t)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "    seed {}{at}: {}",
+                    r.seed,
+                    replay(&totals.scenario, r.seed)
+                );
+                if let Some(p) = saved.get(&r.seed) {
+                    let _ = writeln!(
+                        s,
+                        "      saved: {} and {}",
+                        p.scenario.display(),
+                        p.record.display()
+                    );
+                }
+            }
+        }
+    }
+    let incomplete: Vec<&SeedResult> = results.iter().filter(|r| r.incomplete.is_some()).collect();
+    if !incomplete.is_empty() {
+        let _ = writeln!(s, "INCOMPLETE {} runs", incomplete.len());
+        for r in incomplete {
+            let _ = writeln!(
+                s,
+                "    seed {}: {}: {}",
+                r.seed,
+                r.incomplete.as_deref().unwrap_or_default(),
+                replay(&totals.scenario, r.seed)
+            );
+        }
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct FailureJson<'a> {
+    seed: u64,
+    property: &'a str,
+    expected: &'a str,
+    failed_at_us: Option<u64>,
+    first_violation: Option<&'a str>,
+    replay: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saved: Option<&'a crate::record::Saved>,
+}
+
+fn summary_json(
+    totals: &Totals,
+    results: &[SeedResult],
+    saved: &BTreeMap<u64, crate::record::Saved>,
+) -> String {
+    let failures: Vec<FailureJson> = results
+        .iter()
+        .flat_map(|r| {
+            r.failed.iter().map(move |f| FailureJson {
+                seed: r.seed,
+                property: &f.property,
+                expected: &f.expected,
+                failed_at_us: f.failed_at_us,
+                first_violation: f.detail.as_deref(),
+                replay: replay(&totals.scenario, r.seed),
+                saved: saved.get(&r.seed),
+            })
+        })
+        .collect();
+    let incomplete: Vec<serde_json::Value> = results
+        .iter()
+        .filter_map(|r| {
+            r.incomplete.as_ref().map(|why| {
+                serde_json::json!({"seed": r.seed, "why": why, "replay": replay(&totals.scenario, r.seed)})
+            })
+        })
+        .collect();
+    let groups: Vec<serde_json::Value> = groups(results)
+        .into_iter()
+        .flat_map(|((property, expected), firsts)| {
+            firsts.into_iter().map(move |(first, list)| {
+                serde_json::json!({
+                    "property": property,
+                    "expected": expected,
+                    "first_violation": first,
+                    "seeds": list.iter().map(|(r, _)| r.seed).collect::<Vec<_>>(),
+                })
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "scenario": totals.scenario,
+        "from": totals.from,
+        "seeds": totals.seeds,
+        "shard": totals.shard,
+        "runs": totals.runs,
+        "failed": totals.failed,
+        "seconds": totals.seconds,
+        "runs_per_second": totals.runs_per_second,
+        "jobs": totals.jobs,
+        "failures": failures,
+        "groups": groups,
+        "incomplete": incomplete,
+    })
+    .to_string()
+}
+
+/// The shards of one scenario: their totals, and each seed's result with its file.
+type Merged = (Vec<Totals>, BTreeMap<u64, (SeedResult, PathBuf)>);
+
+/// `conclave merge`: sharded `--results` files as one sweep.
+pub fn cmd_merge(files: &[PathBuf], json: bool, results_out: Option<&Path>) -> u8 {
+    let mut by_scenario: BTreeMap<String, Merged> = BTreeMap::new();
+    for file in files {
+        let text = match conclave_sim::scenario::read_text_at_most(file, 1 << 32, "a results file")
+        {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {}: cannot read results: {e}", file.display());
+                return BAD_INPUT;
+            }
+        };
+        let mut seeds = Vec::new();
+        let mut totals = None;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let bad = |e: serde_json::Error| {
+                eprintln!(
+                    "error: {}:{}:{}: not a line of `conclave sweep --results`: {e}",
+                    file.display(),
+                    i + 1,
+                    e.column()
+                );
+                BAD_INPUT
+            };
+            if line.trim_start().starts_with("{\"summary\"") {
+                match serde_json::from_str::<SummaryLine>(line) {
+                    Ok(l) => totals = Some(l.summary),
+                    Err(e) => return bad(e),
+                }
+            } else {
+                match serde_json::from_str::<SeedResult>(line) {
+                    Ok(r) => seeds.push(r),
+                    Err(e) => return bad(e),
+                }
+            }
+        }
+        let Some(totals) = totals else {
+            eprintln!(
+                "error: {}: no summary line: not a whole `conclave sweep --results` file (was the sweep stopped?)",
+                file.display()
+            );
+            return BAD_INPUT;
+        };
+        let (all_totals, all_seeds) = by_scenario.entry(totals.scenario.clone()).or_default();
+        for r in seeds {
+            if let Some((_, other)) = all_seeds.get(&r.seed) {
+                eprintln!(
+                    "error: seed {} of {} is in both {} and {}: were two shards the same?",
+                    r.seed,
+                    totals.scenario,
+                    other.display(),
+                    file.display()
+                );
+                return BAD_INPUT;
+            }
+            all_seeds.insert(r.seed, (r, file.clone()));
+        }
+        all_totals.push(totals);
+    }
+    if results_out.is_some() && by_scenario.len() > 1 {
+        eprintln!(
+            "error: --results: the files are sweeps of {} scenarios ({}); merge each scenario's on its own",
+            by_scenario.len(),
+            by_scenario.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        return BAD_INPUT;
+    }
+    let mut code = HELD;
+    let mut out_text = String::new();
+    let mut json_out = Vec::new();
+    for (scenario, (shards, seeds)) in by_scenario {
+        let results: Vec<SeedResult> = seeds.into_values().map(|(r, _)| r).collect();
+        let from = shards.iter().map(|t| t.from).min().unwrap_or(0);
+        let count = shards.iter().map(|t| t.seeds).max().unwrap_or(0);
+        let expected: u64 = if shards.iter().all(|t| t.from == from && t.seeds == count) {
+            count
+        } else {
+            results.len() as u64
+        };
+        let missing = expected.saturating_sub(results.len() as u64);
+        let totals = Totals {
+            scenario: scenario.clone(),
+            from,
+            seeds: count,
+            shard: None,
+            runs: results.len() as u64,
+            failed: results.iter().filter(|r| !r.ok).count() as u64,
+            seconds: shards.iter().map(|t| t.seconds).fold(0.0, f64::max),
+            runs_per_second: shards.iter().map(|t| t.runs_per_second).sum(),
+            jobs: shards.iter().map(|t| t.jobs).sum(),
+            version: shards
+                .first()
+                .map(|t| t.version.clone())
+                .unwrap_or_default(),
+        };
+        if totals.failed > 0 || missing > 0 {
+            code = VIOLATED;
+        }
+        if let Some(path) = results_out {
+            if let Err(e) = write_results(path, &results, &totals) {
+                eprintln!("error: --results {}: {e}", path.display());
+                return BAD_INPUT;
+            }
+        }
+        if json {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&summary_json(&totals, &results, &BTreeMap::new()))
+                    .unwrap_or_default();
+            v["shards"] = shards.len().into();
+            v["missing"] = missing.into();
+            json_out.push(v);
+        } else {
+            out_text.push_str(&format!("{} shard files\n", shards.len()));
+            out_text.push_str(&summary_text(&totals, &results, &BTreeMap::new()));
+            if missing > 0 {
+                out_text.push_str(&format!(
+                    "MISSING {missing} of the {expected} seeds: a shard was not merged, or stopped early\n"
+                ));
+            }
+        }
+    }
+    if json {
+        match json_out.len() {
+            1 => println!("{}", json_out[0]),
+            _ => println!("{}", serde_json::Value::Array(json_out)),
+        }
+    } else {
+        print!("{out_text}");
+    }
+    code
+}
