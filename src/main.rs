@@ -557,7 +557,7 @@ fn cmd_check(paths: &[PathBuf], junit: Option<&Path>, budget: conclave_sim::worl
                     ..RunOptions::default()
                 },
             );
-            results.push(sweep::result_of(&r));
+            results.push(sweep::result_of(&scenario, &r));
             if !r.ok {
                 failures.push((seed, failure_lines(&r), r.replay.clone()));
             }

@@ -76,6 +76,21 @@ pub struct Failed {
     pub failed_at_us: Option<u64>,
     /// The first violating state, as the checker names it ("a and c both lead").
     pub detail: Option<String>,
+    /// The last fault at or before the violation, as the scenario writes it, with its
+    /// time (`Resume("n5") at 3.97s`); none if no fault came before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+impl Failed {
+    /// What the failures of a property are grouped by: the kind of the last fault before
+    /// the violation.
+    fn cause(&self) -> String {
+        match &self.after {
+            Some(a) => format!("after a {}", a.split(['(', ' ']).next().unwrap_or_default()),
+            None => "with no fault before it".into(),
+        }
+    }
 }
 
 /// One line of a `--results` file: one seed's run.
@@ -112,7 +127,18 @@ struct SummaryLine {
     summary: Totals,
 }
 
-pub fn result_of(r: &RunReport) -> SeedResult {
+/// What a run found, in a line of `--results`; the last fault before each violation is
+/// looked up in `scenario` as the seed ran it.
+pub fn result_of(scenario: &Scenario, r: &RunReport) -> SeedResult {
+    let run = (!r.ok).then(|| scenario.for_seed(r.seed));
+    let after = |t: Option<u64>| {
+        let (run, t) = (run.as_ref()?, t?);
+        run.faults
+            .iter()
+            .filter(|f| f.at.as_micros() <= t)
+            .max_by_key(|f| f.at)
+            .map(|f| format!("{} at {}", f.fault, f.at))
+    };
     SeedResult {
         seed: r.seed,
         ok: r.ok,
@@ -126,6 +152,7 @@ pub fn result_of(r: &RunReport) -> SeedResult {
                 expected: e.expected.to_string(),
                 failed_at_us: e.failed_at_us,
                 detail: e.detail.clone(),
+                after: after(e.failed_at_us),
             })
             .collect(),
         incomplete: r.incomplete.clone(),
@@ -182,7 +209,7 @@ fn run_all(
                                 bar.set_message(format!("{f} failed"));
                             }
                             bar.inc(1);
-                            mine.push(result_of(&r));
+                            mine.push(result_of(scenario, &r));
                         }
                     }
                     mine
@@ -434,7 +461,7 @@ fn groups(results: &[SeedResult]) -> Groups<'_> {
     let mut g: Groups = BTreeMap::new();
     for r in results {
         for f in &r.failed {
-            let first = f.detail.clone().unwrap_or_else(|| "-".into());
+            let first = f.cause();
             g.entry((f.property.clone(), f.expected.clone()))
                 .or_default()
                 .entry(first)
@@ -483,15 +510,23 @@ fn summary_text(
             if seeds == 1 { "" } else { "s" }
         );
         for (first, list) in firsts {
-            let _ = writeln!(s, "  first violation: {first} ({} seeds)", list.len());
+            let n = list.len();
+            let _ = writeln!(s, "  {first}: {n} seed{}", if n == 1 { "" } else { "s" });
             for (r, f) in list {
                 let at = f
                     .failed_at_us
                     .map(|t| format!(" at t={}", conclave_algorithms::Duration(t)))
                     .unwrap_or_default();
+                let mut why: Vec<&str> = f.detail.iter().map(String::as_str).collect();
+                why.extend(f.after.as_deref());
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", why.join("; "))
+                };
                 let _ = writeln!(
                     s,
-                    "    seed {}{at}: {}",
+                    "    seed {}{at}{why}: {}",
                     r.seed,
                     replay(&totals.scenario, r.seed)
                 );
@@ -529,6 +564,7 @@ struct FailureJson<'a> {
     expected: &'a str,
     failed_at_us: Option<u64>,
     first_violation: Option<&'a str>,
+    after: Option<&'a str>,
     replay: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     saved: Option<&'a crate::record::Saved>,
@@ -548,6 +584,7 @@ fn summary_json(
                 expected: &f.expected,
                 failed_at_us: f.failed_at_us,
                 first_violation: f.detail.as_deref(),
+                after: f.after.as_deref(),
                 replay: replay(&totals.scenario, r.seed),
                 saved: saved.get(&r.seed),
             })
@@ -568,7 +605,7 @@ fn summary_json(
                 serde_json::json!({
                     "property": property,
                     "expected": expected,
-                    "first_violation": first,
+                    "cause": first,
                     "seeds": list.iter().map(|(r, _)| r.seed).collect::<Vec<_>>(),
                 })
             })

@@ -484,6 +484,42 @@ pub enum Fault {
     Leave(String),
 }
 
+impl Fault {
+    /// The kind of fault: `Crash`, `Partition`, `Heal`...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Crash(_) => "Crash",
+            Fault::Restart(_) => "Restart",
+            Fault::Pause(_) => "Pause",
+            Fault::Resume(_) => "Resume",
+            Fault::Partition(_) => "Partition",
+            Fault::Block(..) => "Block",
+            Fault::Unblock(..) => "Unblock",
+            Fault::Heal => "Heal",
+            Fault::Leave(_) => "Leave",
+        }
+    }
+}
+
+/// As a scenario writes it: `Crash("n1")`, `Partition([["a"], ["b", "c"]])`, `Heal`.
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = self.kind();
+        match self {
+            Fault::Crash(n)
+            | Fault::Restart(n)
+            | Fault::Pause(n)
+            | Fault::Resume(n)
+            | Fault::Leave(n) => {
+                write!(f, "{kind}({n:?})")
+            }
+            Fault::Partition(groups) => write!(f, "{kind}({groups:?})"),
+            Fault::Block(a, b) | Fault::Unblock(a, b) => write!(f, "{kind}({a:?}, {b:?})"),
+            Fault::Heal => f.write_str(kind),
+        }
+    }
+}
+
 /// A named property of a run (DESIGN.md, "Properties").
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Property {
