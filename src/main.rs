@@ -332,7 +332,9 @@ fn cmd_run(
     budget: conclave_sim::world::Budget,
 ) -> u8 {
     let is_record = file.extension().is_some_and(|x| x == "json");
-    let (scenario, file, record) = if is_record {
+    // The replay command names what was given: a record replays as itself.
+    let given = file.to_string_lossy().into_owned();
+    let (scenario, _scenario_file, record) = if is_record {
         match record::load(file) {
             Ok(loaded) => {
                 if seed.is_some_and(|s| s != loaded.record.seed) {
@@ -362,7 +364,6 @@ fn cmd_run(
             }
         }
     };
-    let file = file.as_path();
     let seed = record
         .as_ref()
         .map(|r| r.seed)
@@ -384,7 +385,10 @@ fn cmd_run(
         },
         trace_sink: trace.then_some(sink),
     };
-    let report = run_scenario(&scenario, &file.to_string_lossy(), seed, &opts);
+    let mut report = run_scenario(&scenario, &given, seed, &opts);
+    if is_record {
+        report.replay = format!("conclave run {given}");
+    }
     progress::finish();
     if json {
         if trace {
