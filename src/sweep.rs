@@ -2,8 +2,10 @@
 //! with its failures grouped, replayable, saved as reproducers, and shardable over machines.
 
 use crate::{print_scenario_error, BAD_INPUT, HELD, INTERNAL, VIOLATED};
-use conclave_sim::run::{run_scenario, RunOptions, RunReport};
+use conclave_sim::run::{run_scenario, RunOptions};
 use conclave_sim::scenario::Scenario;
+pub use conclave_sim::sweep::{result_of, Failed, SeedResult, Shard};
+use conclave_sim::sweep::{run_seeds, shard_seeds};
 use conclave_sim::world::{Budget, INTERRUPTED};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -12,46 +14,6 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-
-/// Shard `index` of `count`: the seeds whose offset from `--from` is `index` modulo
-/// `count` (interleaved, so that every shard gets a like share of slow and fast seeds).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u64,
-    pub count: u64,
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Shard, String> {
-        let bad = || {
-            format!(
-                "{s:?} is not a shard: write I/K, shard I of K, counting from 0 (0/3, 1/3, 2/3)"
-            )
-        };
-        let (i, k) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (u64, u64) = (
-            i.trim().parse().map_err(|_| bad())?,
-            k.trim().parse().map_err(|_| bad())?,
-        );
-        if count == 0 {
-            return Err(format!("shard {s}: there is no shard of 0 shards"));
-        }
-        if index >= count {
-            return Err(format!(
-                "shard {s}: shards of {count} are numbered 0 to {}",
-                count - 1
-            ));
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
 
 /// What `conclave sweep` was asked.
 pub struct Flags {
@@ -65,44 +27,6 @@ pub struct Flags {
     pub results: Option<PathBuf>,
     pub check_determinism: bool,
     pub budget: Budget,
-}
-
-/// One failed expectation of one seed.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct Failed {
-    pub property: String,
-    /// "holds" or "violated": what the scenario expected of it.
-    pub expected: String,
-    pub failed_at_us: Option<u64>,
-    /// The first violating state, as the checker names it ("a and c both lead").
-    pub detail: Option<String>,
-    /// The last fault at or before the violation, as the scenario writes it, with its
-    /// time (`Resume("n5") at 3.97s`); none if no fault came before it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<String>,
-}
-
-impl Failed {
-    /// What the failures of a property are grouped by: the kind of the last fault before
-    /// the violation.
-    fn cause(&self) -> String {
-        match &self.after {
-            Some(a) => format!("after a {}", a.split(['(', ' ']).next().unwrap_or_default()),
-            None => "with no fault before it".into(),
-        }
-    }
-}
-
-/// One line of a `--results` file: one seed's run.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct SeedResult {
-    pub seed: u64,
-    pub ok: bool,
-    pub trace_hash: String,
-    pub failed: Vec<Failed>,
-    /// Why the run was cut short, if it was (it is then not ok).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incomplete: Option<String>,
 }
 
 /// The last line of a `--results` file: what ran, and how fast.
@@ -127,51 +51,12 @@ struct SummaryLine {
     summary: Totals,
 }
 
-/// What a run found, in a line of `--results`; the last fault before each violation is
-/// looked up in `scenario` as the seed ran it.
-pub fn result_of(scenario: &Scenario, r: &RunReport) -> SeedResult {
-    let run = (!r.ok).then(|| scenario.for_seed(r.seed));
-    let after = |t: Option<u64>| {
-        let (run, t) = (run.as_ref()?, t?);
-        run.faults
-            .iter()
-            .filter(|f| f.at.as_micros() <= t)
-            .max_by_key(|f| f.at)
-            .map(|f| format!("{} at {}", f.fault, f.at))
-    };
-    SeedResult {
-        seed: r.seed,
-        ok: r.ok,
-        trace_hash: r.trace_hash.clone(),
-        failed: r
-            .expectations
-            .iter()
-            .filter(|e| !e.ok)
-            .map(|e| Failed {
-                property: e.name.clone(),
-                expected: e.expected.to_string(),
-                failed_at_us: e.failed_at_us,
-                detail: e.detail.clone(),
-                after: after(e.failed_at_us),
-            })
-            .collect(),
-        incomplete: r.incomplete.clone(),
-    }
-}
-
 /// The seeds of a sweep: `from..from+seeds`, only shard `shard`'s when sharded.
 fn seeds_of(flags: &Flags) -> Vec<u64> {
-    let all = flags.from..flags.from.saturating_add(flags.seeds);
-    match flags.shard {
-        None => all.collect(),
-        Some(s) => all
-            .filter(|x| (x - flags.from) % s.count == s.index)
-            .collect(),
-    }
+    shard_seeds(flags.from, flags.seeds, flags.shard)
 }
 
-/// Runs `seeds` of `scenario` on `jobs` threads; results in seed order. Stops handing out
-/// seeds on Ctrl-C (the runs under way end INCOMPLETE).
+/// Runs the seeds with the progress bar counting runs and failures.
 fn run_all(
     scenario: &Scenario,
     file: &str,
@@ -180,49 +65,18 @@ fn run_all(
     budget: Budget,
     bar: &ProgressBar,
 ) -> Vec<SeedResult> {
-    let next = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
     let opts = RunOptions {
         budget,
         ..RunOptions::default()
     };
-    // Seeds are handed out a few at a time: one atomic add per run is no cost, but runs
-    // of small clusters take microseconds.
-    const BATCH: usize = 8;
-    let mut out: Vec<SeedResult> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..jobs)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        if INTERRUPTED.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
-                        if start >= seeds.len() {
-                            break;
-                        }
-                        for &seed in &seeds[start..(start + BATCH).min(seeds.len())] {
-                            let r = run_scenario(scenario, file, seed, &opts);
-                            if !r.ok {
-                                let f = failed.fetch_add(1, Ordering::Relaxed) + 1;
-                                bar.set_message(format!("{f} failed"));
-                            }
-                            bar.inc(1);
-                            mine.push(result_of(scenario, &r));
-                        }
-                    }
-                    mine
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    out.sort_by_key(|r| r.seed);
-    out
+    run_seeds(scenario, file, seeds, jobs, &opts, &|r: &SeedResult| {
+        if !r.ok {
+            let f = failed.fetch_add(1, Ordering::Relaxed) + 1;
+            bar.set_message(format!("{f} failed"));
+        }
+        bar.inc(1);
+    })
 }
 
 fn progress_bar(total: u64) -> ProgressBar {

@@ -27,14 +27,16 @@
 //! ```
 
 use crate::locate::Seg;
+use crate::run::{run_scenario, RunOptions, RunReport};
 use crate::scenario::{
     field, validate_fault_list, Delay, Duration, Fault, FaultSpec, Invalid, Scenario,
 };
-use crate::world::stream;
+use crate::world::{stream, INTERRUPTED};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The ChaCha stream of a seed that the sweep's draws come from; the network, the
 /// algorithms and the failure detector draw from streams of their own, so adding a `sweep`
@@ -254,6 +256,168 @@ fn draw(sweep: &SweepSpec, s: &mut Scenario, seed: u64) {
     // In time order after the fixed faults; at one instant, in the order drawn.
     drawn.sort_by_key(|f| f.at);
     s.faults.extend(drawn);
+}
+
+/// Shard `index` of `count`: the seeds whose offset from `--from` is `index` modulo
+/// `count` (interleaved, so that every shard gets a like share of slow and fast seeds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || {
+            format!(
+                "{s:?} is not a shard: write I/K, shard I of K, counting from 0 (0/3, 1/3, 2/3)"
+            )
+        };
+        let (i, k) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u64, u64) = (
+            i.trim().parse().map_err(|_| bad())?,
+            k.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 {
+            return Err(format!("shard {s}: there is no shard of 0 shards"));
+        }
+        if index >= count {
+            return Err(format!(
+                "shard {s}: shards of {count} are numbered 0 to {}",
+                count - 1
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// One failed expectation of one seed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Failed {
+    pub property: String,
+    /// "holds" or "violated": what the scenario expected of it.
+    pub expected: String,
+    pub failed_at_us: Option<u64>,
+    /// The first violating state, as the checker names it ("a and c both lead").
+    pub detail: Option<String>,
+    /// The last fault at or before the violation, as the scenario writes it, with its
+    /// time (`Resume("n5") at 3.97s`); none if no fault came before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+impl Failed {
+    /// What the failures of a property are grouped by: the kind of the last fault before
+    /// the violation.
+    pub fn cause(&self) -> String {
+        match &self.after {
+            Some(a) => format!("after a {}", a.split(['(', ' ']).next().unwrap_or_default()),
+            None => "with no fault before it".into(),
+        }
+    }
+}
+
+/// One line of a `--results` file: one seed's run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub ok: bool,
+    pub trace_hash: String,
+    pub failed: Vec<Failed>,
+    /// Why the run was cut short, if it was (it is then not ok).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
+}
+
+/// What a run found, in a line of `--results`; the last fault before each violation is
+/// looked up in `scenario` as the seed ran it.
+pub fn result_of(scenario: &Scenario, r: &RunReport) -> SeedResult {
+    let run = (!r.ok).then(|| scenario.for_seed(r.seed));
+    let after = |t: Option<u64>| {
+        let (run, t) = (run.as_ref()?, t?);
+        run.faults
+            .iter()
+            .filter(|f| f.at.as_micros() <= t)
+            .max_by_key(|f| f.at)
+            .map(|f| format!("{} at {}", f.fault, f.at))
+    };
+    SeedResult {
+        seed: r.seed,
+        ok: r.ok,
+        trace_hash: r.trace_hash.clone(),
+        failed: r
+            .expectations
+            .iter()
+            .filter(|e| !e.ok)
+            .map(|e| Failed {
+                property: e.name.clone(),
+                expected: e.expected.to_string(),
+                failed_at_us: e.failed_at_us,
+                detail: e.detail.clone(),
+                after: after(e.failed_at_us),
+            })
+            .collect(),
+        incomplete: r.incomplete.clone(),
+    }
+}
+
+/// The seeds `from..from+count`, only shard `shard`'s when sharded.
+pub fn shard_seeds(from: u64, count: u64, shard: Option<Shard>) -> Vec<u64> {
+    let all = from..from.saturating_add(count);
+    match shard {
+        None => all.collect(),
+        Some(s) => all.filter(|x| (x - from) % s.count == s.index).collect(),
+    }
+}
+
+/// Runs `seeds` of `scenario` on `jobs` threads, calling `done` after each run (from the
+/// thread that ran it); the results in seed order, the same for any number of jobs. Stops
+/// handing out seeds on Ctrl-C ([`INTERRUPTED`]; the runs under way end INCOMPLETE).
+pub fn run_seeds(
+    scenario: &Scenario,
+    file: &str,
+    seeds: &[u64],
+    jobs: usize,
+    opts: &RunOptions,
+    done: &(dyn Fn(&SeedResult) + Sync),
+) -> Vec<SeedResult> {
+    let next = AtomicUsize::new(0);
+    // Seeds are handed out a few at a time: runs of small clusters take microseconds.
+    const BATCH: usize = 8;
+    let mut out: Vec<SeedResult> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    while !INTERRUPTED.load(Ordering::Relaxed) {
+                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                        if start >= seeds.len() {
+                            break;
+                        }
+                        for &seed in &seeds[start..(start + BATCH).min(seeds.len())] {
+                            let r = result_of(scenario, &run_scenario(scenario, file, seed, opts));
+                            done(&r);
+                            mine.push(r);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    out.sort_by_key(|r| r.seed);
+    out
 }
 
 /// Checks a `sweep` block against its scenario: counts and ranges in order, rates in
