@@ -19,8 +19,9 @@
 //! - `consul_four_nodes/conclave`: `scenarios/consul_four_nodes.ron` itself, with its
 //!   registry, for its full 40 s.
 //!
-//! Before timing, both simulators must elect node2 on every node for 64 seeds, and every
-//! timed run checks it again (a cheap comparison), so a broken run cannot be measured.
+//! Before timing, both simulators must elect node2 on every node with the same 15 messages
+//! for 64 seeds (and the registry scenario must pass its expectations), and every timed run
+//! checks its outcome again (a cheap comparison), so a broken run cannot be measured.
 //! Criterion's throughput is one run: its `elem/s` is runs per second, on one core.
 //!
 //! Run: `cargo bench -p conclave-sim --bench vs_turmoil`; see [`main`] for a plain loop of
