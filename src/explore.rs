@@ -151,25 +151,15 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
         }
     }
     let (saved, schedules) = saved;
-    let peak = peak_memory_kib();
+    let saved = conclave_reports::explore::Saved {
+        counterexamples: &saved,
+        schedules: &schedules,
+        peak_memory_kib: peak_memory_kib(),
+    };
     if flags.json {
-        let mut v = serde_json::to_value(&report).unwrap_or_default();
-        v["peak_memory_kib"] = serde_json::json!(peak);
-        for (i, path) in saved.iter().enumerate() {
-            if let Some(p) = path {
-                v["properties"][i]["counterexample"]["file"] =
-                    serde_json::json!(p.display().to_string());
-            }
-        }
-        for (election, bound, path) in &schedules {
-            v["election_messages"][election][bound]["file"] =
-                serde_json::json!(path.display().to_string());
-        }
-        println!("{v}");
+        println!("{}", conclave_reports::explore::json(&report, &saved));
     } else {
-        print_report(&report, &saved, peak);
-        print_messages(&report, &schedules);
-        println!("result: {}", if report.ok { "ok" } else { "FAILED" });
+        print!("{}", conclave_reports::explore::text(&report, &saved));
     }
     if report.ok {
         HELD
@@ -272,66 +262,8 @@ fn scenario_of(file: &Path, text: &str, cex: &Counterexample) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(&cex.scenario))
 }
 
-fn print_report(r: &ExploreReport, saved: &[Option<PathBuf>], peak: Option<u64>) {
-    println!(
-        "explore {} ({}), timing {}, {} on {} job{}, symmetry reduction {}",
-        r.scenario,
-        r.algorithm,
-        r.timing,
-        r.search,
-        r.jobs,
-        if r.jobs == 1 { "" } else { "s" },
-        if r.symmetry_reduction { "on" } else { "off" }
-    );
-    let peak = peak.map_or("unknown".into(), |k| {
-        format!("{:.1} MiB", k as f64 / 1024.0)
-    });
-    println!(
-        "  {} unique states, {} transitions, max depth {}, {:.2}s, peak memory {peak}",
-        r.unique_states,
-        r.transitions,
-        r.max_depth,
-        r.elapsed_ms as f64 / 1000.0
-    );
-    match &r.cut_short {
-        None => println!("  complete: every reachable state was visited"),
-        Some(why) => println!(
-            "  INCOMPLETE: {why}; what was not visited is not checked, so nothing below \"holds\""
-        ),
-    }
-    for (p, file) in r.properties.iter().zip(saved) {
-        let verdict = match p.holds {
-            Some(true) => "holds".to_string(),
-            Some(false) => "violated".to_string(),
-            None => format!(
-                "not decided ({})",
-                p.undecided.as_deref().unwrap_or("incomplete search")
-            ),
-        };
-        let mark = if p.ok { "ok    " } else { "FAILED" };
-        let expected = match p.expected {
-            "holds" => " (expected to hold)",
-            "violated" => " (expected violated)",
-            _ => "",
-        };
-        println!("  {mark}  {}{expected}: {verdict}", p.name);
-        if let (Some(cex), Some(path)) = (&p.counterexample, file) {
-            println!(
-                "          {} in {} steps; trace:",
-                cex.detail,
-                cex.choices.len()
-            );
-            for e in &cex.trace {
-                println!("{}", conclave_reports::event_line(e));
-            }
-            println!("          saved: {}", path.display());
-            println!("          replay: conclave replay {}", path.display());
-        }
-    }
-}
-
 /// (election, bound, file) of each saved schedule.
-type Saved = Vec<(&'static str, &'static str, PathBuf)>;
+type Saved = Vec<conclave_reports::explore::SavedSchedule>;
 
 /// Saves the schedule of each message bound as `<scenario>.<election>-<bound>.schedule.json`,
 /// a file `conclave replay` reads like a counterexample, with the trace it gives (so that a
@@ -370,38 +302,6 @@ fn save_schedules(report: &ExploreReport, file: &Path, dir: &Path) -> std::io::R
         }
     }
     Ok(out)
-}
-
-fn print_messages(r: &ExploreReport, saved: &Saved) {
-    let Some(m) = &r.election_messages else {
-        if let Some(e) = &r.election_messages_error {
-            println!("  election messages: not computed: {e}");
-        } else if !r.complete {
-            println!("  election messages: not computed (incomplete search)");
-        }
-        return;
-    };
-    println!("  election messages over every schedule (sent from the election's start to the first settled state):");
-    for (election, b) in [
-        ("first_election", &m.first_election),
-        ("re_election", &m.re_election),
-    ] {
-        let name = election.replace('_', " ");
-        let Some(b) = b else {
-            println!("    {name}: none completes");
-            continue;
-        };
-        let most = b.most.as_ref().map_or(
-            "no bound (a cycle that sends messages can repeat)".to_string(),
-            |s| s.messages.to_string(),
-        );
-        println!("    {name}: fewest {}, most {most}", b.fewest.messages);
-        for (e, bound, path) in saved {
-            if *e == election {
-                println!("      {bound}: conclave replay {}", path.display());
-            }
-        }
-    }
 }
 
 /// The most bytes `conclave replay` reads.

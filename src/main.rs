@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod explore;
-mod junit;
 mod record;
 mod sweep;
 
@@ -496,26 +495,6 @@ fn scenario_files(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn failure_lines(r: &RunReport) -> Vec<String> {
-    let cut = r.incomplete.iter().map(|why| format!("INCOMPLETE: {why}"));
-    cut.chain(r.expectations.iter().filter(|e| !e.ok).map(|e| {
-        let what = if e.expected == "holds" {
-            "violated"
-        } else {
-            "held, expected violated"
-        };
-        let mut s = format!("{} {what}", e.name);
-        if let Some(t) = e.failed_at_us {
-            s.push_str(&format!(" at t={}", conclave_algorithms::Duration(t)));
-        }
-        if let Some(d) = &e.detail {
-            s.push_str(&format!(": {d}"));
-        }
-        s
-    }))
-    .collect()
-}
-
 fn cmd_check(paths: &[PathBuf], junit: Option<&Path>, budget: conclave_sim::world::Budget) -> u8 {
     let mut files = Vec::new();
     for p in paths {
@@ -536,14 +515,17 @@ fn cmd_check(paths: &[PathBuf], junit: Option<&Path>, budget: conclave_sim::worl
         return BAD_INPUT;
     }
     let (mut passed, mut failed, mut bad, mut runs) = (0, 0, 0, 0);
-    let mut report = quick_junit::Report::new("conclave check");
+    let mut report = conclave_reports::junit::Report::new("conclave check");
     for file in &files {
         let scenario = match Scenario::load(file) {
             Ok(s) => s,
             Err(e) => {
-                println!("BAD     {}", file.display());
+                print!("{}", conclave_reports::check::bad(&file.to_string_lossy()));
                 print_scenario_error(&e);
-                report.add_test_suite(junit::bad_suite(&file.to_string_lossy(), &e.to_string()));
+                report.add_test_suite(conclave_reports::junit::bad_suite(
+                    &file.to_string_lossy(),
+                    &e.to_string(),
+                ));
                 bad += 1;
                 continue;
             }
@@ -563,42 +545,36 @@ fn cmd_check(paths: &[PathBuf], junit: Option<&Path>, budget: conclave_sim::worl
             );
             results.push(sweep::result_of(&scenario, &r));
             if !r.ok {
-                failures.push((seed, failure_lines(&r), r.replay.clone()));
+                failures.push(r);
             }
         }
-        report.add_test_suite(junit::suite(&scenario, &file.to_string_lossy(), &results));
+        report.add_test_suite(conclave_reports::junit::suite(
+            &scenario,
+            &file.to_string_lossy(),
+            &results,
+        ));
         let seeds = scenario.seeds.len();
+        let name = file.to_string_lossy();
         if failures.is_empty() {
             passed += 1;
-            println!(
-                "ok      {} ({} seed{})",
-                file.display(),
-                seeds,
-                if seeds == 1 { "" } else { "s" }
-            );
+            print!("{}", conclave_reports::check::passed(&name, seeds));
         } else {
             failed += 1;
-            println!(
-                "FAILED  {} ({} of {} seeds failed)",
-                file.display(),
-                failures.len(),
-                seeds
+            let failures: Vec<&RunReport> = failures.iter().collect();
+            print!(
+                "{}",
+                conclave_reports::check::failed(&name, seeds, &failures)
             );
-            for (seed, lines, replay) in failures {
-                for l in lines {
-                    println!("        seed {seed}: {l}");
-                }
-                println!("        replay: {replay}");
-            }
         }
     }
-    println!(
-        "{} scenario files, {runs} runs, {bad} with bad input",
-        files.len()
+    print!(
+        "{}",
+        conclave_reports::check::totals(files.len(), runs, bad, passed, failed)
     );
-    println!("check: {passed} passed, {failed} failed");
     if let Some(path) = junit {
-        if let Err(e) = junit::write(path, &junit::to_xml(&report)) {
+        if let Err(e) =
+            sweep::write_atomically(path, conclave_reports::junit::to_xml(&report).as_bytes())
+        {
             eprintln!("error: --junit {}: {e}", path.display());
             return BAD_INPUT;
         }

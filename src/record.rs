@@ -26,12 +26,7 @@ pub struct Record {
     pub reproducer: String,
 }
 
-/// Where a failing seed was saved.
-#[derive(Clone, Debug, Serialize)]
-pub struct Saved {
-    pub scenario: PathBuf,
-    pub record: PathBuf,
-}
+pub use conclave_reports::sweep::SavedSeed as Saved;
 
 fn hash_of(bytes: &[u8]) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))

@@ -4,7 +4,7 @@
 use crate::{print_scenario_error, BAD_INPUT, HELD, INTERNAL, VIOLATED};
 use conclave_sim::run::{run_scenario, RunOptions};
 use conclave_sim::scenario::Scenario;
-pub use conclave_sim::sweep::{result_of, Failed, SeedResult, Shard};
+pub use conclave_sim::sweep::{result_of, Failed, SeedResult, Shard, Totals};
 use conclave_sim::sweep::{run_seeds, shard_seeds};
 use conclave_sim::world::{Budget, INTERRUPTED};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,23 +27,6 @@ pub struct Flags {
     pub results: Option<PathBuf>,
     pub check_determinism: bool,
     pub budget: Budget,
-}
-
-/// The last line of a `--results` file: what ran, and how fast.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Totals {
-    /// The scenario file as given to `conclave sweep`.
-    pub scenario: String,
-    pub from: u64,
-    pub seeds: u64,
-    #[serde(default)]
-    pub shard: Option<String>,
-    pub runs: u64,
-    pub failed: u64,
-    pub seconds: f64,
-    pub runs_per_second: f64,
-    pub jobs: usize,
-    pub version: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -91,11 +74,6 @@ fn progress_bar(total: u64) -> ProgressBar {
     }
     bar.set_message("0 failed");
     bar
-}
-
-/// The replay command of a seed.
-fn replay(file: &str, seed: u64) -> String {
-    format!("conclave run {file} --seed {seed}")
 }
 
 pub fn cmd_sweep(file: &Path, flags: &Flags) -> u8 {
@@ -181,8 +159,8 @@ pub fn cmd_sweep(file: &Path, flags: &Flags) -> u8 {
         }
     }
     if let Some(path) = &flags.junit {
-        let xml = crate::junit::sweep_report(&scenario, &name, &results);
-        if let Err(e) = crate::junit::write(path, &xml) {
+        let xml = conclave_reports::junit::sweep_report(&scenario, &name, &results);
+        if let Err(e) = write_atomically(path, xml.as_bytes()) {
             eprintln!("error: --junit {}: {e}", path.display());
             code = BAD_INPUT;
         }
@@ -203,9 +181,15 @@ pub fn cmd_sweep(file: &Path, flags: &Flags) -> u8 {
         }
     }
     if flags.json {
-        println!("{}", summary_json(&totals, &results, &saved));
+        println!(
+            "{}",
+            conclave_reports::sweep::json(&totals, &results, &saved)
+        );
     } else {
-        print!("{}", summary_text(&totals, &results, &saved));
+        print!(
+            "{}",
+            conclave_reports::sweep::text(&totals, &results, &saved)
+        );
         if interrupted {
             println!(
                 "interrupted (Ctrl-C) after {} of {} runs",
@@ -306,180 +290,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
-}
-
-/// The failures of one property, grouped by their first violation.
-type Groups<'a> = BTreeMap<(String, String), BTreeMap<String, Vec<(&'a SeedResult, &'a Failed)>>>;
-
-fn groups(results: &[SeedResult]) -> Groups<'_> {
-    let mut g: Groups = BTreeMap::new();
-    for r in results {
-        for f in &r.failed {
-            let first = f.cause();
-            g.entry((f.property.clone(), f.expected.clone()))
-                .or_default()
-                .entry(first)
-                .or_default()
-                .push((r, f));
-        }
-    }
-    g
-}
-
-fn summary_text(
-    totals: &Totals,
-    results: &[SeedResult],
-    saved: &BTreeMap<u64, crate::record::Saved>,
-) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let range = match &totals.shard {
-        Some(sh) => format!(
-            "seeds {}..={} shard {sh}",
-            totals.from,
-            totals.from + totals.seeds - 1
-        ),
-        None => format!("seeds {}..={}", totals.from, totals.from + totals.seeds - 1),
-    };
-    let _ = writeln!(
-        s,
-        "sweep {} ({range}): {} runs, {} failed, {:.0} runs/s on {} job{}",
-        totals.scenario,
-        totals.runs,
-        totals.failed,
-        totals.runs_per_second,
-        totals.jobs,
-        if totals.jobs == 1 { "" } else { "s" }
-    );
-    for ((property, expected), firsts) in groups(results) {
-        let seeds: usize = firsts.values().map(Vec::len).sum();
-        let what = if expected == "holds" {
-            "violated"
-        } else {
-            "held, expected violated"
-        };
-        let _ = writeln!(
-            s,
-            "FAILED  {property} {what}: {seeds} seed{}",
-            if seeds == 1 { "" } else { "s" }
-        );
-        for (first, list) in firsts {
-            let n = list.len();
-            let _ = writeln!(s, "  {first}: {n} seed{}", if n == 1 { "" } else { "s" });
-            for (r, f) in list {
-                let at = f
-                    .failed_at_us
-                    .map(|t| format!(" at t={}", conclave_algorithms::Duration(t)))
-                    .unwrap_or_default();
-                let mut why: Vec<&str> = f.detail.iter().map(String::as_str).collect();
-                why.extend(f.after.as_deref());
-                let why = if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", why.join("; "))
-                };
-                let _ = writeln!(
-                    s,
-                    "    seed {}{at}{why}: {}",
-                    r.seed,
-                    replay(&totals.scenario, r.seed)
-                );
-                if let Some(p) = saved.get(&r.seed) {
-                    let _ = writeln!(
-                        s,
-                        "      saved: {} and {}",
-                        p.scenario.display(),
-                        p.record.display()
-                    );
-                }
-            }
-        }
-    }
-    let incomplete: Vec<&SeedResult> = results.iter().filter(|r| r.incomplete.is_some()).collect();
-    if !incomplete.is_empty() {
-        let _ = writeln!(s, "INCOMPLETE {} runs", incomplete.len());
-        for r in incomplete {
-            let _ = writeln!(
-                s,
-                "    seed {}: {}: {}",
-                r.seed,
-                r.incomplete.as_deref().unwrap_or_default(),
-                replay(&totals.scenario, r.seed)
-            );
-        }
-    }
-    s
-}
-
-#[derive(Serialize)]
-struct FailureJson<'a> {
-    seed: u64,
-    property: &'a str,
-    expected: &'a str,
-    failed_at_us: Option<u64>,
-    first_violation: Option<&'a str>,
-    after: Option<&'a str>,
-    replay: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    saved: Option<&'a crate::record::Saved>,
-}
-
-fn summary_json(
-    totals: &Totals,
-    results: &[SeedResult],
-    saved: &BTreeMap<u64, crate::record::Saved>,
-) -> String {
-    let failures: Vec<FailureJson> = results
-        .iter()
-        .flat_map(|r| {
-            r.failed.iter().map(move |f| FailureJson {
-                seed: r.seed,
-                property: &f.property,
-                expected: &f.expected,
-                failed_at_us: f.failed_at_us,
-                first_violation: f.detail.as_deref(),
-                after: f.after.as_deref(),
-                replay: replay(&totals.scenario, r.seed),
-                saved: saved.get(&r.seed),
-            })
-        })
-        .collect();
-    let incomplete: Vec<serde_json::Value> = results
-        .iter()
-        .filter_map(|r| {
-            r.incomplete.as_ref().map(|why| {
-                serde_json::json!({"seed": r.seed, "why": why, "replay": replay(&totals.scenario, r.seed)})
-            })
-        })
-        .collect();
-    let groups: Vec<serde_json::Value> = groups(results)
-        .into_iter()
-        .flat_map(|((property, expected), firsts)| {
-            firsts.into_iter().map(move |(first, list)| {
-                serde_json::json!({
-                    "property": property,
-                    "expected": expected,
-                    "cause": first,
-                    "seeds": list.iter().map(|(r, _)| r.seed).collect::<Vec<_>>(),
-                })
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "scenario": totals.scenario,
-        "from": totals.from,
-        "seeds": totals.seeds,
-        "shard": totals.shard,
-        "runs": totals.runs,
-        "failed": totals.failed,
-        "seconds": totals.seconds,
-        "runs_per_second": totals.runs_per_second,
-        "jobs": totals.jobs,
-        "failures": failures,
-        "groups": groups,
-        "incomplete": incomplete,
-    })
-    .to_string()
 }
 
 /// The shards of one scenario: their totals, and each seed's result with its file.
@@ -593,15 +403,22 @@ pub fn cmd_merge(files: &[PathBuf], json: bool, results_out: Option<&Path>) -> u
             }
         }
         if json {
-            let mut v: serde_json::Value =
-                serde_json::from_str(&summary_json(&totals, &results, &BTreeMap::new()))
-                    .unwrap_or_default();
+            let mut v: serde_json::Value = serde_json::from_str(&conclave_reports::sweep::json(
+                &totals,
+                &results,
+                &BTreeMap::new(),
+            ))
+            .unwrap_or_default();
             v["shards"] = shards.len().into();
             v["missing"] = missing.into();
             json_out.push(v);
         } else {
             out_text.push_str(&format!("{} shard files\n", shards.len()));
-            out_text.push_str(&summary_text(&totals, &results, &BTreeMap::new()));
+            out_text.push_str(&conclave_reports::sweep::text(
+                &totals,
+                &results,
+                &BTreeMap::new(),
+            ));
             if missing > 0 {
                 out_text.push_str(&format!(
                     "MISSING {missing} of the {expected} seeds: a shard was not merged, or stopped early\n"

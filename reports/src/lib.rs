@@ -11,6 +11,11 @@
 //! assert!(conclave_reports::summary(&r).contains("ok      LeaderIs(b, end)"));
 //! ```
 
+pub mod check;
+pub mod explore;
+pub mod junit;
+pub mod sweep;
+
 use conclave_algorithms::{Duration, Role};
 use conclave_sim::run::RunReport;
 use conclave_sim::trace::{TraceEvent, What};

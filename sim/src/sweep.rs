@@ -368,6 +368,23 @@ pub fn result_of(scenario: &Scenario, r: &RunReport) -> SeedResult {
     }
 }
 
+/// The last line of a `--results` file: what ran, and how fast.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Totals {
+    /// The scenario file as given to `conclave sweep`.
+    pub scenario: String,
+    pub from: u64,
+    pub seeds: u64,
+    #[serde(default)]
+    pub shard: Option<String>,
+    pub runs: u64,
+    pub failed: u64,
+    pub seconds: f64,
+    pub runs_per_second: f64,
+    pub jobs: usize,
+    pub version: String,
+}
+
 /// The seeds `from..from+count`, only shard `shard`'s when sharded.
 pub fn shard_seeds(from: u64, count: u64, shard: Option<Shard>) -> Vec<u64> {
     let all = from..from.saturating_add(count);

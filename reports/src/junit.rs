@@ -1,9 +1,10 @@
 //! JUnit XML for CI systems: one test case per scenario and expected property, failures
 //! with the seeds that failed and the command that replays each.
 
-use crate::sweep::{write_atomically, SeedResult};
 use conclave_sim::scenario::Scenario;
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use conclave_sim::sweep::SeedResult;
+pub use quick_junit::Report;
+use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 
 /// The expectations of `scenario` as (name, "holds" or "violated"), in the file's order.
 fn expectations(scenario: &Scenario) -> Vec<(String, &'static str)> {
@@ -112,9 +113,4 @@ pub fn to_xml(report: &Report) -> String {
     report
         .to_string()
         .unwrap_or_else(|e| panic!("a JUnit report always serializes: {e}"))
-}
-
-/// Writes the XML all at once.
-pub fn write(path: &std::path::Path, xml: &str) -> std::io::Result<()> {
-    write_atomically(path, xml.as_bytes())
 }

@@ -1,0 +1,186 @@
+//! What `conclave sweep` and `conclave merge` print: the totals, the failures grouped by
+//! property and by the last fault before the violation, each seed with the command that
+//! replays it; as text or as one JSON object.
+
+use conclave_sim::sweep::{Failed, SeedResult, Totals};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where `--save-failures` wrote a seed: its scenario and its record.
+#[derive(Clone, Debug, Serialize)]
+pub struct SavedSeed {
+    pub scenario: PathBuf,
+    pub record: PathBuf,
+}
+
+/// The replay command of a seed.
+pub fn replay(file: &str, seed: u64) -> String {
+    format!("conclave run {file} --seed {seed}")
+}
+
+/// The failures of each property, grouped by the kind of the last fault before the violation.
+type Groups<'a> = BTreeMap<(String, String), BTreeMap<String, Vec<(&'a SeedResult, &'a Failed)>>>;
+
+fn groups(results: &[SeedResult]) -> Groups<'_> {
+    let mut g: Groups = BTreeMap::new();
+    for r in results {
+        for f in &r.failed {
+            let first = f.cause();
+            g.entry((f.property.clone(), f.expected.clone()))
+                .or_default()
+                .entry(first)
+                .or_default()
+                .push((r, f));
+        }
+    }
+    g
+}
+
+pub fn text(totals: &Totals, results: &[SeedResult], saved: &BTreeMap<u64, SavedSeed>) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let range = match &totals.shard {
+        Some(sh) => format!(
+            "seeds {}..={} shard {sh}",
+            totals.from,
+            totals.from + totals.seeds - 1
+        ),
+        None => format!("seeds {}..={}", totals.from, totals.from + totals.seeds - 1),
+    };
+    let _ = writeln!(
+        s,
+        "sweep {} ({range}): {} runs, {} failed, {:.0} runs/s on {} job{}",
+        totals.scenario,
+        totals.runs,
+        totals.failed,
+        totals.runs_per_second,
+        totals.jobs,
+        if totals.jobs == 1 { "" } else { "s" }
+    );
+    for ((property, expected), firsts) in groups(results) {
+        let seeds: usize = firsts.values().map(Vec::len).sum();
+        let what = if expected == "holds" {
+            "violated"
+        } else {
+            "held, expected violated"
+        };
+        let _ = writeln!(
+            s,
+            "FAILED  {property} {what}: {seeds} seed{}",
+            if seeds == 1 { "" } else { "s" }
+        );
+        for (first, list) in firsts {
+            let n = list.len();
+            let _ = writeln!(s, "  {first}: {n} seed{}", if n == 1 { "" } else { "s" });
+            for (r, f) in list {
+                let at = f
+                    .failed_at_us
+                    .map(|t| format!(" at t={}", conclave_algorithms::Duration(t)))
+                    .unwrap_or_default();
+                let mut why: Vec<&str> = f.detail.iter().map(String::as_str).collect();
+                why.extend(f.after.as_deref());
+                let why = if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", why.join("; "))
+                };
+                let _ = writeln!(
+                    s,
+                    "    seed {}{at}{why}: {}",
+                    r.seed,
+                    replay(&totals.scenario, r.seed)
+                );
+                if let Some(p) = saved.get(&r.seed) {
+                    let _ = writeln!(
+                        s,
+                        "      saved: {} and {}",
+                        p.scenario.display(),
+                        p.record.display()
+                    );
+                }
+            }
+        }
+    }
+    let incomplete: Vec<&SeedResult> = results.iter().filter(|r| r.incomplete.is_some()).collect();
+    if !incomplete.is_empty() {
+        let _ = writeln!(s, "INCOMPLETE {} runs", incomplete.len());
+        for r in incomplete {
+            let _ = writeln!(
+                s,
+                "    seed {}: {}: {}",
+                r.seed,
+                r.incomplete.as_deref().unwrap_or_default(),
+                replay(&totals.scenario, r.seed)
+            );
+        }
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct FailureJson<'a> {
+    seed: u64,
+    property: &'a str,
+    expected: &'a str,
+    failed_at_us: Option<u64>,
+    first_violation: Option<&'a str>,
+    after: Option<&'a str>,
+    replay: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    saved: Option<&'a SavedSeed>,
+}
+
+pub fn json(totals: &Totals, results: &[SeedResult], saved: &BTreeMap<u64, SavedSeed>) -> String {
+    let failures: Vec<FailureJson> = results
+        .iter()
+        .flat_map(|r| {
+            r.failed.iter().map(move |f| FailureJson {
+                seed: r.seed,
+                property: &f.property,
+                expected: &f.expected,
+                failed_at_us: f.failed_at_us,
+                first_violation: f.detail.as_deref(),
+                after: f.after.as_deref(),
+                replay: replay(&totals.scenario, r.seed),
+                saved: saved.get(&r.seed),
+            })
+        })
+        .collect();
+    let incomplete: Vec<serde_json::Value> = results
+        .iter()
+        .filter_map(|r| {
+            r.incomplete.as_ref().map(|why| {
+                serde_json::json!({"seed": r.seed, "why": why, "replay": replay(&totals.scenario, r.seed)})
+            })
+        })
+        .collect();
+    let groups: Vec<serde_json::Value> = groups(results)
+        .into_iter()
+        .flat_map(|((property, expected), firsts)| {
+            firsts.into_iter().map(move |(first, list)| {
+                serde_json::json!({
+                    "property": property,
+                    "expected": expected,
+                    "cause": first,
+                    "seeds": list.iter().map(|(r, _)| r.seed).collect::<Vec<_>>(),
+                })
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "scenario": totals.scenario,
+        "from": totals.from,
+        "seeds": totals.seeds,
+        "shard": totals.shard,
+        "runs": totals.runs,
+        "failed": totals.failed,
+        "seconds": totals.seconds,
+        "runs_per_second": totals.runs_per_second,
+        "jobs": totals.jobs,
+        "failures": failures,
+        "groups": groups,
+        "incomplete": incomplete,
+    })
+    .to_string()
+}
