@@ -363,19 +363,18 @@ pub fn cmd_replay(file: &Path) -> u8 {
                 "OneLeaderPerComponent" => end.per_component.clone(),
                 _ => (!end.settled).then(|| cex.detail.clone()),
             };
-            match reproduced {
-                Some(why) => {
-                    println!(
-                        "{} violated after {} steps: {why}",
-                        cex.property,
-                        cex.choices.len()
-                    );
-                    VIOLATED
-                }
-                None => {
-                    println!("{}: the last state does not violate it", cex.property);
-                    HELD
-                }
+            print!(
+                "{}",
+                conclave_reports::explore::replay_model(
+                    &cex.property,
+                    cex.choices.len(),
+                    reproduced.as_deref()
+                )
+            );
+            if reproduced.is_some() {
+                VIOLATED
+            } else {
+                HELD
             }
         }
     }
@@ -387,15 +386,9 @@ fn is_bound(cex: &Counterexample) -> bool {
 }
 
 fn bound_end(cex: &Counterexample, sent: u64, settled: bool) -> u8 {
-    println!(
-        "{}: {}; {sent} messages sent in all; the last state {}",
-        cex.property,
-        cex.detail,
-        if settled {
-            "is settled"
-        } else {
-            "is NOT settled"
-        }
+    print!(
+        "{}",
+        conclave_reports::explore::replay_bound(&cex.property, &cex.detail, sent, settled)
     );
     if settled {
         HELD
@@ -446,13 +439,16 @@ fn replay_in_simulator(file: &Path, scenario: &Scenario, cex: &Counterexample) -
         "OneLeaderPerComponent" => sim.per_component.clone(),
         _ => (!sim.settled).then(|| (sim.now_us, cex.detail.clone())),
     };
+    print!(
+        "{}",
+        conclave_reports::explore::replay_simulator(
+            &cex.property,
+            steps,
+            found.as_ref().map(|(at, why)| (*at, why.as_str()))
+        )
+    );
     match found {
-        Some((at, why)) => {
-            println!(
-                "{} violated in the simulator at t={} ({steps} steps played): {why}",
-                cex.property,
-                conclave_algorithms_time(at)
-            );
+        Some((at, _)) => {
             if let Some(expected) = cex.at_us.filter(|&e| e != at) {
                 eprintln!(
                     "warning: {}: the explorer found it at t={}",
@@ -462,13 +458,7 @@ fn replay_in_simulator(file: &Path, scenario: &Scenario, cex: &Counterexample) -
             }
             VIOLATED
         }
-        None => {
-            println!(
-                "{}: the simulator played the {steps} steps and it held",
-                cex.property
-            );
-            HELD
-        }
+        None => HELD,
     }
 }
 

@@ -135,3 +135,36 @@ pub fn json(r: &ExploreReport, saved: &Saved) -> String {
     }
     v.to_string()
 }
+
+/// What `conclave replay` says at the end of a message-bound schedule.
+pub fn replay_bound(property: &str, detail: &str, sent: u64, settled: bool) -> String {
+    format!(
+        "{property}: {detail}; {sent} messages sent in all; the last state {}\n",
+        if settled {
+            "is settled"
+        } else {
+            "is NOT settled"
+        }
+    )
+}
+
+/// What `conclave replay` says of a counterexample the explorer's model replayed:
+/// `violation` is why the last state violates the property, if it does.
+pub fn replay_model(property: &str, steps: usize, violation: Option<&str>) -> String {
+    match violation {
+        Some(why) => format!("{property} violated after {steps} steps: {why}\n"),
+        None => format!("{property}: the last state does not violate it\n"),
+    }
+}
+
+/// What `conclave replay` says of a counterexample the simulator played: `violation` is
+/// when and why it was violated, if it was.
+pub fn replay_simulator(property: &str, steps: usize, violation: Option<(u64, &str)>) -> String {
+    match violation {
+        Some((at, why)) => format!(
+            "{property} violated in the simulator at t={} ({steps} steps played): {why}\n",
+            conclave_algorithms::Time(at)
+        ),
+        None => format!("{property}: the simulator played the {steps} steps and it held\n"),
+    }
+}
