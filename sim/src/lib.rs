@@ -25,6 +25,7 @@ pub mod queue;
 pub mod run;
 pub mod scenario;
 pub mod schedule;
+pub mod shrink;
 pub mod sweep;
 pub mod trace;
 pub mod world;
