@@ -11,7 +11,12 @@
 //! - `expect`: the seeds down to the one seed, the expectations down to the failing one, the
 //!   explorer's block dropped;
 //! - `run_for`: the time of the violation rounded up (to 1 s, 100 ms, 10 ms, 1 ms), else a
-//!   bisection to the millisecond; faults after the new end are dropped;
+//!   bisection to the millisecond; faults after the new end are dropped. A run is never
+//!   made shorter than the property needs to be judged as it was: up to the time of a
+//!   `LeaderIs` at a time, and, for a property judged at the end (`Agreement`,
+//!   `HighestWins`, `LeaderIs` at the end, `EventualLeader`), as long after the last fault
+//!   or node start as the original run (a run cut before the nodes settle would fail them
+//!   for no other reason);
 //! - `faults`: delta debugging (ddmin) over the faults: all, halves, smaller chunks, single
 //!   faults; a fault whose removal would leave its undo invalid (a `Restart` of a running
 //!   node, a `Resume` of one not paused) goes with its undo;
@@ -358,6 +363,7 @@ pub fn shrink(
     // Faults in time order (those of one instant in the order listed, as they happen).
     start.faults.sort_by_key(|f| f.at);
     let original = Size::of(&start);
+    let needs = Needs::of(&target.property, &start);
     let text = start.to_ron("");
     let mut start =
         Scenario::from_str(&text, "shrink.ron").map_err(|e| ShrinkError::NotReproduced {
@@ -427,6 +433,7 @@ pub fn shrink(
         .max(MIN_CANDIDATE_EVENTS)
         .min(most);
     let mut s = Shrinker {
+        needs,
         failed_at: e.failed_at_us,
         detail: e.detail.clone(),
         cur: start,
@@ -481,9 +488,62 @@ struct Passed {
     detail: Option<String>,
 }
 
+/// How much of a run a candidate needs to judge the target as the original run did.
+#[derive(Clone, Copy, Debug)]
+enum Needs {
+    /// Any length: a safety property (checked at every event) or a count over the run.
+    Nothing,
+    /// The run up to this instant (`LeaderIs` at a time within the original run).
+    Until(u64),
+    /// At least this long after the last fault or node start: a property judged at the
+    /// end (`Agreement`, `HighestWins`, `LeaderIs` at the end, `EventualLeader`), which a
+    /// run too short to settle would fail for no other reason.
+    Quiet(u64),
+}
+
+impl Needs {
+    fn of(p: &Property, s: &Scenario) -> Needs {
+        let end = s.run_for.as_micros();
+        match p {
+            Property::AtMostOneLeader
+            | Property::OneLeaderPerComponent
+            | Property::MessagesAtMost(_)
+            | Property::ElectionMessagesAtMost(_) => Needs::Nothing,
+            Property::LeaderIs { at: Some(at), .. } if at.as_micros() < end => {
+                Needs::Until(at.as_micros())
+            }
+            _ => Needs::Quiet(end.saturating_sub(last_disturbance(s))),
+        }
+    }
+
+    /// The shortest `run_for` scenario `s` may have.
+    fn least_run_for(self, s: &Scenario) -> u64 {
+        match self {
+            Needs::Nothing => 1,
+            Needs::Until(t) => t.max(1),
+            Needs::Quiet(q) => (last_disturbance(s) + q).max(1),
+        }
+    }
+}
+
+/// The time of the last fault (within the run) or node start: what "after the last fault"
+/// counts from.
+fn last_disturbance(s: &Scenario) -> u64 {
+    let end = s.run_for.as_micros();
+    let starts = s.nodes.iter().map(|n| n.start.as_micros());
+    let faults = s.faults.iter().map(|f| f.at.as_micros());
+    starts
+        .chain(faults)
+        .filter(|&t| t <= end)
+        .max()
+        .unwrap_or(0)
+}
+
 struct Shrinker<'a> {
     /// The smallest failing scenario so far.
     cur: Scenario,
+    /// How much of a run a candidate must have.
+    needs: Needs,
     seed: u64,
     target: &'a Failure,
     opts: RunOptions,
@@ -525,7 +585,7 @@ impl Shrinker<'_> {
 
     /// Whether `cand` is a valid scenario whose run still fails the target.
     fn test(&mut self, cand: &Scenario) -> Option<Passed> {
-        if self.stopped() {
+        if self.stopped() || cand.run_for.as_micros() < self.needs.least_run_for(cand) {
             return None;
         }
         let text = cand.to_ron("");
@@ -627,7 +687,8 @@ impl Shrinker<'_> {
         c
     }
 
-    /// A shorter run: the violation's time rounded up, else a bisection to the millisecond.
+    /// A shorter run: the violation's time rounded up, else a bisection to the millisecond,
+    /// never shorter than the target needs (see [`Needs`]).
     fn pass_run_for(&mut self) -> bool {
         let was = self.cur.run_for;
         let faults_before = self.cur.faults.len();
@@ -651,8 +712,8 @@ impl Shrinker<'_> {
             exact = ceil_to(t.max(1), MS) >= hi;
         }
         if !exact {
-            let mut lo = 0;
-            while hi - lo > MS && !self.stopped() {
+            let mut lo = self.needs.least_run_for(&self.cur).saturating_sub(1);
+            while hi.saturating_sub(lo) > MS && !self.stopped() {
                 let mid = round_to(lo + (hi - lo) / 2, MS);
                 if mid <= lo || mid >= hi {
                     break;

@@ -402,3 +402,43 @@ fn violates_before_cut(r: &RunReport, at: u64) -> bool {
         .iter()
         .any(|e| e.name == "AtMostOneLeader" && !e.ok && e.failed_at_us == Some(at))
 }
+
+#[test]
+fn a_property_judged_at_a_time_or_at_the_end_keeps_the_run_it_needs() {
+    let s = load(
+        r#"Scenario(
+        algorithm: Bully(),
+        nodes: [(name: "a", id: 1), (name: "b", id: 2), (name: "c", id: 3), (name: "d", id: 4)],
+        faults: [(at: "2s", fault: Crash("d")), (at: "3s", fault: Pause("c")),
+                 (at: "6s", fault: Resume("c")), (at: "8s", fault: Crash("b"))],
+        run_for: "30s",
+        expect: [LeaderIs(node: "d"), LeaderIs(node: "c", at: "10s"), Agreement],
+    )"#,
+    );
+    let shrunk_for = |name: &str| {
+        let failure = find_failure(&s, 0, Some(name), &Budget::default()).unwrap();
+        shrink(&s, 0, &failure, &ShrinkOptions::default(), &mut |_| {})
+            .unwrap()
+            .scenario
+    };
+    // Judged at 10 s: a shorter run would judge it at its end instead.
+    let at = shrunk_for("LeaderIs(c, 10s)");
+    assert_eq!(at.run_for.as_micros(), 10_000_000, "{}", at.to_ron(""));
+    // Judged at the end: the original run ended 22 s after its last fault; so does this
+    // one, at least (a run ended before the nodes settle would fail it for no reason).
+    let end = shrunk_for("LeaderIs(d, end)");
+    let last = end
+        .faults
+        .iter()
+        .map(|f| f.at.as_micros())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        end.run_for.as_micros() >= last + 22_000_000,
+        "{}",
+        end.to_ron("")
+    );
+    assert!(end.faults.len() < 4);
+    let r = run_scenario(&reload(&end).unwrap(), "min.ron", 0, &RunOptions::default());
+    assert!(violates(&r, "LeaderIs(d, end)"));
+}
