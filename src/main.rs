@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod explore;
 mod record;
+mod shrink;
 mod sweep;
 
 /// The explorer creates and drops millions of small states; glibc's allocator spent more
@@ -154,6 +155,8 @@ enum Command {
         /// A counterexample file written by `conclave explore`.
         file: PathBuf,
     },
+    /// Reduce a failing run to a small scenario that still fails the same way.
+    Shrink(shrink::Args),
 }
 
 fn main() -> ExitCode {
@@ -254,6 +257,7 @@ fn main() -> ExitCode {
             explore::cmd_explore(&file, &opts)
         }
         Command::Replay { file } => explore::cmd_replay(&file),
+        Command::Shrink(args) => shrink::cmd_shrink(&args),
     })
     .unwrap_or(INTERNAL);
     ExitCode::from(code)
