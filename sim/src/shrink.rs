@@ -24,7 +24,8 @@
 //!   groups, and from a `server_config` list), unless an expectation names it;
 //! - `network`: loss and duplication to 0, a uniform delay to a constant;
 //! - `simplify`: a `Pause`/`Resume` becomes a `Crash`/`Restart`, a `Leave` a `Crash`, a
-//!   partition loses a group (two merged);
+//!   partition loses a group (two merged), a `Heal` that lifts a single block (and no
+//!   partition) becomes that block's `Unblock`;
 //! - `times`: each fault moves earlier (to time 0, to the previous fault's time, or halfway
 //!   to either) or to a rounder time (whole seconds, 100 ms, 10 ms, ms); a move never makes
 //!   a time less round, nor a time later unless rounder, so the passes end.
@@ -932,7 +933,8 @@ impl Shrinker<'_> {
         progress
     }
 
-    /// Simpler faults of the same effect: crashes for pauses and leaves, fewer groups.
+    /// Simpler faults of the same effect: crashes for pauses and leaves, fewer groups, an
+    /// `Unblock` for a `Heal` that lifts a single block.
     fn pass_simplify(&mut self) -> bool {
         let mut progress = false;
         let mut i = 0;
@@ -963,6 +965,16 @@ impl Shrinker<'_> {
                 }
                 Fault::Partition(groups) => {
                     progress |= self.fewer_groups(i, groups);
+                }
+                Fault::Heal => {
+                    // A Heal that lifts one block and nothing else: its Unblock.
+                    if let Some((a, b)) = only_block_before(&self.cur.faults, i) {
+                        let mut cand = self.cur.clone();
+                        cand.faults[i].fault = Fault::Unblock(a.clone(), b.clone());
+                        let change =
+                            format!("faults[{i}] Heal at {} -> Unblock({a:?}, {b:?})", f.at);
+                        progress |= self.attempt("simplify", || change, &cand);
+                    }
                 }
                 _ => {}
             }
@@ -1091,6 +1103,34 @@ fn undo_of(faults: &[FaultSpec], i: usize) -> Option<usize> {
         .find(|&j| undoes(&faults[j].fault))
 }
 
+/// The one link blocked just before fault `i` of a schedule in time order, if a single
+/// block and no partition is in effect then.
+fn only_block_before(faults: &[FaultSpec], i: usize) -> Option<(String, String)> {
+    type Link<'a> = (&'a String, &'a String);
+    let same = |(a, b): Link, (c, d): Link| (a, b) == (c, d) || (a, b) == (d, c);
+    let mut split = false;
+    let mut blocked: Vec<Link> = Vec::new();
+    for f in &faults[..i] {
+        match &f.fault {
+            // (Even one listed group splits it from the processes not listed.)
+            Fault::Partition(_) => split = true,
+            Fault::Heal => {
+                split = false;
+                blocked.clear();
+            }
+            Fault::Block(a, b) if !blocked.iter().any(|&l| same(l, (a, b))) => {
+                blocked.push((a, b));
+            }
+            Fault::Unblock(a, b) => blocked.retain(|&l| !same(l, (a, b))),
+            _ => {}
+        }
+    }
+    match blocked[..] {
+        [(a, b)] if !split => Some((a.clone(), b.clone())),
+        _ => None,
+    }
+}
+
 /// `s` without node `i`: the faults that name it dropped, its name taken out of the
 /// partitions' groups (a group left empty dropped) and its address out of a
 /// `server_config` list. Also how many faults were dropped.
@@ -1178,5 +1218,72 @@ fn join_and(parts: &[String]) -> String {
         [] => String::new(),
         [one] => one.clone(),
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faults(list: &[(u64, Fault)]) -> Vec<FaultSpec> {
+        list.iter()
+            .map(|(ms, f)| FaultSpec {
+                at: Duration::from_millis(*ms),
+                fault: f.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_heal_is_an_unblock_only_when_it_lifts_one_block_and_nothing_else() {
+        let ab = Fault::Block("a".into(), "b".into());
+        let bc = Fault::Block("b".into(), "c".into());
+        let unblock_ba = Fault::Unblock("b".into(), "a".into());
+        let split = Fault::Partition(vec![vec!["a".into()]]);
+        let one = faults(&[(0, ab.clone()), (1, Fault::Heal)]);
+        assert_eq!(only_block_before(&one, 1), Some(("a".into(), "b".into())));
+        let two = faults(&[(0, ab.clone()), (1, bc.clone()), (2, Fault::Heal)]);
+        assert_eq!(only_block_before(&two, 2), None);
+        let lifted = faults(&[(0, ab.clone()), (1, bc), (2, unblock_ba), (3, Fault::Heal)]);
+        assert_eq!(
+            only_block_before(&lifted, 3),
+            Some(("b".into(), "c".into()))
+        );
+        let with_split = faults(&[(0, split.clone()), (1, ab.clone()), (2, Fault::Heal)]);
+        assert_eq!(only_block_before(&with_split, 2), None);
+        let healed = faults(&[(0, split), (1, Fault::Heal), (2, ab), (3, Fault::Heal)]);
+        assert_eq!(
+            only_block_before(&healed, 3),
+            Some(("a".into(), "b".into()))
+        );
+        assert_eq!(only_block_before(&healed, 1), None);
+    }
+
+    #[test]
+    fn undo_pairs_follow_time_order() {
+        let f = faults(&[
+            (5, Fault::Restart("a".into())),
+            (1, Fault::Crash("a".into())),
+            (2, Fault::Pause("b".into())),
+            (3, Fault::Block("a".into(), "b".into())),
+            (4, Fault::Heal),
+            (6, Fault::Resume("b".into())),
+        ]);
+        assert_eq!(undo_of(&f, 1), Some(0));
+        assert_eq!(undo_of(&f, 2), Some(5));
+        assert_eq!(undo_of(&f, 3), Some(4));
+        assert_eq!(undo_of(&f, 0), None);
+    }
+
+    #[test]
+    fn roundness() {
+        assert_eq!(roughness(0), 0);
+        assert_eq!(roughness(3 * S), 0);
+        assert_eq!(roughness(3_200_000), 1);
+        assert_eq!(roughness(3_250_000), 2);
+        assert_eq!(roughness(3_251_000), 3);
+        assert_eq!(roughness(3_251_001), 4);
+        assert_eq!(round_to(3_251_001, 100 * MS), 3_300_000);
+        assert_eq!(ceil_to(3_200_001, MS), 3_201_000);
     }
 }
