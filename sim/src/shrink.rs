@@ -786,7 +786,7 @@ impl Shrinker<'_> {
         }
         let mut kinds: Vec<(&str, usize)> = Vec::new();
         for &i in rm {
-            let k = kind(&f[i].fault);
+            let k = f[i].fault.kind();
             match kinds.iter_mut().find(|(n, _)| *n == k) {
                 Some((_, c)) => *c += 1,
                 None => kinds.push((k, 1)),
@@ -1190,20 +1190,6 @@ pub fn fault_text(f: &Fault) -> String {
 /// A fault and its time: `Crash("b") at 4.2s`.
 pub fn spec_text(f: &FaultSpec) -> String {
     format!("{} at {}", fault_text(&f.fault), f.at)
-}
-
-fn kind(f: &Fault) -> &'static str {
-    match f {
-        Fault::Crash(_) => "Crash",
-        Fault::Restart(_) => "Restart",
-        Fault::Pause(_) => "Pause",
-        Fault::Resume(_) => "Resume",
-        Fault::Leave(_) => "Leave",
-        Fault::Partition(_) => "Partition",
-        Fault::Block(..) => "Block",
-        Fault::Unblock(..) => "Unblock",
-        Fault::Heal => "Heal",
-    }
 }
 
 fn delay_text(d: &Delay) -> String {
