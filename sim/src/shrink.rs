@@ -647,7 +647,11 @@ impl Shrinker<'_> {
         let mut c = self.cur.clone();
         let mut changes = Vec::new();
         if c.seeds != [self.seed] {
-            changes.push(format!("seeds: {} -> [{}]", c.seeds.len(), self.seed));
+            let was = match c.seeds.len() {
+                n if n <= 4 => format!("{:?}", c.seeds),
+                n => format!("{n} seeds"),
+            };
+            changes.push(format!("seeds {was} -> [{}]", self.seed));
             c.seeds = vec![self.seed];
         }
         let only = vec![self.target.property.clone()];
