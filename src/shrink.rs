@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The scenario file (RON); with a `sweep` block, the seed's drawn faults are written in.
+    /// The scenario file (RON; with a `sweep` block, the seed's drawn faults are written
+    /// in), or a record that `conclave sweep --save-failures` wrote (its scenario and seed).
     file: PathBuf,
     /// The seed whose run to shrink (default: the scenario's first seed).
     #[arg(long)]
@@ -36,14 +37,40 @@ pub struct Args {
 }
 
 pub fn cmd_shrink(args: &Args) -> u8 {
-    let file = &args.file;
-    let scenario = match Scenario::load(file) {
-        Ok(s) => s,
-        Err(e) => {
-            print_scenario_error(&e);
-            return BAD_INPUT;
+    // A record of `sweep --save-failures` names its scenario and seed.
+    let (scenario, file, record_seed) = if args.file.extension().is_some_and(|x| x == "json") {
+        match crate::record::load(&args.file) {
+            Ok(loaded) => {
+                for note in &loaded.notes {
+                    eprintln!("warning: {note}");
+                }
+                let seed = loaded.record.seed;
+                (loaded.scenario, loaded.scenario_path, Some(seed))
+            }
+            Err(why) => {
+                eprintln!("error: {why}");
+                return BAD_INPUT;
+            }
+        }
+    } else {
+        match Scenario::load(&args.file) {
+            Ok(s) => (s, args.file.clone(), None),
+            Err(e) => {
+                print_scenario_error(&e);
+                return BAD_INPUT;
+            }
         }
     };
+    if let (Some(a), Some(b)) = (args.seed, record_seed) {
+        if a != b {
+            eprintln!(
+                "error: {} is a record of seed {b}: --seed cannot change it",
+                args.file.display()
+            );
+            return BAD_INPUT;
+        }
+    }
+    let file = &file;
     if args.max_runs == 0 {
         eprintln!("error: --max-runs must be at least 1");
         return BAD_INPUT;
@@ -55,7 +82,7 @@ pub fn cmd_shrink(args: &Args) -> u8 {
             return BAD_INPUT;
         }
     };
-    let seed = args.seed.unwrap_or(scenario.seeds[0]);
+    let seed = record_seed.or(args.seed).unwrap_or(scenario.seeds[0]);
     let output = args.output.clone().unwrap_or_else(|| {
         PathBuf::from(format!("{}.seed-{seed}.min.ron", file_safe(&scenario.name)))
     });

@@ -124,6 +124,29 @@ fn a_failing_seed_replays_and_its_saved_scenario_and_record_fail_the_same_way() 
             stderr(&run)
         );
         assert!(stdout(&run).contains("AtMostOneLeader"), "{}", stdout(&run));
+        // The record shrinks to a scenario that fails the same way.
+        let min = dir.join(format!("min-{seed}.ron"));
+        let out = conclave(&[
+            "shrink",
+            record.to_str().unwrap(),
+            "-o",
+            min.to_str().unwrap(),
+        ]);
+        expect_code(&out, 0);
+        assert!(
+            stdout(&out).contains(&format!(
+                "bully_random_faults.ron seed {seed}: AtMostOneLeader violated"
+            )),
+            "{}",
+            stdout(&out)
+        );
+        let run = conclave(&["run", min.to_str().unwrap()]);
+        expect_code(&run, 1);
+        assert!(
+            stdout(&run).contains("FAILED  AtMostOneLeader"),
+            "{}",
+            stdout(&run)
+        );
     }
     // Only failing seeds are saved: a record and a scenario each.
     let files = std::fs::read_dir(&saved).unwrap().count() as u64;
