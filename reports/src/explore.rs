@@ -168,3 +168,44 @@ pub fn replay_simulator(property: &str, steps: usize, violation: Option<(u64, &s
         None => format!("{property}: the simulator played the {steps} steps and it held\n"),
     }
 }
+
+/// The most states whose graph is drawn as SVG: a layered drawing of more is a wall of
+/// crossing lines (and its layout takes seconds); the DOT file is written at any size.
+pub const MAX_SVG_STATES: usize = 300;
+
+/// The state graph in DOT drawn as SVG (layered, start at the top), or why not.
+pub fn graph_svg(dot: &str, states: usize) -> Result<String, String> {
+    use layout::backends::svg::SVGWriter;
+    if states > MAX_SVG_STATES {
+        return Err(format!(
+            "{states} states: the graph is drawn as SVG up to {MAX_SVG_STATES} (the DOT file has it all)"
+        ));
+    }
+    let mut parser = layout::gv::DotParser::new(dot);
+    let graph = parser
+        .process()
+        .map_err(|e| format!("the DOT text does not parse: {e}"))?;
+    let mut builder = layout::gv::GraphBuilder::new();
+    builder.visit_graph(&graph);
+    let mut visual = builder.get();
+    let mut svg = SVGWriter::new();
+    visual.do_it(false, false, false, &mut svg);
+    Ok(svg.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_graph_is_drawn_and_a_large_one_refused() {
+        let dot = "digraph {\n 0 [ label=\"s0\"]\n 1 [ label=\"s1\"]\n 2 [ label=\"s2\" color=red]\n 0 -> 1 [ label=\"Deliver(0)\"]\n 1 -> 2 [ label=\"Crash(1)\"]\n}\n";
+        let svg = graph_svg(dot, 3).unwrap();
+        assert!(svg.contains("<svg"), "{svg}");
+        for label in ["s0", "s1", "s2", "Deliver(0)", "Crash(1)"] {
+            assert!(svg.contains(label), "{label} missing: {svg}");
+        }
+        let why = graph_svg(dot, MAX_SVG_STATES + 1).unwrap_err();
+        assert!(why.contains("up to 300"), "{why}");
+    }
+}
