@@ -1,5 +1,7 @@
 //! Renders runs for people and for scripts: a text timeline (one `key=value` event per line,
-//! virtual time first), a summary, and JSON.
+//! virtual time first), a summary, and JSON; and a run's report as files ([`write_all`]):
+//! an HTML page with its message sequence chart ([`html`]), a Mermaid sequence diagram
+//! ([`mermaid`]), a ShiViz log ([`shiviz`]) and the plain timeline.
 //!
 //! ```
 //! use conclave_sim::{run::{run_scenario, RunOptions}, scenario::Scenario};
@@ -15,6 +17,14 @@ pub mod check;
 pub mod explore;
 pub mod junit;
 pub mod sweep;
+pub mod chart;
+pub mod html;
+pub mod mermaid;
+pub mod shiviz;
+pub mod source;
+pub mod svg;
+
+pub use source::{load_json, Loaded, Source};
 
 use conclave_algorithms::{Duration, Role};
 use conclave_sim::run::RunReport;
@@ -280,4 +290,39 @@ pub fn json_after_trace(r: &RunReport) -> String {
 /// One trace event as JSON (an element of the report's `trace`).
 pub fn trace_json(e: &TraceEvent) -> String {
     serde_json::to_string(e).unwrap_or_default()
+}
+
+/// The report's files: `<stem>.html`, `.mmd`, `.shiviz` and `.txt` (see [`Source::stem`]),
+/// as (file name, contents).
+pub fn files(source: &Source) -> Vec<(String, String)> {
+    let stem = source.stem();
+    let siblings = html::Siblings::of(&stem);
+    let title = match source {
+        Source::Run(r) => format!("{} ({}), seed {}", r.scenario, r.algorithm, r.seed),
+        Source::Counterexample(c, _) => format!("{}: {}", source.scenario(), c.property),
+    };
+    vec![
+        (format!("{stem}.html"), html::report(source, &siblings)),
+        (
+            format!("{stem}.mmd"),
+            mermaid::diagram(source.trace(), &source.nodes(), &title),
+        ),
+        (format!("{stem}.shiviz"), shiviz::log(source.trace())),
+        (format!("{stem}.txt"), source.text()),
+    ]
+}
+
+/// Writes the report's files into `dir` (made if missing); returns their paths.
+pub fn write_all(
+    source: &Source,
+    dir: &std::path::Path,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut out = Vec::new();
+    for (name, text) in files(source) {
+        let path = dir.join(name);
+        std::fs::write(&path, text)?;
+        out.push(path);
+    }
+    Ok(out)
 }
