@@ -35,6 +35,17 @@ fn html_of_a_100k_event_run(c: &mut Criterion) {
                 .expect("the page is written")
         })
     });
+    let trace = run.trace.as_deref().unwrap_or(&[]);
+    let nodes = source.nodes();
+    group.bench_function("mermaid of a 100,000-event run", |b| {
+        b.iter(|| conclave_reports::mermaid::diagram(black_box(trace), &nodes, "long"))
+    });
+    group.bench_function("shiviz of a 100,000-event run", |b| {
+        b.iter(|| conclave_reports::shiviz::log(black_box(trace)))
+    });
+    group.bench_function("text of a 100,000-event run", |b| {
+        b.iter(|| black_box(&source).text())
+    });
     group.bench_function("all four files of a 100,000-event run", |b| {
         b.iter(|| conclave_reports::files(black_box(&source)))
     });

@@ -23,7 +23,7 @@
 //! ```
 
 use conclave_sim::trace::{TraceEvent, What};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
 
 /// The regular expression to paste into ShiViz's log parser for [`log`]'s output.
@@ -50,21 +50,23 @@ pub fn log<'a>(trace: &'a [TraceEvent]) -> String {
         hosts.len() - 1
     };
     let ids: Vec<usize> = trace.iter().map(|e| host_of(&e.node)).collect();
-    // A host's clock: (host, count) pairs, sorted by host, kept sparse.
-    let mut clocks: Vec<BTreeMap<usize, u64>> = vec![BTreeMap::new(); hosts.len()];
-    let mut in_flight: HashMap<(&str, &str, &str), VecDeque<BTreeMap<usize, u64>>> = HashMap::new();
+    // A host's clock: a count per host (0: not heard of, left out of the line).
+    let mut clocks: Vec<Vec<u64>> = vec![vec![0; hosts.len()]; hosts.len()];
+    let mut in_flight: HashMap<(&str, &str, &str), VecDeque<Vec<u64>>> = HashMap::new();
+    let quoted: Vec<String> = hosts.iter().map(|h| json_string(h)).collect();
     let mut out = String::with_capacity(trace.len() * 80);
     for (e, &h) in trace.iter().zip(&ids) {
         if let What::Deliver { from, msg } = &e.what {
             let sent = in_flight
                 .get_mut(&(from.as_str(), e.node.as_str(), msg.as_str()))
                 .and_then(VecDeque::pop_front);
-            for (k, v) in sent.into_iter().flatten() {
-                let mine = clocks[h].entry(k).or_insert(0);
-                *mine = (*mine).max(v);
+            if let Some(sent) = sent {
+                for (mine, theirs) in clocks[h].iter_mut().zip(sent) {
+                    *mine = (*mine).max(theirs);
+                }
             }
         }
-        *clocks[h].entry(h).or_insert(0) += 1;
+        clocks[h][h] += 1;
         match &e.what {
             What::Send { to, msg } => {
                 in_flight
@@ -90,11 +92,12 @@ pub fn log<'a>(trace: &'a [TraceEvent]) -> String {
         out.push('\n');
         out.push_str(&hosts[h]);
         out.push_str(" {");
-        for (n, (k, v)) in clocks[h].iter().enumerate() {
+        let known = clocks[h].iter().enumerate().filter(|(_, v)| **v > 0);
+        for (n, (k, v)) in known.enumerate() {
             if n > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "{}:{v}", json_string(&hosts[*k]));
+            let _ = write!(out, "{}:{v}", quoted[k]);
         }
         out.push_str("}\n");
     }

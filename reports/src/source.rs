@@ -383,10 +383,16 @@ fn start_of(text: &str) -> (usize, usize) {
 }
 
 fn serde_error(e: serde_json::Error, what: &str) -> InputError {
+    let (line, column) = (e.line(), e.column());
+    // The position goes first, as `file:line:col:`, not again at the end.
+    let text = e.to_string();
+    let text = text
+        .strip_suffix(&format!(" at line {line} column {column}"))
+        .unwrap_or(&text);
     InputError {
-        line: e.line(),
-        column: e.column(),
-        message: format!("{what}: {e}"),
+        line,
+        column,
+        message: format!("{what}: {text}"),
     }
 }
 
@@ -565,7 +571,11 @@ mod tests {
         let e =
             load_json("{\"seed\": 1, \"trace_hash\": \"00\", \"scenario\": \"s\",\n \"trace\": 7}")
                 .unwrap_err();
-        assert_eq!((e.line, e.column), (2, 12), "{e}");
+        assert_eq!((e.line, e.column), (2, 11), "{e}");
+        assert!(
+            !e.message.contains("line 2"),
+            "the position is said once: {e}"
+        );
         let e =
             load_json(r#"{"property": "P", "choices": [], "scenario": "x.ron", "detail": "d"}"#)
                 .unwrap_err();
