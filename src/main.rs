@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 mod explore;
 mod record;
 mod shrink;
+mod report;
 mod sweep;
 
 /// The explorer creates and drops millions of small states; glibc's allocator spent more
@@ -51,6 +52,10 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Also write the run's report into DIR: <scenario>.seed-<N>.html (message sequence
+        /// chart and summary), .mmd (Mermaid), .shiviz (ShiViz log) and .txt (timeline).
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
         #[command(flatten)]
         budget: BudgetFlags,
     },
@@ -157,6 +162,15 @@ enum Command {
     },
     /// Reduce a failing run to a small scenario that still fails the same way.
     Shrink(shrink::Args),
+    /// Write the report files (.html, .mmd, .shiviz, .txt) of a run that `conclave run
+    /// --json --trace` printed, or of a counterexample that `conclave explore` saved.
+    Report {
+        /// The JSON file.
+        file: PathBuf,
+        /// The folder to write into (default: the working directory).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -183,9 +197,10 @@ fn main() -> ExitCode {
             seed,
             trace,
             json,
+            report,
             budget,
         } => match budget.budget() {
-            Ok(budget) => cmd_run(&file, seed, trace, json, budget),
+            Ok(budget) => cmd_run(&file, seed, trace, json, report.as_deref(), budget),
             Err(why) => bad_flag(&why),
         },
         Command::Check {
@@ -258,6 +273,7 @@ fn main() -> ExitCode {
         }
         Command::Replay { file } => explore::cmd_replay(&file),
         Command::Shrink(args) => shrink::cmd_shrink(&args),
+        Command::Report { file, out } => report::cmd_report(&file, out.as_deref()),
     })
     .unwrap_or(INTERNAL);
     ExitCode::from(code)
@@ -332,6 +348,7 @@ fn cmd_run(
     seed: Option<u64>,
     trace: bool,
     json: bool,
+    report_dir: Option<&Path>,
     budget: conclave_sim::world::Budget,
 ) -> u8 {
     let is_record = file.extension().is_some_and(|x| x == "json");
@@ -380,15 +397,21 @@ fn cmd_run(
         }
         _ => print_trace_line,
     };
+    // A report keeps the trace (and prints it after the run, with --trace).
+    let keep = report_dir.is_some();
     let opts = RunOptions {
-        record_trace: trace,
+        record_trace: trace || keep,
         budget: conclave_sim::world::Budget {
             progress: progress::start(&scenario).then_some(progress::advance as _),
             ..budget
         },
-        trace_sink: trace.then_some(sink),
+        trace_sink: (trace && !keep).then_some(sink),
     };
     let mut report = run_scenario(&scenario, &given, seed, &opts);
+    let kept = report.trace.take();
+    if trace {
+        kept.iter().flatten().for_each(sink);
+    }
     if is_record {
         report.replay = format!("conclave run {given}");
     }
@@ -416,6 +439,12 @@ fn cmd_run(
                 "record: seed {} ran to trace hash {}, not the recorded {}: this is not the recorded run",
                 r.seed, report.trace_hash, r.trace_hash
             );
+        }
+    }
+    if let Some(dir) = report_dir {
+        report.trace = kept;
+        if let Some(code) = report::write_run(&report, dir) {
+            return code;
         }
     }
     if report.ok {
