@@ -19,7 +19,7 @@
 //! ];
 //! let log = conclave_reports::shiviz::log(&trace);
 //! assert_eq!(log, "t=0s node=a event=send to=b msg=Ping\na {\"a\":1}\n\
-//!                  t=5µs node=b event=deliver from=a msg=Ping\nb {\"a\":1,\"b\":1}\n");
+//!                  t=5us node=b event=deliver from=a msg=Ping\nb {\"a\":1,\"b\":1}\n");
 //! ```
 
 use conclave_sim::trace::{TraceEvent, What};

@@ -50,7 +50,11 @@ fn browser_or_skip(test: &str) -> bool {
             panic!("{test}: CONCLAVE_BROWSER_TESTS=1 but {why}")
         }
         Err(why) => {
-            eprintln!(
+            // Straight to standard error, past the test harness's capture, so that a
+            // skipped test shows in `cargo test`'s output.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "{test}: SKIPPED, {why}; set CONCLAVE_BROWSER_TESTS=1 to make this a failure"
             );
             false
@@ -200,6 +204,15 @@ fn the_html_report_draws_its_chart_in_chromium() {
     let (top, vh) = (line["top"].as_f64().unwrap(), line["vh"].as_f64().unwrap());
     assert!(top >= 0.0 && top < vh, "the violation is on screen: {r}");
     assert!(r["chart_top"].as_f64().unwrap() < vh / 2.0, "{r}");
+    // Filters: a node off takes its lane away, a kind off its arrows.
+    let f = &r["filtered"];
+    assert_eq!(
+        (f["lanes"].as_u64(), f["lane_of_node"].as_u64()),
+        (Some(3), Some(0)),
+        "{r}"
+    );
+    assert_eq!(f["msgs_of_kind"], 0, "{r}");
+    assert!(f["msgs"].as_u64().unwrap() > 0, "{r}");
 }
 
 #[test]
@@ -240,4 +253,7 @@ fn the_html_report_of_a_100000_event_run_opens_in_chromium() {
         (a0..=a1).contains(&r["violation_at"].as_f64().unwrap()),
         "{r}"
     );
+    // The whole run at once: too many arrows, so a density plot of the sends instead.
+    assert_eq!(r["fit"]["msgs"], 0, "{r}");
+    assert!(r["fit"]["density"].as_u64().unwrap() > 0, "{r}");
 }

@@ -35,12 +35,12 @@
     });
   }
 
-  // Times: microseconds as the trace writes them (1.5s, 250ms, 20µs), or steps.
+  // Times as the trace writes them (1.5s, 250ms, 20us), or steps.
   function fmt(t) {
     if (D.axis === 'step') return 'step ' + Math.round(t);
     t = Math.round(t);
     if (t === 0) return '0s';
-    var units = [[3600e6, 'h'], [60e6, 'm'], [1e6, 's'], [1e3, 'ms'], [1, 'µs']];
+    var units = [[1e6, 's'], [1e3, 'ms'], [1, 'us']];
     for (var i = 0; i < units.length; i++) {
       if (t >= units[i][0] || i === units.length - 1) {
         var v = t / units[i][0];

@@ -80,6 +80,29 @@ async function report(page, html, screenshot) {
     out.chart_top = await page.evaluate(() => document.getElementById('chart').getBoundingClientRect().top);
     await page.screenshot({ path: screenshot.replace(/\.png$/, '.violation.png') });
   }
+
+  // The whole run in view, then the filters: a node off, a kind off.
+  await page.click('#zoom-fit');
+  await page.waitForTimeout(100);
+  out.fit = {
+    msgs: await count('#chart-svg g.msg'),
+    density: await count('#chart-svg path.density'),
+    view: await page.evaluate(() => window.conclaveChart.view()),
+  };
+  const second = await page.evaluate(() => JSON.parse(document.getElementById('conclave-data').textContent).lanes[1]);
+  await page.click(`#node-filter input[data-node="${second}"]`);
+  const kind = await page.evaluate(() => JSON.parse(document.getElementById('conclave-data').textContent).kinds[0]);
+  await page.click(`#kind-filter input[data-kind="${kind}"]`);
+  await page.waitForTimeout(100);
+  out.filtered = {
+    node: second,
+    kind,
+    lanes: await count('#chart-svg g.lane'),
+    lane_of_node: await count(`#chart-svg g.lane[data-node="${second}"]`),
+    msgs_of_kind: await count(`#chart-svg g.msg[data-kind="${kind}"]`),
+    msgs: await count('#chart-svg g.msg'),
+  };
+  await page.screenshot({ path: screenshot.replace(/\.png$/, '.filtered.png') });
 }
 
 async function mermaid(page, mmd, script) {
