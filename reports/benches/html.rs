@@ -15,10 +15,14 @@ fn html_of_a_100k_event_run(c: &mut Criterion) {
     let source = conclave_reports::Source::Run(&run);
     let siblings = conclave_reports::html::Siblings::of(&source.stem());
     let page = conclave_reports::html::report(&source, &siblings);
+    let trace = run.trace.as_deref().unwrap_or(&[]);
+    let sends = trace
+        .iter()
+        .filter(|e| matches!(e.what, conclave_sim::trace::What::Send { .. }))
+        .count();
     eprintln!(
-        "html: {} trace events, {} messages, a page of {:.1} MiB",
-        run.trace.as_ref().map_or(0, Vec::len),
-        run.messages.total,
+        "html: {} trace events, {sends} messages sent, a page of {:.1} MiB",
+        trace.len(),
         page.len() as f64 / (1 << 20) as f64
     );
     let mut group = c.benchmark_group("report");
@@ -35,7 +39,6 @@ fn html_of_a_100k_event_run(c: &mut Criterion) {
                 .expect("the page is written")
         })
     });
-    let trace = run.trace.as_deref().unwrap_or(&[]);
     let nodes = source.nodes();
     group.bench_function("mermaid of a 100,000-event run", |b| {
         b.iter(|| conclave_reports::mermaid::diagram(black_box(trace), &nodes, "long"))
