@@ -29,6 +29,9 @@ pub struct Flags {
     pub graph: Option<PathBuf>,
     pub out: Option<PathBuf>,
     pub message_bounds: bool,
+    /// Where to write the exploration's report page, its counterexamples' charts and its
+    /// state graph.
+    pub report: Option<PathBuf>,
 }
 
 /// The peak resident memory of this process, in KiB (Linux), if known.
@@ -161,11 +164,89 @@ pub fn cmd_explore(file: &Path, flags: &Flags) -> u8 {
     } else {
         print!("{}", conclave_reports::explore::text(&report, &saved));
     }
+    if let Some(dir) = &flags.report {
+        if let Err(e) = write_report(&scenario, file, &opts, &report, &saved, dir) {
+            eprintln!("error: cannot write the report in {}: {e}", dir.display());
+            return BAD_INPUT;
+        }
+    }
     if report.ok {
         HELD
     } else {
         VIOLATED
     }
+}
+
+/// `explore --report DIR`: each counterexample's chart (the files `conclave report` writes),
+/// the state graph as DOT and SVG for a small space (searched again, keeping the graph, if
+/// it was not kept), and `<scenario>.explore.html` that links them.
+fn write_report(
+    scenario: &Scenario,
+    file: &Path,
+    opts: &ExploreOptions,
+    report: &ExploreReport,
+    saved: &conclave_reports::explore::Saved,
+    dir: &Path,
+) -> std::io::Result<()> {
+    use conclave_reports::explore::MAX_SVG_STATES;
+    std::fs::create_dir_all(dir)?;
+    let mut charts = Vec::new();
+    for (p, path) in report.properties.iter().zip(saved.counterexamples) {
+        let (Some(cex), Some(path)) = (&p.counterexample, path) else {
+            charts.push(None);
+            continue;
+        };
+        let name = path.to_string_lossy();
+        let written = conclave_reports::write_all(
+            &conclave_reports::Source::Counterexample(cex, &name),
+            dir,
+        )?;
+        charts.push(
+            written
+                .iter()
+                .find(|w| w.extension().is_some_and(|x| x == "html"))
+                .and_then(|w| w.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
+        );
+    }
+    let stem = file
+        .file_stem()
+        .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+    // A small space is searched again, keeping its graph: cheap, and the verdicts are
+    // those above (the search is deterministic).
+    let small = report.complete && report.unique_states as usize <= MAX_SVG_STATES;
+    let again = (report.graph.is_none() && small).then(|| {
+        let keep = ExploreOptions {
+            max_depth: opts.max_depth,
+            max_states: opts.max_states,
+            max_states_from: opts.max_states_from,
+            jobs: opts.jobs,
+            dfs: opts.dfs,
+            max_memory: opts.max_memory,
+            keep_graph: true,
+            message_bounds: false,
+            keep_visited: false,
+            progress: None,
+        };
+        explore(scenario, &file.to_string_lossy(), &keep)
+    });
+    let graph = report
+        .graph
+        .as_ref()
+        .or(again.as_ref().and_then(|r| r.graph.as_ref()));
+    let svg = graph.map(|g| {
+        let dot = g.to_dot();
+        std::fs::write(dir.join(format!("{stem}.dot")), &dot)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                conclave_reports::explore::graph_svg(&dot, report.unique_states as usize)
+            })
+    });
+    let page = conclave_reports::explore::html(report, saved, &charts, svg.as_ref());
+    let path = dir.join(format!("{stem}.explore.html"));
+    std::fs::write(&path, page)?;
+    eprintln!("report: {}", path.display());
+    Ok(())
 }
 
 /// Saves each counterexample as `<scenario>.<property>.cex.json`; returns the paths, one

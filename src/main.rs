@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod explore;
 mod record;
-mod shrink;
 mod report;
+mod shrink;
 mod sweep;
 
 /// The explorer creates and drops millions of small states; glibc's allocator spent more
@@ -154,6 +154,10 @@ enum Command {
         /// of the edges it keeps).
         #[arg(long)]
         no_message_bounds: bool,
+        /// Write a report page (verdicts, counts, message bounds, the state graph of a
+        /// small space) and each counterexample's chart into DIR.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
     },
     /// Turn a saved counterexample back into its trace.
     Replay {
@@ -257,6 +261,7 @@ fn main() -> ExitCode {
             graph,
             out,
             no_message_bounds,
+            report,
         } => {
             let opts = explore::Flags {
                 message_bounds: !no_message_bounds,
@@ -268,6 +273,7 @@ fn main() -> ExitCode {
                 json,
                 graph,
                 out,
+                report,
             };
             explore::cmd_explore(&file, &opts)
         }

@@ -179,3 +179,69 @@ fn report_of_bad_input_exits_2_with_file_line_column() {
     let o = conclave(&["report", dir.join("missing.json").to_str().unwrap()]);
     expect_code(&o, 2);
 }
+
+/// `explore --report DIR`: the page with the verdicts, a link to each counterexample's chart
+/// (written beside it), the message bounds, and the state graph of a small space as DOT and
+/// SVG; a large space's graph is not drawn, and the page says why.
+#[test]
+fn explore_report_links_counterexample_charts_and_draws_a_small_graph() {
+    let dir = fresh("explore-report");
+    let scenario = dir.join("tiny.ron");
+    std::fs::write(
+        &scenario,
+        r#"Scenario(
+    algorithm: Bully(answer_timeout: "100ms", coordinator_timeout: "300ms", heartbeat_interval: "0s"),
+    nodes: [(name: "a", id: 1), (name: "b", id: 2)],
+    run_for: "1s",
+    explore: (timing: Bounded(max_delay: "50ms"), partitions: [[["a"], ["b"]]],
+              partition_changes: 1, expect_violated: [AtMostOneLeader]),
+)"#,
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    let out = conclave(&[
+        "explore",
+        scenario.to_str().unwrap(),
+        "--report",
+        d,
+        "--out",
+        d,
+    ]);
+    expect_code(&out, 0);
+    let page = read(&dir.join("tiny.explore.html"));
+    assert!(
+        page.contains("<td>AtMostOneLeader</td><td>violated</td><td>violated</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("href=\"tiny.AtMostOneLeader.cex.html\""),
+        "{page}"
+    );
+    assert!(dir.join("tiny.AtMostOneLeader.cex.html").is_file());
+    assert!(page.contains("first election"), "{page}");
+    // 93 states: drawn, every state a node of the SVG.
+    let svg_start = page.find("<svg").expect("the graph is drawn");
+    let svg = &page[svg_start..page[svg_start..].find("</svg>").unwrap() + svg_start];
+    for s in ["s0", "s92"] {
+        assert!(svg.contains(&format!(">{s}<")), "{s} not drawn");
+    }
+    let dot = read(&dir.join("tiny.dot"));
+    assert_eq!(dot.matches("[ label=\"s").count(), 93, "{dot}");
+    // A space larger than the page draws: no graph, and the reason.
+    let big = dir.join("big");
+    let out = conclave(&[
+        "explore",
+        "scenarios/explore/bully3_partition.ron",
+        "--report",
+        big.to_str().unwrap(),
+        "--out",
+        big.to_str().unwrap(),
+    ]);
+    expect_code(&out, 0);
+    let page = read(&big.join("bully3_partition.explore.html"));
+    assert!(!page.contains("<svg"), "a large space is not drawn");
+    assert!(
+        page.contains("Not kept: the space is larger than this page draws."),
+        "{page}"
+    );
+}

@@ -209,3 +209,148 @@ mod tests {
         assert!(why.contains("up to 300"), "{why}");
     }
 }
+
+/// The exploration as one self-contained HTML page: the search, the verdict table with a
+/// link to each counterexample's chart, the fewest and most election messages, and the
+/// state graph drawn as SVG (or why it is not).
+pub fn html(
+    r: &ExploreReport,
+    saved: &Saved,
+    charts: &[Option<String>],
+    graph: Option<&Result<String, String>>,
+) -> String {
+    use crate::svg::esc;
+    let mut s = String::new();
+    let title = format!("explore {} ({})", r.scenario, r.algorithm);
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    );
+    let peak = saved.peak_memory_kib.map_or("unknown".into(), |k| {
+        format!("{:.1} MiB", k as f64 / 1024.0)
+    });
+    let _ = write!(
+        s,
+        "<p>Timing {}, {} on {} job{}, symmetry reduction {}.</p>\n<table class=\"stats\"><tr><th>unique states</th><td>{}</td></tr><tr><th>transitions</th><td>{}</td></tr><tr><th>max depth</th><td>{}</td></tr><tr><th>time</th><td>{:.2} s</td></tr><tr><th>peak memory</th><td>{}</td></tr><tr><th>search</th><td>{}</td></tr></table>\n",
+        esc(&r.timing),
+        esc(r.search),
+        r.jobs,
+        if r.jobs == 1 { "" } else { "s" },
+        if r.symmetry_reduction { "on" } else { "off" },
+        r.unique_states,
+        r.transitions,
+        r.max_depth,
+        r.elapsed_ms as f64 / 1000.0,
+        esc(&peak),
+        match &r.cut_short {
+            None => "complete: every reachable state was visited".to_string(),
+            Some(why) => format!("<b class=\"bad\">INCOMPLETE</b>: {}; nothing below holds for what was not visited", esc(why)),
+        }
+    );
+    s.push_str("<h2>Verdicts</h2>\n<table class=\"verdicts\"><tr><th></th><th>property</th><th>expected</th><th>verdict</th><th>counterexample</th></tr>\n");
+    for (i, p) in r.properties.iter().enumerate() {
+        let verdict = match p.holds {
+            Some(true) => "holds".to_string(),
+            Some(false) => "violated".to_string(),
+            None => format!(
+                "not decided ({})",
+                p.undecided.as_deref().unwrap_or("incomplete search")
+            ),
+        };
+        let cex = match (&p.counterexample, charts.get(i).and_then(|c| c.as_ref())) {
+            (Some(c), Some(page)) => format!(
+                "<a href=\"{}\">{} in {} steps</a>",
+                esc(page),
+                esc(&c.detail),
+                c.choices.len()
+            ),
+            (Some(c), None) => format!("{} in {} steps", esc(&c.detail), c.choices.len()),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{cex}</td></tr>",
+            if p.ok { "ok" } else { "failed" },
+            if p.ok { "ok" } else { "FAILED" },
+            esc(&p.name),
+            esc(p.expected),
+            esc(&verdict)
+        );
+    }
+    s.push_str("</table>\n<h2>Election messages over every schedule</h2>\n");
+    match &r.election_messages {
+        None => {
+            let why = r.election_messages_error.clone().unwrap_or_else(|| {
+                "not computed (incomplete search, or --no-message-bounds)".into()
+            });
+            let _ = writeln!(s, "<p>{}</p>", esc(&why));
+        }
+        Some(m) => {
+            s.push_str("<table class=\"bounds\"><tr><th>election</th><th>fewest</th><th>most</th><th>schedules</th></tr>\n");
+            for (election, b) in [
+                ("first_election", &m.first_election),
+                ("re_election", &m.re_election),
+            ] {
+                let name = election.replace('_', " ");
+                let Some(b) = b else {
+                    let _ = writeln!(
+                        s,
+                        "<tr><td>{name}</td><td colspan=\"3\">none completes</td></tr>"
+                    );
+                    continue;
+                };
+                let most = b.most.as_ref().map_or(
+                    "no bound (a cycle that sends messages can repeat)".to_string(),
+                    |m| m.messages.to_string(),
+                );
+                let files: Vec<String> = saved
+                    .schedules
+                    .iter()
+                    .filter(|(e, _, _)| *e == election)
+                    .map(|(_, bound, path)| {
+                        format!(
+                            "{bound}: <code>conclave replay {}</code>",
+                            esc(&path.display().to_string())
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    b.fewest.messages,
+                    esc(&most),
+                    files.join("<br>")
+                );
+            }
+            s.push_str("</table>\n");
+        }
+    }
+    s.push_str("<h2>State graph</h2>\n");
+    match graph {
+        Some(Ok(svg)) => {
+            s.push_str("<p>Violating states in red. The DOT file beside this page has the same graph.</p>\n<div class=\"graph\">");
+            // The SVG's own XML prolog, if any, is no part of an HTML page.
+            let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
+            s.push_str(body);
+            s.push_str("</div>\n");
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(s, "<p>Not drawn: {}.</p>", esc(why));
+        }
+        None => s.push_str("<p>Not kept: the space is larger than this page draws.</p>\n"),
+    }
+    let _ = writeln!(
+        s,
+        "<p class=\"result\">result: <b class=\"{}\">{}</b></p>\n</body></html>",
+        if r.ok { "good" } else { "bad" },
+        if r.ok { "ok" } else { "FAILED" }
+    );
+    s
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
+tr.failed td{background:#fde8e8}tr.ok td:first-child{color:#1a7f37}tr.failed td:first-child{color:#c62828;font-weight:bold}\
+.bad{color:#c62828}.good{color:#1a7f37}.graph{overflow:auto;border:1px solid #ddd;max-height:80vh}code{font-size:90%}";

@@ -13,16 +13,16 @@
 //! assert!(conclave_reports::summary(&r).contains("ok      LeaderIs(b, end)"));
 //! ```
 
+pub mod chart;
 pub mod check;
 pub mod explore;
-pub mod junit;
-pub mod sweep;
-pub mod chart;
 pub mod html;
+pub mod junit;
 pub mod mermaid;
 pub mod shiviz;
 pub mod source;
 pub mod svg;
+pub mod sweep;
 
 pub use source::{load_json, Loaded, Source};
 
