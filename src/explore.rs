@@ -388,7 +388,7 @@ fn save_schedules(report: &ExploreReport, file: &Path, dir: &Path) -> std::io::R
 /// The most bytes `conclave replay` reads.
 const MAX_COUNTEREXAMPLE_BYTES: u64 = 1 << 30;
 
-pub fn cmd_replay(file: &Path) -> u8 {
+pub fn cmd_replay(file: &Path, report: Option<&Path>) -> u8 {
     // A depth-first counterexample of a million steps is some hundred MiB; a mistaken path
     // (`/dev/zero`, a disk image) is stopped at the limit.
     let limit = MAX_COUNTEREXAMPLE_BYTES;
@@ -420,7 +420,7 @@ pub fn cmd_replay(file: &Path) -> u8 {
     };
     // Bounded timing: the file has the time of every step (and of the end).
     if cex.at_us.is_some() {
-        return replay_in_simulator(file, &scenario, &cex);
+        return replay_in_simulator(file, &scenario, &cex, report);
     }
     match replay(&scenario, &cex.choices) {
         Err(why) => {
@@ -430,6 +430,9 @@ pub fn cmd_replay(file: &Path) -> u8 {
         Ok((trace, end)) => {
             for e in &trace {
                 println!("{}", conclave_reports::event_line(e));
+            }
+            if let Some(code) = report.and_then(|dir| write_replayed(file, &cex, &trace, dir)) {
+                return code;
             }
             warn_if_changed(file, &cex.trace, &trace);
             if is_bound(&cex) {
@@ -457,6 +460,33 @@ pub fn cmd_replay(file: &Path) -> u8 {
             } else {
                 HELD
             }
+        }
+    }
+}
+
+/// `replay --report DIR`: the chart of the trace as replayed now (which `warn_if_changed`
+/// compares with the saved one); `None` if written, else the exit code.
+fn write_replayed(
+    file: &Path,
+    cex: &Counterexample,
+    trace: &[TraceEvent],
+    dir: &Path,
+) -> Option<u8> {
+    let replayed = Counterexample {
+        trace: trace.to_vec(),
+        ..cex.clone()
+    };
+    let name = file.to_string_lossy();
+    let source = conclave_reports::Source::Counterexample(&replayed, &name);
+    match conclave_reports::write_all(&source, dir) {
+        Ok(paths) => {
+            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            eprintln!("report: {}", names.join(", "));
+            None
+        }
+        Err(e) => {
+            eprintln!("error: cannot write the report in {}: {e}", dir.display());
+            Some(BAD_INPUT)
         }
     }
 }
@@ -496,7 +526,12 @@ fn warn_if_changed(file: &Path, saved: &[TraceEvent], trace: &[TraceEvent]) {
 /// A `Bounded` counterexample or schedule: the simulator itself plays its timed steps
 /// (every delay, timer, notice and fault at its time) and says whether the violation
 /// happens, and when.
-fn replay_in_simulator(file: &Path, scenario: &Scenario, cex: &Counterexample) -> u8 {
+fn replay_in_simulator(
+    file: &Path,
+    scenario: &Scenario,
+    cex: &Counterexample,
+    report: Option<&Path>,
+) -> u8 {
     let sim = match simulate(scenario, &cex.schedule, cex.at_us) {
         Ok(s) => s,
         Err(why) => {
@@ -509,6 +544,9 @@ fn replay_in_simulator(file: &Path, scenario: &Scenario, cex: &Counterexample) -
     };
     for e in &sim.trace {
         println!("{}", conclave_reports::event_line(e));
+    }
+    if let Some(code) = report.and_then(|dir| write_replayed(file, cex, &sim.trace, dir)) {
+        return code;
     }
     warn_if_changed(file, &cex.trace, &sim.trace);
     if is_bound(cex) {

@@ -163,6 +163,9 @@ enum Command {
     Replay {
         /// A counterexample file written by `conclave explore`.
         file: PathBuf,
+        /// Also write the replayed trace as a chart (.html, .mmd, .shiviz, .txt) into DIR.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
     },
     /// Reduce a failing run to a small scenario that still fails the same way.
     Shrink(shrink::Args),
@@ -277,7 +280,7 @@ fn main() -> ExitCode {
             };
             explore::cmd_explore(&file, &opts)
         }
-        Command::Replay { file } => explore::cmd_replay(&file),
+        Command::Replay { file, report } => explore::cmd_replay(&file, report.as_deref()),
         Command::Shrink(args) => shrink::cmd_shrink(&args),
         Command::Report { file, out } => report::cmd_report(&file, out.as_deref()),
     })
