@@ -104,6 +104,10 @@ enum Command {
         /// any trace hash differs.
         #[arg(long)]
         check_determinism: bool,
+        /// Write a page of the sweep and the charts of the first failing seed of each
+        /// group into DIR.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
         #[command(flatten)]
         budget: BudgetFlags,
     },
@@ -229,6 +233,7 @@ fn main() -> ExitCode {
             junit,
             results,
             check_determinism,
+            report,
             budget,
         } => match budget.budget() {
             Ok(budget) => sweep::cmd_sweep(
@@ -244,6 +249,7 @@ fn main() -> ExitCode {
                     results,
                     check_determinism,
                     budget,
+                    report,
                 },
             ),
             Err(why) => bad_flag(&why),

@@ -27,6 +27,8 @@ pub struct Flags {
     pub results: Option<PathBuf>,
     pub check_determinism: bool,
     pub budget: Budget,
+    /// Where to write the sweep's page and the charts of the first seed of each group.
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -180,6 +182,12 @@ pub fn cmd_sweep(file: &Path, flags: &Flags) -> u8 {
             }
         }
     }
+    if let Some(dir) = &flags.report {
+        if let Err(e) = write_report(&scenario, &name, &totals, &results, flags.budget, dir) {
+            eprintln!("error: cannot write the report in {}: {e}", dir.display());
+            code = BAD_INPUT;
+        }
+    }
     if flags.json {
         println!(
             "{}",
@@ -208,6 +216,46 @@ pub fn cmd_sweep(file: &Path, flags: &Flags) -> u8 {
         }
     }
     code
+}
+
+/// `sweep --report DIR`: the first failing seed of each group run again with its trace and
+/// drawn (`conclave run --report`'s files), and `<scenario>.sweep.html` linking them.
+fn write_report(
+    scenario: &Scenario,
+    file: &str,
+    totals: &Totals,
+    results: &[SeedResult],
+    budget: Budget,
+    dir: &Path,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let opts = RunOptions {
+        record_trace: true,
+        budget,
+        ..RunOptions::default()
+    };
+    let mut charts = BTreeMap::new();
+    for seed in conclave_reports::sweep::first_of_each_group(results) {
+        let run = run_scenario(scenario, file, seed, &opts);
+        let written = conclave_reports::write_all(&conclave_reports::Source::Run(&run), dir)?;
+        if let Some(page) = written
+            .iter()
+            .find(|p| p.extension().is_some_and(|x| x == "html"))
+            .and_then(|p| p.file_name())
+        {
+            charts.insert(seed, page.to_string_lossy().into_owned());
+        }
+    }
+    let stem = Path::new(file)
+        .file_stem()
+        .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+    let path = dir.join(format!("{stem}.sweep.html"));
+    std::fs::write(
+        &path,
+        conclave_reports::sweep::html(totals, results, &charts),
+    )?;
+    eprintln!("report: {}", path.display());
+    Ok(())
 }
 
 /// Runs about a hundred of the seeds again, on this thread and on a new one, and compares

@@ -251,16 +251,29 @@ fn explore_report_links_counterexample_charts_and_draws_a_small_graph() {
 fn replay_report_writes_the_replayed_chart() {
     let dir = fresh("replay-report");
     let d = dir.to_str().unwrap();
-    let out = conclave(&["explore", "scenarios/explore/bully3_partition.ron", "--out", d]);
+    let out = conclave(&[
+        "explore",
+        "scenarios/explore/bully3_partition.ron",
+        "--out",
+        d,
+    ]);
     expect_code(&out, 0);
     let cex = dir.join("bully3_partition.AtMostOneLeader.cex.json");
     let charts = dir.join("charts");
-    let out = conclave(&["replay", cex.to_str().unwrap(), "--report", charts.to_str().unwrap()]);
+    let out = conclave(&[
+        "replay",
+        cex.to_str().unwrap(),
+        "--report",
+        charts.to_str().unwrap(),
+    ]);
     expect_code(&out, 1);
     for ext in EXTENSIONS {
         let f = charts.join(format!("bully3_partition.AtMostOneLeader.cex.{ext}"));
         assert!(f.is_file(), "{} missing: {}", f.display(), stderr(&out));
     }
     let html = read(&charts.join("bully3_partition.AtMostOneLeader.cex.html"));
-    assert!(html.contains("conclave replay"), "the page names its replay command");
+    assert!(
+        html.contains("conclave replay"),
+        "the page names its replay command"
+    );
 }

@@ -377,3 +377,35 @@ fn bad_input_exits_2_and_writes_nothing() {
     let out = conclave(&["run", record.to_str().unwrap(), "--seed", "99999"]);
     expect_code(&out, 2);
 }
+
+/// `sweep --report DIR`: a page of the failures with a chart of the first seed of each group.
+#[test]
+fn sweep_report_draws_the_first_seed_of_each_group() {
+    let dir = folder("sweep-report");
+    let out = conclave(&[
+        "sweep",
+        SWEPT,
+        "--seeds",
+        "40",
+        "--json",
+        "--report",
+        dir.to_str().unwrap(),
+    ]);
+    expect_code(&out, 1);
+    let v = json(&out);
+    let groups = v["groups"].as_array().unwrap();
+    assert!(!groups.is_empty());
+    let page = std::fs::read_to_string(dir.join("bully_random_faults.sweep.html")).unwrap();
+    for g in groups {
+        let first = g["seeds"][0].as_u64().unwrap();
+        let chart = format!("bully_random_faults.seed-{first}.html");
+        assert!(
+            page.contains(&format!("href=\"{chart}\"")),
+            "{chart} not linked"
+        );
+        assert!(dir.join(&chart).is_file(), "{chart} not written");
+        assert!(page.contains(g["cause"].as_str().unwrap()), "{g}");
+    }
+    let failed = v["failed"].as_u64().unwrap() as usize;
+    assert_eq!(page.matches("<code>conclave run ").count(), failed);
+}

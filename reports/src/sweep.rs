@@ -184,3 +184,100 @@ pub fn json(totals: &Totals, results: &[SeedResult], saved: &BTreeMap<u64, Saved
     })
     .to_string()
 }
+
+/// The first failing seed of each group (property, expectation, cause): the seeds whose
+/// runs a sweep's report draws.
+pub fn first_of_each_group(results: &[SeedResult]) -> Vec<u64> {
+    let mut seeds: Vec<u64> = groups(results)
+        .values()
+        .flat_map(|causes| {
+            causes
+                .values()
+                .filter_map(|list| list.first().map(|(r, _)| r.seed))
+        })
+        .collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    seeds
+}
+
+/// The sweep as one self-contained HTML page: the totals, then each property's failures by
+/// the kind of the last fault before the violation, each seed with its replay command, and
+/// a link to the chart of the first seed of each group (`charts`: seed to page name).
+pub fn html(totals: &Totals, results: &[SeedResult], charts: &BTreeMap<u64, String>) -> String {
+    use crate::svg::esc;
+    use std::fmt::Write;
+    let mut s = String::new();
+    let title = format!("sweep {}", totals.scenario);
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n<p>Seeds {}..={}{}: <b>{}</b> runs, <b class=\"{}\">{}</b> failed, {:.0} runs/s on {} job{}.</p>\n",
+        totals.from,
+        totals.from + totals.seeds.saturating_sub(1),
+        totals.shard.as_ref().map(|sh| format!(" (shard {sh})")).unwrap_or_default(),
+        totals.runs,
+        if totals.failed > 0 { "bad" } else { "good" },
+        totals.failed,
+        totals.runs_per_second,
+        totals.jobs,
+        if totals.jobs == 1 { "" } else { "s" },
+        t = esc(&title),
+    );
+    for ((property, expected), causes) in groups(results) {
+        let n: usize = causes.values().map(Vec::len).sum();
+        let what = if expected == "holds" {
+            "violated"
+        } else {
+            "held, expected violated"
+        };
+        let _ = writeln!(
+            s,
+            "<h2>{} {what}: {n} seed{}</h2>",
+            esc(&property),
+            if n == 1 { "" } else { "s" }
+        );
+        for (cause, list) in causes {
+            let _ = writeln!(s, "<details open><summary>{}: {} seed{}</summary><table><tr><th>seed</th><th>at</th><th>violation</th><th>last fault before it</th><th>replay</th><th>chart</th></tr>", esc(&cause), list.len(), if list.len() == 1 { "" } else { "s" });
+            for (r, f) in list {
+                let at = f
+                    .failed_at_us
+                    .map(|t| conclave_algorithms::Duration(t).to_string())
+                    .unwrap_or_default();
+                let chart = charts
+                    .get(&r.seed)
+                    .map(|page| format!("<a href=\"{}\">chart</a>", esc(page)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{chart}</td></tr>",
+                    r.seed,
+                    esc(&at),
+                    esc(f.detail.as_deref().unwrap_or("")),
+                    esc(f.after.as_deref().unwrap_or("none")),
+                    esc(&replay(&totals.scenario, r.seed))
+                );
+            }
+            s.push_str("</table></details>\n");
+        }
+    }
+    let cut: Vec<&SeedResult> = results.iter().filter(|r| r.incomplete.is_some()).collect();
+    if !cut.is_empty() {
+        let _ = writeln!(s, "<h2>INCOMPLETE: {} runs</h2><ul>", cut.len());
+        for r in cut {
+            let _ = writeln!(
+                s,
+                "<li>seed {}: {} <code>{}</code></li>",
+                r.seed,
+                esc(r.incomplete.as_deref().unwrap_or_default()),
+                esc(&replay(&totals.scenario, r.seed))
+            );
+        }
+        s.push_str("</ul>\n");
+    }
+    s.push_str("</body></html>\n");
+    s
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
+summary{cursor:pointer;font-weight:600}.bad{color:#c62828}.good{color:#1a7f37}code{font-size:90%}";
