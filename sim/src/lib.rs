@@ -18,6 +18,7 @@
 //! assert_eq!(report.leaders["a"].as_deref(), Some("c"));
 //! ```
 
+pub mod compare;
 pub mod explore;
 pub mod locate;
 pub mod properties;

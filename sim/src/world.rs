@@ -619,6 +619,11 @@ impl<A: Algorithm> World<A> {
     pub fn steps(&self) -> Option<&[Timed]> {
         self.steps.as_deref()
     }
+    /// The time of the next queued event, if any: a driver that steps the world one instant
+    /// at a time (`conclave compare`) calls [`World::run_until`] with it.
+    pub fn next_event_time(&mut self) -> Option<Time> {
+        self.queue.peek_time().map(Time)
+    }
     /// The hash of the trace so far.
     pub fn trace_hash(&mut self) -> u64 {
         self.hasher.finish()
