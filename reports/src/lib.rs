@@ -15,6 +15,7 @@
 
 pub mod chart;
 pub mod check;
+pub mod compare;
 pub mod explore;
 pub mod html;
 pub mod junit;
