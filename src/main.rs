@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod compare;
 mod explore;
 mod record;
 mod report;
@@ -182,6 +183,8 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Election messages and time to a stable leader against cluster size, per fault case.
+    Compare(compare::Args),
 }
 
 fn main() -> ExitCode {
@@ -289,6 +292,7 @@ fn main() -> ExitCode {
         Command::Replay { file, report } => explore::cmd_replay(&file, report.as_deref()),
         Command::Shrink(args) => shrink::cmd_shrink(&args),
         Command::Report { file, out } => report::cmd_report(&file, out.as_deref()),
+        Command::Compare(args) => compare::cmd_compare(&args),
     })
     .unwrap_or(INTERNAL);
     ExitCode::from(code)
