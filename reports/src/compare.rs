@@ -106,13 +106,16 @@ fn cell_text(metric: Metric, cell: &Cell, seeds: usize) -> String {
     match cell {
         Cell::Cannot { .. } => "n/a".into(),
         Cell::Failed { .. } => "failed".into(),
+
         Cell::Measured(m) => {
             let mut s = match metric.stat(m) {
                 None => "never".into(),
                 Some(st) if st.min == st.max => metric.value(st.mean),
                 Some(st) => format!("{} ({})", metric.value(st.mean), metric.range(&st)),
             };
-            if !m.never_settled.is_empty() && m.never_settled.len() < seeds {
+            if (!m.never_settled.is_empty() && m.never_settled.len() < seeds)
+                || !m.setup_failed.is_empty()
+            {
                 s.push('*');
             }
             if !m.premise_failed.is_empty() {
@@ -233,11 +236,14 @@ fn notes(r: &Report) -> Vec<String> {
                             };
                             add(
                                 format!(
-                                    "{which} within {} of the last fault",
+                                    "{which} within {} of the last fault (or the start)",
                                     micros(c.cap_us as f64)
                                 ),
                                 *n,
                             );
+                        }
+                        for f in &m.setup_failed {
+                            add(format!("*: seed {} left out: {}", f.seed, f.reason), *n);
                         }
                         if !m.premise_failed.is_empty() {
                             add(
@@ -405,7 +411,7 @@ pub fn markdown(r: &Report, plots_dir: &str) -> String {
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "A fault comes once the cluster has been settled for the algorithm's quiet period (the sum of its durations). Cells: the mean over the seeds that settled, (least–most) when the seeds differ; `n/a`: the case cannot be made for the algorithm; `never`: no stable leader; `*`: some seeds never settled; `‡`: the case's premise (who noticed first) did not hold on some seed. The notes say which."
+        "A fault comes once the cluster has been settled for the algorithm's quiet period (the sum of its durations). Cells: the mean over the seeds that settled, (least–most) when the seeds differ; `n/a`: the case cannot be made for the algorithm; `never`: no stable leader; `*`: some seeds never settled, or could not be set up; `‡`: the case's premise (who noticed first) did not hold on some seed. The notes say which."
     );
     for metric in Metric::ALL {
         let _ = writeln!(o);

@@ -174,7 +174,7 @@ pub fn scale(base: &Scenario, n: usize) -> Result<Scaled, String> {
     }
     let addresses = extend_addresses(base, n)?;
     if let Some(a) = &addresses {
-        notes.push(format!("addresses {} .. {}", a[0], a[n - 1]));
+        notes.push(format!("addresses from {}, one port a node", a[0]));
     }
     let server_config = match (&base.server_config, &addresses) {
         (None, _) => None,
@@ -335,7 +335,8 @@ pub enum Cell {
     Cannot {
         reason: String,
     },
-    /// A seed could not be set up (the cluster never settled before the faults).
+    /// No seed could be set up (the cluster never settled before the faults): the first
+    /// seed's reason.
     Failed {
         reason: String,
     },
@@ -354,9 +355,20 @@ pub struct Measured {
     /// Seeds where the case's premise did not hold (who noticed first).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub premise_failed: Vec<u64>,
+    /// Seeds whose case could not be set up (their cluster never settled before the
+    /// faults), and why: not among the runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub setup_failed: Vec<SetupFailure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub textbook: Option<Textbook>,
     pub runs: Vec<Run>,
+}
+
+/// A seed whose case could not be set up.
+#[derive(Clone, Debug, Serialize)]
+pub struct SetupFailure {
+    pub seed: u64,
+    pub reason: String,
 }
 
 /// Mean, least and most over seeds.
@@ -458,42 +470,38 @@ pub fn compare(
             row.cells.push((*n, cell));
         }
     }
+    // The algorithm as the runs have it (GcdBully without its feigned failures).
+    let algorithm = scaled
+        .first()
+        .map_or(&base.algorithm, |(_, s)| &s.scenario.algorithm);
     Ok(Comparison {
         file: file.to_string(),
         scenario: base.name.clone(),
         algorithm: base.algorithm.name().to_string(),
         scaling,
-        quiet_us: quiet_of(&base.algorithm).as_micros(),
-        cap_us: cap_of(&base.algorithm).as_micros(),
+        quiet_us: quiet_of(algorithm).as_micros(),
+        cap_us: cap_of(algorithm).as_micros(),
         cases: rows,
     })
 }
 
 /// Every case at one size, over the seeds.
 pub fn run_size(scaled: &Scenario, seeds: &[u64], cases: &[Case]) -> Vec<Cell> {
-    /// Why a case stopped before all its seeds ran.
-    enum Stop {
-        Cannot(String),
-        Failed(String),
-    }
     let n = scaled.nodes.len() as u64;
-    let mut per_case: Vec<Result<Vec<Run>, Stop>> = cases
+    // Per case: why it cannot be made, or its runs and the seeds it could not set up.
+    let mut per_case: Vec<Result<(Vec<Run>, Vec<SetupFailure>), String>> = cases
         .iter()
-        .map(|&c| {
-            feasible(scaled, c)
-                .map(|()| Vec::new())
-                .map_err(Stop::Cannot)
-        })
+        .map(|&c| feasible(scaled, c).map(|()| (Vec::new(), Vec::new())))
         .collect();
     for &seed in seeds {
         let mut setup = Setup::new(scaled, seed);
         for (i, &case) in cases.iter().enumerate() {
-            let Ok(runs) = &mut per_case[i] else {
+            let Ok((runs, failures)) = &mut per_case[i] else {
                 continue;
             };
             match setup.run(case) {
                 Ok(run) => runs.push(run),
-                Err(reason) => per_case[i] = Err(Stop::Failed(format!("seed {seed}: {reason}"))),
+                Err(reason) => failures.push(SetupFailure { seed, reason }),
             }
         }
     }
@@ -501,14 +509,26 @@ pub fn run_size(scaled: &Scenario, seeds: &[u64], cases: &[Case]) -> Vec<Cell> {
         .into_iter()
         .zip(cases)
         .map(|(r, &case)| match r {
-            Err(Stop::Cannot(reason)) => Cell::Cannot { reason },
-            Err(Stop::Failed(reason)) => Cell::Failed { reason },
-            Ok(runs) => Cell::Measured(summarize(runs, case.textbook(&scaled.algorithm, n))),
+            Err(reason) => Cell::Cannot { reason },
+            Ok((runs, failures)) if runs.is_empty() => Cell::Failed {
+                reason: failures.first().map_or("no seed".into(), |f| {
+                    format!("seed {}: {}", f.seed, f.reason)
+                }),
+            },
+            Ok((runs, failures)) => Cell::Measured(summarize(
+                runs,
+                failures,
+                case.textbook(&scaled.algorithm, n),
+            )),
         })
         .collect()
 }
 
-fn summarize(runs: Vec<Run>, textbook: Option<Textbook>) -> Measured {
+fn summarize(
+    runs: Vec<Run>,
+    setup_failed: Vec<SetupFailure>,
+    textbook: Option<Textbook>,
+) -> Measured {
     let settled: Vec<&Run> = runs
         .iter()
         .filter(|r| r.time_to_stable_leader_us.is_some())
@@ -528,6 +548,7 @@ fn summarize(runs: Vec<Run>, textbook: Option<Textbook>) -> Measured {
             .filter(|r| r.premise_held == Some(false))
             .map(|r| r.seed)
             .collect(),
+        setup_failed,
         textbook,
         runs,
     }
