@@ -234,9 +234,18 @@ fn notes(r: &Report) -> Vec<String> {
                                     list(&m.never_settled)
                                 )
                             };
+                            let first =
+                                m.runs.iter().find(|r| r.time_to_stable_leader_us.is_none());
+                            let leading = first.map_or(String::new(), |r| {
+                                format!(
+                                    "; at the end of seed {}: {}",
+                                    r.seed,
+                                    leading_text(&r.leading_at_end)
+                                )
+                            });
                             add(
                                 format!(
-                                    "{which} within {} of the last fault (or the start)",
+                                    "{which} within {} of the last fault (or the start){leading}",
                                     micros(c.cap_us as f64)
                                 ),
                                 *n,
@@ -270,6 +279,15 @@ fn notes(r: &Report) -> Vec<String> {
         }
     }
     out
+}
+
+/// Who leads at the end of a run, in words.
+fn leading_text(nodes: &[String]) -> String {
+    match nodes {
+        [] => "no node leads".into(),
+        [one] => format!("{one} leads"),
+        [rest @ .., last] => format!("{} and {last} lead", rest.join(", ")),
+    }
 }
 
 fn premise_text(case: Case) -> &'static str {

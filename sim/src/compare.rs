@@ -311,8 +311,10 @@ pub struct Run {
     pub elections_won: u64,
     /// From the last fault (the start) to the stable leader; `None`: never.
     pub time_to_stable_leader_us: Option<u64>,
-    /// The leaders agreed on at the end (one per component).
+    /// The leaders agreed on at the end (one per component); empty if it never settled.
     pub leaders: Vec<String>,
+    /// The running nodes that consider themselves leader at the end.
+    pub leading_at_end: Vec<String>,
     /// The nodes whose role or leader changed first after the last fault (crash cases).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub first_to_notice: Vec<String>,
@@ -488,8 +490,10 @@ pub fn compare(
 /// Every case at one size, over the seeds.
 pub fn run_size(scaled: &Scenario, seeds: &[u64], cases: &[Case]) -> Vec<Cell> {
     let n = scaled.nodes.len() as u64;
-    // Per case: why it cannot be made, or its runs and the seeds it could not set up.
-    let mut per_case: Vec<Result<(Vec<Run>, Vec<SetupFailure>), String>> = cases
+    /// A case's runs so far, and the seeds it could not set up.
+    type Runs = (Vec<Run>, Vec<SetupFailure>);
+    // Per case: why it cannot be made, or its runs.
+    let mut per_case: Vec<Result<Runs, String>> = cases
         .iter()
         .map(|&c| feasible(scaled, c).map(|()| (Vec::new(), Vec::new())))
         .collect();
@@ -724,6 +728,7 @@ struct Driven {
     window_messages: u64,
     window_won: u64,
     first_to_notice: Vec<Pid>,
+    leading_at_end: Vec<Pid>,
     trace: Option<Vec<crate::trace::TraceEvent>>,
 }
 
@@ -846,6 +851,13 @@ fn drive_with<A: Algorithm>(
         window_messages,
         window_won,
         first_to_notice,
+        leading_at_end: world
+            .status()
+            .iter()
+            .enumerate()
+            .filter(|(_, st)| st.is_running() && st.view.role == Role::Leader)
+            .map(|(i, _)| Pid(i as u32))
+            .collect(),
         trace: world.take_trace(),
     }
 }
@@ -987,6 +999,7 @@ impl<'a> Setup<'a> {
                 window_messages: first.window_messages,
                 window_won: first.window_won,
                 first_to_notice: Vec::new(),
+                leading_at_end: first.leading_at_end.clone(),
                 trace: None,
             }
         } else {
@@ -1023,6 +1036,7 @@ impl<'a> Setup<'a> {
             elections_won: d.window_won,
             time_to_stable_leader_us: d.settled_at.map(|t| t.since(d.last).as_micros()),
             leaders: d.leaders.iter().map(|p| self.name_of(*p)).collect(),
+            leading_at_end: d.leading_at_end.iter().map(|p| self.name_of(*p)).collect(),
             first_to_notice: noticed.iter().map(|&i| self.name(i)).collect(),
             premise_held,
             starts: starts
