@@ -528,6 +528,14 @@ pub fn run_size(scaled: &Scenario, seeds: &[u64], cases: &[Case]) -> Vec<Cell> {
         .collect()
 }
 
+/// One case of the scaled scenario with one seed (as [`run_size`] runs each): the run, or
+/// why the case cannot be made or this seed set up. For benchmarks that measure one run at
+/// a time.
+pub fn run_one(scaled: &Scenario, case: Case, seed: u64) -> Result<Run, String> {
+    feasible(scaled, case)?;
+    Setup::new(scaled, seed).run(case)
+}
+
 fn summarize(
     runs: Vec<Run>,
     setup_failed: Vec<SetupFailure>,
