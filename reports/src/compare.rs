@@ -213,15 +213,19 @@ fn notes(r: &Report) -> Vec<String> {
     for c in r.comparisons {
         for row in &c.cases {
             // Reasons with the sizes they apply to, in order.
-            let mut reasons: Vec<(String, Vec<usize>)> = Vec::new();
-            let mut add = |text: String, n: usize| match reasons.iter_mut().find(|x| x.0 == text) {
+            // Reasons with the sizes they apply to, and an example from the first of them.
+            let mut reasons: Vec<(String, Vec<usize>, String)> = Vec::new();
+            let mut add = |text: String, n: usize, example: String| match reasons
+                .iter_mut()
+                .find(|x| x.0 == text)
+            {
                 Some(x) => x.1.push(n),
-                None => reasons.push((text, vec![n])),
+                None => reasons.push((text, vec![n], example)),
             };
             for (n, cell) in &row.cells {
                 match cell {
-                    Cell::Cannot { reason } => add(format!("n/a: {reason}"), *n),
-                    Cell::Failed { reason } => add(format!("failed: {reason}"), *n),
+                    Cell::Cannot { reason } => add(format!("n/a: {reason}"), *n, String::new()),
+                    Cell::Failed { reason } => add(format!("failed: {reason}"), *n, String::new()),
                     Cell::Measured(m) => {
                         if !m.never_settled.is_empty() {
                             let all = m.never_settled.len() == r.seeds.len();
@@ -238,21 +242,26 @@ fn notes(r: &Report) -> Vec<String> {
                                 m.runs.iter().find(|r| r.time_to_stable_leader_us.is_none());
                             let leading = first.map_or(String::new(), |r| {
                                 format!(
-                                    "; at the end of seed {}: {}",
+                                    "; at the end of seed {} with N = {n}: {}",
                                     r.seed,
                                     leading_text(&r.leading_at_end)
                                 )
                             });
                             add(
                                 format!(
-                                    "{which} within {} of the last fault (or the start){leading}",
+                                    "{which} within {} of the last fault (or the start)",
                                     micros(c.cap_us as f64)
                                 ),
                                 *n,
+                                leading,
                             );
                         }
                         for f in &m.setup_failed {
-                            add(format!("*: seed {} left out: {}", f.seed, f.reason), *n);
+                            add(
+                                format!("*: seed {} left out: {}", f.seed, f.reason),
+                                *n,
+                                String::new(),
+                            );
                         }
                         if !m.premise_failed.is_empty() {
                             add(
@@ -263,18 +272,23 @@ fn notes(r: &Report) -> Vec<String> {
                                     list(&m.premise_failed)
                                 ),
                                 *n,
+                                String::new(),
                             );
                         }
                     }
                 }
             }
-            for (text, ns) in reasons {
+            for (text, ns, example) in reasons {
                 let at = if ns.len() == r.sizes.len() {
                     String::new()
                 } else {
                     format!(" (N = {})", sizes_text(&ns))
                 };
-                out.push(format!("{}, {}{at}: {text}", label(c), row.case.name()));
+                out.push(format!(
+                    "{}, {}{at}: {text}{example}",
+                    label(c),
+                    row.case.name()
+                ));
             }
         }
     }
