@@ -25,11 +25,16 @@
 //! - `coordinator-crash-lowest-detects`: once the first election has settled, the coordinator
 //!   crashes just before the lowest node's next periodic check of it (heartbeat, check or
 //!   vote), and every other node checks half a period later (it started half a period after
-//!   the lowest): the lowest notices first and starts its election before any other. Only
-//!   algorithms whose nodes notice a crash by their own periodic checks allow this.
-//! - `all-notice`: the coordinator crashes just before the next check, which every node makes
-//!   at the same instant (all started together); with a failure detector, every node is told
-//!   after the same delay.
+//!   the lowest): the lowest notices first and starts its election before any other. With
+//!   majority election the lowest (the youngest) starts just under a vote period after the
+//!   others, so that its vote finding the master lost comes before theirs. Only algorithms
+//!   whose nodes notice a crash by their own periodic checks allow this: not a failure
+//!   detector that tells every node after the same delay (AsyncBully), nor probes at random
+//!   intervals (GcdBully), nor Bully with heartbeats off; the case is then `Cannot`, with
+//!   the reason.
+//! - `all-notice`: the coordinator crashes just before the next check (heartbeat, check or
+//!   vote), which every node makes at the same instant (all started together); with a
+//!   failure detector, every node is told after the same delay. Not with random probes.
 //! - `highest-recovers`: the top node crashes once the cluster has settled, and restarts once
 //!   the others have settled on a new leader.
 //! - `partition-heal`: the network splits into the lower half of the nodes by priority and the
