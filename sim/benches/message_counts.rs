@@ -18,10 +18,9 @@
 //! of each algorithm against N. A case an algorithm cannot make (see `conclave compare`),
 //! or a run that never settles, is left out with a line on standard error.
 //!
-//! Most of these counts are exact: the same on every seed. Criterion 0.5 (the workspace's
-//! `criterion`) panics plotting a benchmark whose samples are all equal (its density
-//! estimate divides by a zero spread; bheisler/criterion.rs#720), so this benchmark uses
-//! criterion 0.8.2 (`criterion_08`), which plots them.
+//! Most of these counts are exact: the same on every seed. Criterion 0.5 panicked plotting
+//! a benchmark whose samples are all equal (its density estimate divides by a zero spread;
+//! bheisler/criterion.rs#720); the workspace's criterion 0.8 plots them.
 //!
 //! Run: `cargo bench -p conclave-sim --bench message_counts` (10 minutes on this
 //! repository's 2-core machine, measured once; add a filter such as
@@ -35,7 +34,6 @@ use conclave_sim::compare::{run_one, scale, Case};
 use conclave_sim::scenario::Scenario;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{AxisScale, BenchmarkId, Criterion, PlotConfiguration, SamplingMode, Throughput};
-use criterion_08 as criterion;
 use std::path::Path;
 use std::time::Duration;
 

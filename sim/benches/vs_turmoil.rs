@@ -29,8 +29,9 @@
 
 use conclave_sim::run::{run_scenario, RunOptions, RunReport};
 use conclave_sim::scenario::Scenario;
-use criterion::{black_box, criterion_group, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use std::cell::RefCell;
+use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::rc::Rc;
