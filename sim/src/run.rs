@@ -490,6 +490,7 @@ fn report<A: Algorithm>(
             duplicated: stats.duplicated,
             by_kind: stats
                 .by_kind
+                .sorted()
                 .iter()
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
