@@ -385,30 +385,44 @@ pub struct Monitor {
     pub per_component: Option<(Time, String)>,
     /// The leaders agreed on now, and since when, if the cluster is settled.
     pub settled: Option<(Time, Vec<Pid>)>,
+    /// Scratch space, kept from one observation to the next: it is asked after every role
+    /// change, and explanations are only written when something fails.
+    named: Vec<Option<Option<Pid>>>,
+    agreed: Vec<Pid>,
 }
 
 impl Monitor {
     /// Call after anything that can change a property: a role change, a crash, a restart, a
     /// pause, a resume, a topology change.
     pub fn observe(&mut self, now: Time, status: &[NodeStatus], topo: &Topology, names: &[String]) {
-        if self.at_most_one.is_none() {
-            if let Err(why) = at_most_one_leader(status, names) {
-                self.at_most_one = Some((now, why));
+        if self.at_most_one.is_none() || self.per_component.is_none() {
+            // Counted first; the explanations are written only for a violation.
+            let (leaders, shared) = leader_counts(status, topo);
+            if self.at_most_one.is_none() && leaders > 1 {
+                self.at_most_one = at_most_one_leader(status, names)
+                    .err()
+                    .map(|why| (now, why));
+            }
+            if self.per_component.is_none() && shared {
+                self.per_component = one_leader_per_component(status, topo, names)
+                    .err()
+                    .map(|why| (now, why));
             }
         }
-        if self.per_component.is_none() {
-            if let Err(why) = one_leader_per_component(status, topo, names) {
-                self.per_component = Some((now, why));
-            }
+        // When agreement holds, the agreed leaders are those the components name, in the
+        // order of the components (as `agreement` lists them).
+        self.named.clear();
+        self.named.resize(status.len() + 1, None);
+        let agrees = agreement_holds_in(status, topo, &mut self.named);
+        if agrees {
+            self.agreed.clear();
+            self.agreed
+                .extend(self.named.iter().filter_map(|entry| entry.flatten()));
         }
-        // Ask the cheap question first: mid-election, explaining the disagreement is waste.
-        let agreed = agreement_holds(status, topo)
-            .then(|| agreement(status, topo, names).ok())
-            .flatten();
-        self.settled = match (agreed, self.settled.take()) {
-            (Some(agreed), Some((since, before))) if agreed == before => Some((since, before)),
-            (Some(agreed), _) => Some((now, agreed)),
-            (None, _) => None,
+        self.settled = match (agrees, self.settled.take()) {
+            (true, Some((since, before))) if before == self.agreed => Some((since, before)),
+            (true, _) => Some((now, self.agreed.clone())),
+            (false, _) => None,
         };
     }
 }
@@ -506,6 +520,63 @@ mod tests {
         let mut t = Topology::joining(vec![true, true, false]);
         t.block(Pid(0), Pid(1));
         assert_ne!(t.component(Pid(0)), t.component(Pid(1)));
+    }
+
+    /// The monitor, which counts before it explains, finds what the explaining functions
+    /// find, on random states of random small clusters.
+    #[test]
+    fn monitor_agrees_with_the_properties() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..2_000 {
+            let n = rng.random_range(1..7);
+            let nm = names(n);
+            let mut topo = Topology::new(n);
+            if rng.random_bool(0.3) {
+                let side: Vec<Pid> = (0..n as u32).filter(|_| rng.random()).map(Pid).collect();
+                topo.partition(&[side]);
+            }
+            if n > 2 && rng.random_bool(0.2) {
+                topo.block(Pid(0), Pid(1));
+            }
+            let mut monitor = Monitor::default();
+            let (mut one, mut per, mut settled): (
+                Option<(Time, String)>,
+                _,
+                Option<(Time, Vec<Pid>)>,
+            ) = (None, None, None);
+            for step in 0..6u64 {
+                let now = Time(step);
+                let status: Vec<NodeStatus> = (0..n)
+                    .map(|i| {
+                        let role =
+                            [Role::Follower, Role::Leader, Role::Candidate][rng.random_range(0..3)];
+                        let leader = rng.random_bool(0.8).then(|| rng.random_range(0..n as u32));
+                        let mut s = st(role, leader, i as u64);
+                        s.up = rng.random_bool(0.9);
+                        s.paused = rng.random_bool(0.1);
+                        s
+                    })
+                    .collect();
+                monitor.observe(now, &status, &topo, &nm);
+                if one.is_none() {
+                    one = at_most_one_leader(&status, &nm).err().map(|w| (now, w));
+                }
+                if per.is_none() {
+                    per = one_leader_per_component(&status, &topo, &nm)
+                        .err()
+                        .map(|w| (now, w));
+                }
+                settled = match (agreement(&status, &topo, &nm).ok(), settled.take()) {
+                    (Some(a), Some((since, b))) if a == b => Some((since, b)),
+                    (Some(a), _) => Some((now, a)),
+                    (None, _) => None,
+                };
+                assert_eq!(monitor.at_most_one, one);
+                assert_eq!(monitor.per_component, per);
+                assert_eq!(monitor.settled, settled);
+            }
+        }
     }
 
     #[test]
