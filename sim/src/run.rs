@@ -214,6 +214,9 @@ pub fn world_config(scenario: &Scenario, seed: u64, record_trace: bool) -> World
 
 /// The fault schedule with node names resolved (the scenario was validated).
 pub fn actions_of(scenario: &Scenario) -> Vec<(Time, Action)> {
+    if scenario.faults.is_empty() {
+        return Vec::new();
+    }
     let idx = scenario.node_index();
     let pid = |name: &String| Pid(idx[name] as u32);
     scenario
@@ -238,20 +241,38 @@ pub fn actions_of(scenario: &Scenario) -> Vec<(Time, Action)> {
         .collect()
 }
 
+/// The safety and agreement properties every run is checked against.
+static STANDARD: [Property; 4] = [
+    Property::AtMostOneLeader,
+    Property::OneLeaderPerComponent,
+    Property::Agreement,
+    Property::HighestWins,
+];
+
 /// Every property to evaluate: the standard safety and agreement ones, then the expected ones.
-fn properties_of(scenario: &Scenario) -> Vec<Property> {
-    let mut all = vec![
-        Property::AtMostOneLeader,
-        Property::OneLeaderPerComponent,
-        Property::Agreement,
-        Property::HighestWins,
-    ];
+fn properties_of(scenario: &Scenario) -> Vec<&Property> {
+    let mut all: Vec<&Property> = STANDARD.iter().collect();
     for p in scenario.expect.iter().chain(&scenario.expect_violated) {
-        if !all.contains(p) {
-            all.push(p.clone());
+        if !all.contains(&p) {
+            all.push(p);
         }
     }
     all
+}
+
+/// The process a node or service is (the scenario was validated: every process has a name
+/// of its own). A search of the names: a run looks up a few, where a map of every name
+/// cost more to build than the searches.
+fn process_of(scenario: &Scenario, name: &str) -> Pid {
+    let i = match scenario.nodes.iter().position(|n| n.name == name) {
+        Some(i) => i,
+        None => {
+            let services = scenario.services();
+            let k = services.iter().position(|(s, _)| s == name);
+            scenario.nodes.len() + k.unwrap_or_else(|| panic!("no process is named {name:?}"))
+        }
+    };
+    Pid(i as u32)
 }
 
 fn run_with<A: Algorithm>(
@@ -266,7 +287,6 @@ fn run_with<A: Algorithm>(
     let mut world = World::<A>::new(cluster_of(scenario, seed), params, config);
     let end = Time(scenario.run_for.as_micros());
     let props = properties_of(scenario);
-    let idx = scenario.node_index();
 
     // Properties pinned to an instant are evaluated when the clock reaches it.
     let mut timed: Vec<(Time, usize)> = props
@@ -285,7 +305,7 @@ fn run_with<A: Algorithm>(
             cut = Some(c);
             break;
         }
-        results[i] = Some(evaluate(&props[i], &world, &idx, at));
+        results[i] = Some(evaluate(props[i], &world, scenario, at));
     }
     if cut.is_none() {
         cut = world.run_within(end, &opts.budget).err();
@@ -293,7 +313,7 @@ fn run_with<A: Algorithm>(
     let now = world.now();
     for (i, p) in props.iter().enumerate() {
         if results[i].is_none() {
-            results[i] = Some(evaluate(p, &world, &idx, now));
+            results[i] = Some(evaluate(p, &world, scenario, now));
         }
     }
     let results: Vec<PropertyResult> = results.into_iter().flatten().collect();
@@ -337,7 +357,7 @@ fn cut_message(scenario: &Scenario, cut: &Cut) -> String {
 fn evaluate<A: Algorithm>(
     p: &Property,
     world: &World<A>,
-    idx: &BTreeMap<String, usize>,
+    scenario: &Scenario,
     now: Time,
 ) -> PropertyResult {
     let (status, topo, names) = (world.status(), world.topology(), world.names());
@@ -362,7 +382,7 @@ fn evaluate<A: Algorithm>(
             status,
             topo,
             names,
-            Pid(idx[node.as_str()] as u32),
+            process_of(scenario, node),
         )),
         Property::EventualLeader(within) => {
             let deadline = world.last_disturbance() + *within;
@@ -401,13 +421,16 @@ fn report<A: Algorithm>(
     file: &str,
     seed: u64,
     world: &mut World<A>,
-    props: &[Property],
+    props: &[&Property],
     results: Vec<PropertyResult>,
 ) -> RunReport {
-    let names = world.names().to_vec();
+    let trace_hash = hash_hex(world.trace_hash());
+    let trace = world.take_trace();
+    let world = &*world;
+    let names = world.names();
     let name_of = |p: Option<Pid>| p.map(|p| names[p.index()].clone());
-    let cluster = world.cluster().clone();
-    let role_changes = world.stats().role_changes.clone();
+    let cluster = world.cluster();
+    let stats = world.stats();
     let nodes: Vec<NodeReport> = world
         .status()
         .iter()
@@ -417,7 +440,7 @@ fn report<A: Algorithm>(
             name: m.name.clone(),
             id: m.priority,
             address: m.address.clone(),
-            role_changes: role_changes[i],
+            role_changes: stats.role_changes[i],
             state: if !s.up {
                 "down"
             } else if s.paused {
@@ -449,9 +472,10 @@ fn report<A: Algorithm>(
         (&scenario.expect_violated, "violated"),
     ] {
         for p in list {
-            let r = &results[props.iter().position(|q| q == p).unwrap_or(0)];
+            let r = &results[props.iter().position(|q| *q == p).unwrap_or(0)];
             expectations.push(Expectation {
-                name: p.to_string(),
+                // The property's name as its result has it (equal properties print alike).
+                name: r.name.clone(),
                 expected,
                 ok: r.holds == (expected == "holds"),
                 failed_at_us: r.failed_at_us,
@@ -459,7 +483,6 @@ fn report<A: Algorithm>(
             });
         }
     }
-    let stats = world.stats().clone();
     let time_to_stable = world
         .monitor()
         .settled
@@ -471,7 +494,7 @@ fn report<A: Algorithm>(
         algorithm: scenario.algorithm.name().to_string(),
         seed,
         incomplete: None,
-        trace_hash: hash_hex(world.trace_hash()),
+        trace_hash,
         ok: expectations.iter().all(|e| e.ok),
         end_time_us: world.now().as_micros(),
         events: stats.events,
@@ -490,9 +513,8 @@ fn report<A: Algorithm>(
             duplicated: stats.duplicated,
             by_kind: stats
                 .by_kind
-                .sorted()
                 .iter()
-                .map(|(k, v)| (k.to_string(), *v))
+                .map(|(k, v)| (k.to_string(), v))
                 .collect(),
         },
         elections: ElectionReport {
@@ -504,6 +526,6 @@ fn report<A: Algorithm>(
         properties: results,
         log_table,
         replay: format!("conclave run {file} --seed {seed}"),
-        trace: world.take_trace(),
+        trace,
     }
 }

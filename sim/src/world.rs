@@ -418,13 +418,10 @@ impl KindCounts {
         };
         self.0[i].1 += 1;
     }
-    /// The counts in the order of the kinds' names.
-    pub fn sorted(&self) -> BTreeMap<&'static str, u64> {
-        let mut out = BTreeMap::new();
-        for &(k, n) in &self.0 {
-            *out.entry(k).or_insert(0) += n;
-        }
-        out
+    /// Each kind counted and its count, in the order the kinds were first sent. A kind
+    /// appears once: `add` compares the names before it adds one.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.0.iter().copied()
     }
 }
 
