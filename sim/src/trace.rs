@@ -16,7 +16,7 @@
 
 use conclave_algorithms::{Pid, Role, Time};
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{xxh3_64, Xxh3Default};
 
 /// Why a message was not delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,30 +131,78 @@ pub mod tag {
 }
 
 /// Streaming hash over the canonical encoding, buffered so that small writes stay cheap.
+///
+/// The hash is XXH3-64 (seed 0) of every byte written, however the bytes are split: a
+/// trace that fits the buffer (most runs') is hashed in one call at the end, and a longer
+/// one goes through the streaming state 8 KiB at a time. Both give the same hash.
 pub struct TraceHasher {
     buf: Vec<u8>,
-    state: Xxh3,
+    /// The bytes before `buf`, once some were written out (boxed: it is 350 bytes, and a
+    /// world is moved around whole).
+    state: Option<Box<Xxh3Default>>,
 }
 
 impl Default for TraceHasher {
     fn default() -> Self {
         TraceHasher {
             buf: Vec::with_capacity(16 * 1024),
-            state: Xxh3::new(),
+            state: None,
         }
+    }
+}
+
+/// Lets postcard write straight into the hasher's buffer.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        // Mostly varints of one to five bytes: copied in a loop, which costs less than the
+        // call to `memcpy` that `extend_from_slice` makes for a length not known in advance.
+        if bytes.len() <= 8 {
+            self.0.extend(bytes.iter().copied());
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
 impl TraceHasher {
     /// Starts one event: its time, kind and node.
+    #[inline]
     pub fn event(&mut self, time: Time, tag: u8, node: Pid) {
         if self.buf.len() > 8 * 1024 {
-            self.state.update(&self.buf);
-            self.buf.clear();
+            self.spill();
         }
-        self.u64(time.as_micros());
-        self.buf.push(tag);
-        self.pid(node);
+        // The time, the tag and the node as `u64`, `u8` and `pid` write them, in one copy.
+        let mut head = [0u8; 13];
+        head[..8].copy_from_slice(&time.as_micros().to_le_bytes());
+        head[8] = tag;
+        head[9..].copy_from_slice(&node.0.to_le_bytes());
+        self.buf.extend_from_slice(&head);
+    }
+    /// Hashes the buffer into the streaming state and empties it (apart, so that the
+    /// common path of `event` stays short).
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self) {
+        self.state
+            .get_or_insert_with(|| Box::new(Xxh3Default::new()))
+            .update(&self.buf);
+        self.buf.clear();
     }
     pub fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
@@ -174,15 +222,20 @@ impl TraceHasher {
     }
     /// A value in postcard's encoding (self-delimiting, platform independent).
     pub fn value<T: Serialize + ?Sized>(&mut self, v: &T) {
-        let buf = std::mem::take(&mut self.buf);
-        // Serializing our own message types into a Vec cannot fail.
-        self.buf = postcard::to_extend(v, buf).unwrap_or_default();
+        // Serializing into a Vec cannot fail: postcard fails only when its output is full
+        // or a type asks it to (our message and timer types never do).
+        let _ = postcard::serialize_with_flavor(v, Append(&mut self.buf));
     }
     /// The 64-bit hash of everything written so far.
     pub fn finish(&mut self) -> u64 {
-        self.state.update(&self.buf);
-        self.buf.clear();
-        self.state.digest()
+        match &mut self.state {
+            None => xxh3_64(&self.buf),
+            Some(state) => {
+                state.update(&self.buf);
+                self.buf.clear();
+                state.digest()
+            }
+        }
     }
 }
 
@@ -262,8 +315,83 @@ pub fn show(value: &impl std::fmt::Debug, names: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::show;
-    use conclave_algorithms::Pid;
+    use super::{show, TraceHasher};
+    use conclave_algorithms::{Pid, Time};
+    use serde::Serialize;
+    use xxhash_rust::xxh3::Xxh3;
+
+    /// What the hasher wrote before it hashed short traces in one call and took postcard's
+    /// output in place: every byte through a streaming XXH3 (seed 0), values through
+    /// `postcard::to_extend`.
+    struct Reference {
+        buf: Vec<u8>,
+        state: Xxh3,
+    }
+
+    impl Reference {
+        fn event(&mut self, time: Time, tag: u8, node: Pid) {
+            if self.buf.len() > 8 * 1024 {
+                self.state.update(&self.buf);
+                self.buf.clear();
+            }
+            self.buf.extend_from_slice(&time.as_micros().to_le_bytes());
+            self.buf.push(tag);
+            self.buf.extend_from_slice(&node.0.to_le_bytes());
+        }
+        fn value<T: Serialize>(&mut self, v: &T) {
+            let buf = std::mem::take(&mut self.buf);
+            self.buf = postcard::to_extend(v, buf).unwrap_or_default();
+        }
+        fn finish(&mut self) -> u64 {
+            self.state.update(&self.buf);
+            self.buf.clear();
+            self.state.digest()
+        }
+    }
+
+    #[derive(Serialize)]
+    enum Msg {
+        Unit,
+        Ids { ids: Vec<Pid>, leader: Option<Pid> },
+        Pair(u64, i32),
+        Text(String, bool, char),
+    }
+
+    /// The same bytes and the same hash as before, for traces shorter and longer than the
+    /// buffer, and when the hash is asked for again midway.
+    #[test]
+    fn hashes_as_the_streaming_hasher_did() {
+        for events in [0u64, 1, 5, 100, 700, 3_000] {
+            let mut new = TraceHasher::default();
+            let mut old = Reference {
+                buf: Vec::new(),
+                state: Xxh3::new(),
+            };
+            for i in 0..events {
+                let (t, tag, p) = (Time(i * 977), (i % 18) as u8, Pid(i as u32 % 5));
+                new.event(t, tag, p);
+                old.event(t, tag, p);
+                let msg = match i % 4 {
+                    0 => Msg::Unit,
+                    1 => Msg::Ids {
+                        ids: (0..i as u32 % 70).map(Pid).collect(),
+                        leader: (i % 3 == 0).then_some(Pid(7)),
+                    },
+                    2 => Msg::Pair(i.wrapping_mul(0x9E37_79B9_7F4A_7C15), -(i as i32)),
+                    _ => Msg::Text("é".repeat(i as usize % 300), i % 2 == 0, 'ß'),
+                };
+                new.value(&msg);
+                old.value(&msg);
+                new.u64(i);
+                old.buf.extend_from_slice(&i.to_le_bytes());
+                if i == events / 2 {
+                    assert_eq!(new.finish(), old.finish(), "{events} events, midway");
+                }
+            }
+            assert_eq!(new.finish(), old.finish(), "{events} events");
+            assert_eq!(new.finish(), old.finish(), "{events} events, asked twice");
+        }
+    }
 
     #[derive(Debug)]
     #[allow(dead_code)]

@@ -425,6 +425,24 @@ impl KindCounts {
     }
 }
 
+/// `a == b`, with the status names compared by address first: a node's status is one of its
+/// literals, so after nearly every handler the address is the same and no bytes are
+/// compared (the comparison follows every event).
+#[inline]
+fn same_view(a: &View, b: &View) -> bool {
+    // Every field, so that a field added to `View` does not go unnoticed here.
+    let View {
+        role,
+        leader,
+        status,
+        group,
+    } = *a;
+    role == b.role
+        && leader == b.leader
+        && group == b.group
+        && (std::ptr::eq(status, b.status) || status == b.status)
+}
+
 /// An armed timer: its name, the token that tells it from an earlier setting, its due time.
 #[derive(Clone, Copy)]
 struct Armed<T> {
@@ -957,7 +975,7 @@ impl<A: Algorithm> World<A> {
             Context::new(self.now, p, &self.cluster, &mut effects).with_incarnation(incarnation);
         f(node, &mut ctx.with_random(&mut self.draws));
         let view = node.view();
-        if view != self.status[p.index()].view {
+        if !same_view(&view, &self.status[p.index()].view) {
             self.role_change(p, view);
         }
         for e in effects.drain(..) {
@@ -1784,6 +1802,7 @@ impl<A: Algorithm> World<A> {
     }
 
     /// Hashes one event and, when recording, keeps its readable form (or streams it).
+    #[inline]
     fn record(
         &mut self,
         tag: u8,
@@ -1793,9 +1812,15 @@ impl<A: Algorithm> World<A> {
     ) {
         self.hasher.event(self.now, tag, node);
         fields(&mut self.hasher);
-        if self.trace.is_none() && self.sink.is_none() {
-            return;
+        if self.trace.is_some() || self.sink.is_some() {
+            self.keep(node, what);
         }
+    }
+
+    /// Keeps or streams the readable form of an event (apart from `record`, which runs
+    /// on every event, traced or not).
+    #[inline(never)]
+    fn keep(&mut self, node: Pid, what: impl FnOnce(&[String]) -> What) {
         let event = TraceEvent {
             time_us: self.now.as_micros(),
             node: self
