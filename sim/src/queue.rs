@@ -69,12 +69,14 @@ impl<E> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
             last: 0,
-            sorted: Sorted::default(),
+            // Room for the events a small world keeps waiting, made once rather than
+            // doubled up to it.
+            sorted: Sorted(Vec::with_capacity(SMALL / 2)),
             batch: VecDeque::new(),
             buckets: Vec::new(),
             radix_len: 0,
-            slab: Vec::new(),
-            free: Vec::new(),
+            slab: Vec::with_capacity(SMALL / 2),
+            free: Vec::with_capacity(SMALL / 2),
             nonempty: 0,
             seq: 0,
             len: 0,

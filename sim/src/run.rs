@@ -354,6 +354,15 @@ fn cut_message(scenario: &Scenario, cut: &Cut) -> String {
     }
 }
 
+/// A property's name as it prints, written into room made for it at once (`to_string`
+/// grows the string as each piece is written).
+fn name_of_property(p: &Property) -> String {
+    use std::fmt::Write;
+    let mut name = String::with_capacity(48);
+    let _ = write!(name, "{p}");
+    name
+}
+
 fn evaluate<A: Algorithm>(
     p: &Property,
     world: &World<A>,
@@ -409,7 +418,7 @@ fn evaluate<A: Algorithm>(
         }),
     };
     PropertyResult {
-        name: p.to_string(),
+        name: name_of_property(p),
         holds,
         failed_at_us: failed_at.map(Time::as_micros),
         detail,
