@@ -315,9 +315,13 @@ impl BullyNode {
                 }
             }
             BullyMsg::Heartbeat if self.status == Status::Coordinator => {
-                let mut processes = self.processes.clone();
-                processes.insert(self.me);
-                let processes = processes.iter().collect();
+                // Its processes and itself, in ascending order (as a set of them lists them).
+                let mut processes: Vec<Pid> = Vec::with_capacity(self.processes.len() + 1);
+                processes.extend(self.processes.iter());
+                let at = processes.partition_point(|&p| p < self.me);
+                if processes.get(at) != Some(&self.me) {
+                    processes.insert(at, self.me);
+                }
                 ctx.send(from, BullyMsg::HeartbeatAck { processes });
             }
             BullyMsg::HeartbeatAck { processes }
@@ -325,7 +329,13 @@ impl BullyNode {
             {
                 self.heartbeat_outstanding = false;
                 ctx.cancel_timer(BullyTimer::HeartbeatTimeout);
-                self.processes = processes.into_iter().filter(|&p| p != self.me).collect();
+                // In the set it has (it takes a list at every heartbeat).
+                self.processes.clear();
+                for p in processes {
+                    if p != self.me {
+                        self.processes.insert(p);
+                    }
+                }
             }
             _ => {}
         }

@@ -9,6 +9,8 @@
 //! assert_eq!(s.iter().collect::<Vec<_>>(), vec![Pid(1), Pid(3), Pid(70)]);
 //! s.remove(Pid(70));
 //! assert_eq!(s, [Pid(1), Pid(3)].into_iter().collect());
+//! s.clear();
+//! assert_eq!(s, PidSet::new());
 //! ```
 
 use crate::Pid;
@@ -48,6 +50,10 @@ impl PidSet {
             }
         }
         was
+    }
+    /// Removes every member, keeping the storage for the next ones.
+    pub fn clear(&mut self) {
+        self.words.clear();
     }
     pub fn len(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
