@@ -193,22 +193,6 @@ pub fn graph_svg(dot: &str, states: usize) -> Result<String, String> {
     Ok(svg.finalize())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_small_graph_is_drawn_and_a_large_one_refused() {
-        let dot = "digraph {\n 0 [ label=\"s0\"]\n 1 [ label=\"s1\"]\n 2 [ label=\"s2\" color=red]\n 0 -> 1 [ label=\"Deliver(0)\"]\n 1 -> 2 [ label=\"Crash(1)\"]\n}\n";
-        let svg = graph_svg(dot, 3).unwrap();
-        assert!(svg.contains("<svg"), "{svg}");
-        for label in ["s0", "s1", "s2", "Deliver(0)", "Crash(1)"] {
-            assert!(svg.contains(label), "{label} missing: {svg}");
-        }
-        let why = graph_svg(dot, MAX_SVG_STATES + 1).unwrap_err();
-        assert!(why.contains("up to 300"), "{why}");
-    }
-}
 
 /// The exploration as one self-contained HTML page: the search, the verdict table with a
 /// link to each counterexample's chart, the fewest and most election messages, and the
@@ -354,3 +338,20 @@ const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#2
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}\
 tr.failed td{background:#fde8e8}tr.ok td:first-child{color:#1a7f37}tr.failed td:first-child{color:#c62828;font-weight:bold}\
 .bad{color:#c62828}.good{color:#1a7f37}.graph{overflow:auto;border:1px solid #ddd;max-height:80vh}code{font-size:90%}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_graph_is_drawn_and_a_large_one_refused() {
+        let dot = "digraph {\n 0 [ label=\"s0\"]\n 1 [ label=\"s1\"]\n 2 [ label=\"s2\" color=red]\n 0 -> 1 [ label=\"Deliver(0)\"]\n 1 -> 2 [ label=\"Crash(1)\"]\n}\n";
+        let svg = graph_svg(dot, 3).unwrap();
+        assert!(svg.contains("<svg"), "{svg}");
+        for label in ["s0", "s1", "s2", "Deliver(0)", "Crash(1)"] {
+            assert!(svg.contains(label), "{label} missing: {svg}");
+        }
+        let why = graph_svg(dot, MAX_SVG_STATES + 1).unwrap_err();
+        assert!(why.contains("up to 300"), "{why}");
+    }
+}

@@ -540,11 +540,9 @@ mod tests {
                 topo.block(Pid(0), Pid(1));
             }
             let mut monitor = Monitor::default();
-            let (mut one, mut per, mut settled): (
-                Option<(Time, String)>,
-                _,
-                Option<(Time, Vec<Pid>)>,
-            ) = (None, None, None);
+            let mut one: Option<(Time, String)> = None;
+            let mut per = None;
+            let mut settled: Option<(Time, Vec<Pid>)> = None;
             for step in 0..6u64 {
                 let now = Time(step);
                 let status: Vec<NodeStatus> = (0..n)
