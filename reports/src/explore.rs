@@ -193,7 +193,6 @@ pub fn graph_svg(dot: &str, states: usize) -> Result<String, String> {
     Ok(svg.finalize())
 }
 
-
 /// The exploration as one self-contained HTML page: the search, the verdict table with a
 /// link to each counterexample's chart, the fewest and most election messages, and the
 /// state graph drawn as SVG (or why it is not).
