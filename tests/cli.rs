@@ -4,35 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn conclave(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the conclave binary runs")
-}
-
-/// Runs the binary from another working directory.
-fn conclave_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the conclave binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts the exit code, showing both outputs when it is wrong.
-fn expect_code(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
-}
+mod common;
+use common::{conclave, conclave_in, expect_code, stderr, stdout};
 
 /// Every bad scenario in `tests/bad/`, the error it must give (file:line:col: path: message)
 /// and exit code 2. A new bad file without a row here fails the test.

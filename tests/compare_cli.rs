@@ -1,26 +1,7 @@
 //! `conclave compare` as users drive it: the table, JSON, refusals and bad flags (exit 2).
 
-use std::process::{Command, Output};
-
-fn conclave(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the conclave binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn expect_code(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
-}
+mod common;
+use common::{conclave, expect_code, stderr, stdout};
 
 /// The table's Bully rows beside their textbook figures, at N = 4 and 8.
 #[test]

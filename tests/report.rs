@@ -2,29 +2,9 @@
 //! round trip through JSON, and bad input (exit 2 with file:line:col).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn conclave(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the conclave binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn expect_code(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        stderr(o)
-    );
-}
+mod common;
+use common::{conclave, expect_code, stderr};
 
 /// A fresh folder under the target's temporary folder.
 fn fresh(name: &str) -> PathBuf {

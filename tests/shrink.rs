@@ -4,7 +4,9 @@
 use conclave_sim::run::{run_scenario, RunOptions};
 use conclave_sim::scenario::{Fault, FaultSpec, Scenario};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::{conclave_in, expect_code, stderr, stdout};
 
 /// Plain Bully under random crashes, pauses, partitions and blocks (5 nodes).
 const SWEPT: &str = r#"// Plain Bully under random faults.
@@ -25,26 +27,6 @@ Scenario(
     ),
 )
 "#;
-
-fn conclave_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the conclave binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn expect_code(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
-}
 
 /// A fresh folder for one test, holding `swept.ron`.
 fn folder(test: &str) -> PathBuf {

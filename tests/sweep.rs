@@ -1,29 +1,12 @@
 //! `conclave sweep`, `merge`, records and JUnit, through the binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{conclave, expect_code, stderr, stdout};
 
 const SWEPT: &str = "scenarios/sweep/bully_random_faults.ron";
-
-fn conclave(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the conclave binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn expect_code(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
-}
 
 /// A fresh folder of this test's own.
 fn folder(name: &str) -> PathBuf {
