@@ -7,13 +7,18 @@
 //!   sweep's scaling over cores.
 //!
 //! Run: `cargo bench -p conclave-sim --bench sweep_speed`. Criterion's throughput line is
-//! runs per second ("elem/s").
+//! runs per second ("elem/s"). The bench allocates with mimalloc, as the `conclave` binary
+//! does, so that these are the binary's runs per second.
 
 use conclave_sim::run::RunOptions;
 use conclave_sim::scenario::Scenario;
 use conclave_sim::sweep::run_seeds;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::path::Path;
+
+/// The `conclave` binary's allocator (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn load(name: &str) -> Scenario {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

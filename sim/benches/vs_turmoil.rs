@@ -24,6 +24,8 @@
 //! checks its outcome again (a cheap comparison), so a broken run cannot be measured.
 //! Criterion's throughput is one run: its `elem/s` is runs per second, on one core.
 //!
+//! Both allocate with mimalloc, the `conclave` binary's allocator.
+//!
 //! Run: `cargo bench -p conclave-sim --bench vs_turmoil`; see [`main`] for a plain loop of
 //! runs to profile.
 
@@ -38,6 +40,10 @@ use std::rc::Rc;
 use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 use turmoil::net::UdpSocket;
+
+/// The `conclave` binary's allocator (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The nodes of `consul_four_nodes.ron`: name and id.
 const NODES: [(&str, u64); 4] = [
