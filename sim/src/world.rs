@@ -392,42 +392,49 @@ pub struct Stats {
 
 /// Messages sent, counted per kind ([`Message::kind`]).
 ///
-/// Every send counts, so this is a short list in the order the kinds first appeared,
-/// searched by the address of the kind's name first: `kind` returns a literal, the same
-/// address at every call, so one pointer comparison usually finds it, where a map keyed by
-/// the names compared strings at every level (about 200 instructions a send). Names are
-/// compared as strings only when no address matches, so counts are right whatever the
-/// addresses.
+/// Every send counts, so the counts are kept in a short list (in the order the kinds first
+/// appeared) found by the address of the kind's name: `kind` returns a literal, the same
+/// address at every call. A small table keyed by the low bits of that address remembers
+/// where each kind's count is, so a send usually finds it in one comparison, where a map
+/// keyed by the names compared strings at every level (about 200 instructions a send).
+/// Names are compared as strings whenever the table does not know an address, so counts are
+/// right whatever the addresses; the table only makes them faster to find.
 #[derive(Clone, Debug, Default)]
 pub struct KindCounts {
     counts: Vec<(&'static str, u64)>,
-    /// Where the kind counted last is: messages of one kind often go out in a row (a
-    /// broadcast, a registry's health round), and then nothing is searched.
-    last: usize,
+    /// Per slot, a kind's name as last seen and the place of its count.
+    places: [Option<(&'static str, usize)>; 16],
 }
 
 impl KindCounts {
     /// Counts one message of `kind`.
     #[inline]
     pub fn add(&mut self, kind: &'static str) {
-        let same = |k: &&'static str| std::ptr::eq(*k, kind);
-        if let Some((_, n)) = self.counts.get_mut(self.last).filter(|(k, _)| same(k)) {
-            *n += 1;
-            return;
+        // Literals are a few bytes apart: the low bits above the alignment tell them apart.
+        let slot = (kind.as_ptr() as usize >> 2) % self.places.len();
+        if let Some((k, i)) = self.places[slot] {
+            if std::ptr::eq(k, kind) {
+                self.counts[i].1 += 1;
+                return;
+            }
         }
-        let i = match self.counts.iter().position(|(k, _)| same(k)) {
+        self.add_slowly(kind, slot);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn add_slowly(&mut self, kind: &'static str, slot: usize) {
+        let i = match self.counts.iter().position(|(k, _)| *k == kind) {
             Some(i) => i,
-            None => match self.counts.iter().position(|(k, _)| *k == kind) {
-                Some(i) => i,
-                None => {
-                    self.counts.push((kind, 0));
-                    self.counts.len() - 1
-                }
-            },
+            None => {
+                self.counts.push((kind, 0));
+                self.counts.len() - 1
+            }
         };
         self.counts[i].1 += 1;
-        self.last = i;
+        self.places[slot] = Some((kind, i));
     }
+
     /// Each kind counted and its count, in the order the kinds were first sent. A kind
     /// appears once: `add` compares the names before it adds one.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
@@ -500,6 +507,10 @@ pub struct World<A: Algorithm> {
     /// Scripted worlds: the schedule's limits; nothing is queued, every step comes from it.
     script: Option<ScriptLimits>,
     monitor: Monitor,
+    /// The monitor has seen the world as it is, but for views whose status alone changed
+    /// since. Starts and faults (which change what is up, paused or connected, and the views
+    /// of processes that stop) clear it until they have shown the monitor the world again.
+    observed: bool,
     stats: Stats,
     /// The time of the last fault or node start: "after the last fault" counts from here.
     last_disturbance: Time,
@@ -627,6 +638,7 @@ impl<A: Algorithm> World<A> {
             steps: config.log_steps.then(Vec::new),
             script: None,
             monitor: Monitor::default(),
+            observed: false,
             stats: Stats {
                 role_changes: vec![0; n],
                 ..Stats::default()
@@ -875,6 +887,7 @@ impl<A: Algorithm> World<A> {
     /// Processes that start together: all are up before the first runs its start handler,
     /// so what one sends on start reaches the others.
     fn start(&mut self, batch: Vec<Pid>) {
+        self.observed = false;
         for &p in &batch {
             self.up(p);
         }
@@ -1033,7 +1046,8 @@ impl<A: Algorithm> World<A> {
     }
 
     fn role_change(&mut self, p: Pid, view: View) {
-        let old = self.status[p.index()].view.role;
+        let before = self.status[p.index()].view;
+        let old = before.role;
         self.stats.role_changes[p.index()] += 1;
         if view.role != old {
             match view.role {
@@ -1059,7 +1073,12 @@ impl<A: Algorithm> World<A> {
                 h.u64(view.group);
             },
         );
-        self.observe();
+        // The properties read a view's role and leader only: a change of status alone, in
+        // a world the monitor has seen since it last changed otherwise, leaves the monitor
+        // as it is, and is not shown to it.
+        if !self.observed || view.role != before.role || view.leader != before.leader {
+            self.observe();
+        }
     }
 
     fn send(&mut self, from: Pid, to: Pid, msg: A::Msg) {
@@ -1191,6 +1210,7 @@ impl<A: Algorithm> World<A> {
     }
 
     fn apply(&mut self, action: Action) {
+        self.observed = false;
         match action {
             Action::Crash(p) => {
                 self.record(tag::CRASH, p, |_: &[String]| What::Crash, |_| {});
@@ -1813,6 +1833,7 @@ impl<A: Algorithm> World<A> {
     fn observe(&mut self) {
         self.monitor
             .observe(self.now, &self.status, &self.topo, &self.names);
+        self.observed = true;
     }
 
     /// Hashes one event and, when recording, keeps its readable form (or streams it).
