@@ -37,6 +37,7 @@
 
 pub mod async_bully;
 pub mod bully;
+pub mod driver;
 pub mod garcia_molina;
 pub mod gcd;
 pub mod invitation;
