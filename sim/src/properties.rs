@@ -36,7 +36,7 @@ pub struct NodeStatus {
 }
 
 impl NodeStatus {
-    pub const DOWN_VIEW: View = View::new(Role::Idle, None, "Down");
+    pub const DOWN_VIEW: View = View::DOWN;
 
     /// A running voter with this view (for tests and examples).
     pub fn running(priority: u64, view: View) -> Self {

@@ -49,9 +49,9 @@ use crate::queue::EventQueue;
 use crate::scenario::{Delay, NetworkSpec};
 use crate::schedule::{self, Refused, Step, Timed};
 use crate::trace::{show, tag, DropReason, TraceEvent, TraceHasher, What};
+use conclave_algorithms::driver::{Armed, Driver, Env, Output, Outputs};
 use conclave_algorithms::{
-    Algorithm, Cluster, Context, Detector, Duration, Effect, MemberKind, Message, Pid, Random,
-    Role, Time, View,
+    Algorithm, Cluster, Detector, Duration, MemberKind, Message, Pid, Random, Role, Time, View,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -86,8 +86,9 @@ pub fn stream(seed: u64, purpose: u64) -> ChaCha8Rng {
 }
 
 /// The algorithms' source of randomness: the run's algorithm stream, or the lowest value of
-/// every draw (as the explorer draws).
-struct Draws(Option<ChaCha8Rng>);
+/// every draw (as the explorer draws). Boxed: it is lent out of the world for every input.
+#[derive(Default)]
+struct Draws(Option<Box<ChaCha8Rng>>);
 
 impl Random for Draws {
     fn between(&mut self, lo: u64, hi: u64) -> u64 {
@@ -243,8 +244,6 @@ struct LogServer {
 /// The world's failure detector.
 struct FailureDetector {
     spec: Detector,
-    /// `told[observer * n + target]`: what the observer was last told (suspected or not).
-    told: Vec<bool>,
     /// The last verdict announced to each up observer (told, or on its way).
     announced: Vec<bool>,
     /// When the last notice for each pair arrives: the next may not arrive earlier.
@@ -442,49 +441,68 @@ impl KindCounts {
     }
 }
 
-/// `a == b`, with the status names compared by address first: a node's status is one of its
-/// literals, so after nearly every handler the address is the same and no bytes are
-/// compared (the comparison follows every event).
-#[inline]
-fn same_view(a: &View, b: &View) -> bool {
-    // Every field, so that a field added to `View` does not go unnoticed here.
-    let View {
-        role,
-        leader,
-        status,
-        group,
-    } = *a;
-    role == b.role
-        && leader == b.leader
-        && group == b.group
-        && (std::ptr::eq(status, b.status) || status == b.status)
+/// What a node's input reads: the nodes, the cluster, the voters and the algorithms' draws.
+struct Lent<A: Algorithm> {
+    nodes: Vec<Driver<A>>,
+    cluster: Cluster,
+    voters: Vec<Pid>,
+    draws: Draws,
 }
 
-/// An armed timer: its name, the token that tells it from an earlier setting, its due time.
-#[derive(Clone, Copy)]
-struct Armed<T> {
-    timer: T,
-    token: u64,
-    due: Time,
+impl<A: Algorithm> Default for Lent<A> {
+    fn default() -> Self {
+        Lent {
+            nodes: Vec::new(),
+            cluster: Cluster::new(Vec::new()),
+            voters: Vec::new(),
+            draws: Draws::default(),
+        }
+    }
+}
+
+/// The world carrying out what one node's input asks, as the driver hands it over.
+struct Carry<'w, A: Algorithm> {
+    world: &'w mut World<A>,
+    p: Pid,
+}
+
+impl<A: Algorithm> Outputs<A::Msg, A::Timer> for Carry<'_, A> {
+    #[inline]
+    fn role(&mut self, view: View) {
+        self.world.role_change(self.p, view);
+    }
+    #[inline]
+    fn output(&mut self, output: Output<A::Msg, A::Timer>) {
+        let w = &mut *self.world;
+        match output {
+            Output::Send { to, msg } => w.send(self.p, to, msg),
+            Output::SetTimer { timer, token, due } => {
+                if w.script.is_none() {
+                    let pid = self.p;
+                    w.push(due, Ev::Timer { pid, timer, token });
+                }
+            }
+            // The driver forgot the timer: when its event comes, it is stale.
+            Output::CancelTimer { .. } => {}
+        }
+    }
 }
 
 /// A world of nodes running algorithm `A`.
 pub struct World<A: Algorithm> {
-    cluster: Cluster,
     names: Vec<String>,
     params: A::Params,
-    nodes: Vec<Option<A>>,
+    /// The nodes and what their inputs read, lent out of the world for each input.
+    lent: Lent<A>,
     status: Vec<NodeStatus>,
     /// Bumped when a process stops: a notice for an earlier life is ignored.
     lives: Vec<u32>,
-    timers: Vec<Vec<Armed<A::Timer>>>,
+    /// Per process, the timers that fell due while it was paused.
     deferred: Vec<Vec<Armed<A::Timer>>>,
-    tokens: u64,
     /// Events taken from the queue so far.
     popped: u64,
     /// Restarts so far: a restarted process's incarnation (see `Context::incarnation`).
     restarts: u64,
-    voters: Vec<Pid>,
     queue: EventQueue<Ev<A::Timer>>,
     wire: Wire<A::Msg>,
     now: Time,
@@ -494,12 +512,10 @@ pub struct World<A: Algorithm> {
     duplicate: f64,
     fifo_last: Vec<Time>,
     net_rng: ChaCha8Rng,
-    draws: Draws,
     detector: Option<FailureDetector>,
     notice_jitter: bool,
     log: Option<LogServer>,
     faults: Vec<(Time, Action)>,
-    effects: Vec<Effect<A::Msg, A::Timer>>,
     hasher: TraceHasher,
     trace: Option<Vec<TraceEvent>>,
     sink: Option<fn(&TraceEvent)>,
@@ -584,7 +600,6 @@ impl<A: Algorithm> World<A> {
             .collect();
         let detector = A::detector(&params).map(|spec| FailureDetector {
             spec,
-            told: vec![false; n * n],
             announced: vec![false; n * n],
             last: vec![Time::ZERO; n * n],
             deferred: vec![Vec::new(); n],
@@ -598,15 +613,18 @@ impl<A: Algorithm> World<A> {
             .collect();
         World {
             names: cluster.members.iter().map(|m| m.name.clone()).collect(),
-            voters: cluster.voters().collect(),
-            cluster,
             params,
-            nodes: (0..n).map(|_| None).collect(),
+            lent: Lent {
+                nodes: (0..n as u32).map(|p| Driver::new(Pid(p))).collect(),
+                voters: cluster.voters().collect(),
+                cluster,
+                draws: Draws(
+                    (!config.lowest_draws).then(|| Box::new(stream(config.seed, ALGORITHM_STREAM))),
+                ),
+            },
             status,
             lives: vec![0; n],
-            timers: vec![Vec::new(); n],
             deferred: vec![Vec::new(); n],
-            tokens: 0,
             popped: 0,
             restarts: 0,
             queue: EventQueue::new(),
@@ -622,7 +640,6 @@ impl<A: Algorithm> World<A> {
                 Vec::new()
             },
             net_rng: stream(config.seed, NETWORK_STREAM),
-            draws: Draws((!config.lowest_draws).then(|| stream(config.seed, ALGORITHM_STREAM))),
             detector,
             notice_jitter: config.notice_jitter,
             log: config.log_server.map(|(pid, interval)| LogServer {
@@ -631,7 +648,6 @@ impl<A: Algorithm> World<A> {
                 table: BTreeMap::new(),
             }),
             faults: Vec::new(),
-            effects: Vec::new(),
             hasher: TraceHasher::default(),
             trace: (config.record_trace && config.trace_sink.is_none()).then(Vec::new),
             sink: config.trace_sink,
@@ -664,7 +680,7 @@ impl<A: Algorithm> World<A> {
         &self.names
     }
     pub fn cluster(&self) -> &Cluster {
-        &self.cluster
+        &self.lent.cluster
     }
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -673,7 +689,7 @@ impl<A: Algorithm> World<A> {
         &self.monitor
     }
     pub fn node(&self, p: Pid) -> Option<&A> {
-        self.nodes[p.index()].as_ref()
+        self.lent.nodes[p.index()].node()
     }
     pub fn last_disturbance(&self) -> Time {
         self.last_disturbance
@@ -902,16 +918,14 @@ impl<A: Algorithm> World<A> {
         let st = &mut self.status[p.index()];
         st.up = true;
         st.paused = false;
-        if !self.is_log_server(p) {
-            self.nodes[p.index()] = Some(A::new(p, &self.cluster, &self.params));
-        }
     }
 
     fn run_start(&mut self, p: Pid) {
         if self.is_log_server(p) {
             self.status[p.index()].view = View::new(Role::Service, None, "LogServer");
         } else {
-            self.step(p, |node, ctx| node.on_start(ctx));
+            let params = self.params.clone();
+            self.step(p, |d, env, random, out| d.start(&params, env, random, out));
         }
     }
 
@@ -945,23 +959,21 @@ impl<A: Algorithm> World<A> {
                 h.value(&msg);
             },
         );
-        self.step(to, |node, ctx| node.on_message(from, msg, ctx));
+        self.step(to, |d, env, random, out| {
+            d.on_message(from, msg, env, random, out)
+        });
     }
 
     fn fire(&mut self, pid: Pid, timer: A::Timer, token: u64) {
         let i = pid.index();
-        let Some(slot) = self.timers[i]
-            .iter()
-            .position(|a| a.timer == timer && a.token == token)
-        else {
+        let Some(armed) = self.lent.nodes[i].armed(timer, token) else {
             return; // cancelled, restarted or lost in a crash
         };
         if self.status[i].paused {
             // A frozen process: the timer fires when it resumes.
-            self.deferred[i].push(self.timers[i][slot]);
+            self.deferred[i].push(armed);
             return;
         }
-        self.timers[i].swap_remove(slot);
         self.stats.events += 1;
         self.log_step(|w| Step::Timer {
             node: w.names[i].clone(),
@@ -975,74 +987,44 @@ impl<A: Algorithm> World<A> {
             },
             |h| h.value(&timer),
         );
-        self.step(pid, |node, ctx| node.on_timer(timer, ctx));
+        self.step(pid, |d, env, random, out| {
+            d.on_timer(timer, token, env, random, out);
+        });
     }
 
-    /// Runs one handler of node `p` and carries out what it asked for.
-    fn step(&mut self, p: Pid, f: impl FnOnce(&mut A, &mut conclave_algorithms::Ctx<'_, A>)) {
-        self.step_with(p, self.restarts, f);
+    /// Hands node `p` one input through its driver, which carries out what it asks at once.
+    fn step(
+        &mut self,
+        p: Pid,
+        input: impl FnOnce(&mut Driver<A>, Env<'_>, &mut dyn Random, &mut Carry<'_, A>),
+    ) {
+        self.step_with(p, self.restarts, input);
     }
 
-    /// [`World::step`] with the context's incarnation given.
+    /// [`World::step`] with the node's incarnation given.
     fn step_with(
         &mut self,
         p: Pid,
         incarnation: u64,
-        f: impl FnOnce(&mut A, &mut conclave_algorithms::Ctx<'_, A>),
+        input: impl FnOnce(&mut Driver<A>, Env<'_>, &mut dyn Random, &mut Carry<'_, A>),
     ) {
-        let mut effects = std::mem::take(&mut self.effects);
-        let Some(node) = self.nodes[p.index()].as_mut() else {
-            return;
+        // What the input reads is lent out of the world, so that the world can carry out
+        // what the node asks as it asks it (nothing that does reads these).
+        let mut lent = std::mem::take(&mut self.lent);
+        let env = Env {
+            now: self.now,
+            cluster: &lent.cluster,
+            voters: &lent.voters,
+            incarnation,
         };
-        let ctx =
-            Context::new(self.now, p, &self.cluster, &mut effects).with_incarnation(incarnation);
-        f(node, &mut ctx.with_random(&mut self.draws));
-        let view = node.view();
-        if !same_view(&view, &self.status[p.index()].view) {
-            self.role_change(p, view);
-        }
-        // In the order the handler asked, taken off the end of the reversed list: a
-        // handler asks for one to a few, and `drain` cost more to set up and finish than
-        // that (this follows every event).
-        effects.reverse();
-        while let Some(e) = effects.pop() {
-            match e {
-                Effect::Send { to, msg } => self.send(p, to, msg),
-                Effect::Broadcast { msg } => {
-                    for k in 0..self.voters.len() {
-                        let to = self.voters[k];
-                        if to != p {
-                            self.send(p, to, msg.clone());
-                        }
-                    }
-                }
-                Effect::SetTimer { timer, after } => {
-                    self.tokens += 1;
-                    let token = self.tokens;
-                    let due = self.now + after;
-                    let timers = &mut self.timers[p.index()];
-                    let armed = Armed { timer, token, due };
-                    match timers.iter_mut().find(|a| a.timer == timer) {
-                        Some(slot) => *slot = armed,
-                        None => timers.push(armed),
-                    }
-                    if self.script.is_none() {
-                        self.push(
-                            due,
-                            Ev::Timer {
-                                pid: p,
-                                timer,
-                                token,
-                            },
-                        );
-                    }
-                }
-                Effect::CancelTimer { timer } => {
-                    self.timers[p.index()].retain(|a| a.timer != timer);
-                }
-            }
-        }
-        self.effects = effects;
+        input(
+            &mut lent.nodes[p.index()],
+            env,
+            &mut lent.draws,
+            &mut Carry { world: self, p },
+        );
+        // The world's own (empty) lent parts have nothing to drop.
+        std::mem::forget(std::mem::replace(&mut self.lent, lent));
     }
 
     fn role_change(&mut self, p: Pid, view: View) {
@@ -1174,7 +1156,7 @@ impl<A: Algorithm> World<A> {
         let delay = self.draw_delay();
         let mut at = Time(self.now.as_micros() + delay);
         if !self.fifo_last.is_empty() {
-            let link = from.index() * self.nodes.len() + to.index();
+            let link = from.index() * self.status.len() + to.index();
             at = at.max(self.fifo_last[link]);
             self.fifo_last[link] = at;
         }
@@ -1218,7 +1200,7 @@ impl<A: Algorithm> World<A> {
             }
             Action::Leave(p) => {
                 self.record(tag::LEAVE, p, |_: &[String]| What::Leave, |_| {});
-                self.step(p, |node, ctx| node.on_leave(ctx));
+                self.step(p, |d, env, random, out| d.leave(env, random, out));
                 self.stop(p);
             }
             Action::Restart(p) => {
@@ -1311,8 +1293,7 @@ impl<A: Algorithm> World<A> {
     /// way to it are lost.
     fn stop(&mut self, p: Pid) {
         let i = p.index();
-        self.nodes[i] = None;
-        self.timers[i].clear();
+        self.lent.nodes[i].stop();
         self.deferred[i].clear();
         self.lives[i] += 1;
         self.status[i].up = false;
@@ -1324,8 +1305,7 @@ impl<A: Algorithm> World<A> {
         self.cut(DropReason::Down, |f| f.to == p);
         // A process that starts again knows nothing: the detector must tell it afresh.
         if let Some(fd) = &mut self.detector {
-            let n = self.nodes.len();
-            fd.told[i * n..(i + 1) * n].fill(false);
+            let n = self.lent.nodes.len();
             fd.announced[i * n..(i + 1) * n].fill(false);
             fd.deferred[i].clear();
             fd.pending.retain(|n| n.observer != p);
@@ -1337,16 +1317,16 @@ impl<A: Algorithm> World<A> {
     /// from the last verdict announced to it gets a notice with the new verdict.
     fn changed(&mut self) {
         self.observe();
-        let Some(n) = self.detector.as_ref().map(|_| self.nodes.len()) else {
+        let Some(n) = self.detector.as_ref().map(|_| self.lent.nodes.len()) else {
             return;
         };
-        for oi in 0..self.voters.len() {
-            let o = self.voters[oi];
+        for oi in 0..self.lent.voters.len() {
+            let o = self.lent.voters[oi];
             if !self.status[o.index()].up {
                 continue;
             }
-            for ti in 0..self.voters.len() {
-                let t = self.voters[ti];
+            for ti in 0..self.lent.voters.len() {
+                let t = self.lent.voters[ti];
                 if t == o {
                     continue;
                 }
@@ -1366,7 +1346,7 @@ impl<A: Algorithm> World<A> {
     /// Puts a notice to `observer` about `target` on its way: within the detector's delay
     /// (exactly it, unless notices are jittered), and not before the pair's last notice.
     fn send_notice(&mut self, observer: Pid, target: Pid, suspected: bool) {
-        let n = self.nodes.len();
+        let n = self.lent.nodes.len();
         let Some(fd) = self.detector.as_mut() else {
             return;
         };
@@ -1420,13 +1400,7 @@ impl<A: Algorithm> World<A> {
             suspected,
             changed_us: changed.as_micros(),
         });
-        let n = self.nodes.len();
-        let Some(fd) = self.detector.as_mut() else {
-            return;
-        };
-        let slot = observer.index() * n + target.index();
-        if fd.told[slot] != suspected {
-            fd.told[slot] = suspected;
+        if self.lent.nodes[observer.index()].suspects(target) != suspected {
             self.notice(observer, target, suspected, restarts);
         }
     }
@@ -1451,8 +1425,8 @@ impl<A: Algorithm> World<A> {
                 h.u8(suspected as u8);
             },
         );
-        self.step_with(observer, restarts, |node, ctx| {
-            node.on_suspect(target, suspected, ctx)
+        self.step_with(observer, restarts, |d, env, random, out| {
+            d.on_suspect(target, suspected, env, random, out);
         });
     }
 
@@ -1482,20 +1456,18 @@ impl<A: Algorithm> World<A> {
     fn mistake(&mut self) {
         self.stats.events += 1;
         let candidates: Vec<(Pid, Pid)> = self
+            .lent
             .voters
             .iter()
-            .flat_map(|&o| self.voters.iter().map(move |&t| (o, t)))
+            .flat_map(|&o| self.lent.voters.iter().map(move |&t| (o, t)))
             .filter(|&(o, t)| {
                 o != t && self.status[o.index()].is_running() && !self.truly_suspect(o, t)
             })
             .collect();
-        let n = self.nodes.len();
         if let Some(fd) = self.detector.as_mut() {
             if !candidates.is_empty() {
                 let (o, t) = candidates[fd.rng.random_range(0..candidates.len())];
-                let slot = o.index() * n + t.index();
-                if !fd.told[slot] {
-                    fd.told[slot] = true;
+                if !self.lent.nodes[o.index()].suspects(t) {
                     // The truth (trusted) follows one delay later.
                     self.send_notice(o, t, false);
                     self.notice(o, t, true, self.restarts);
@@ -1569,7 +1541,8 @@ impl<A: Algorithm> World<A> {
             }
             Step::Timer { node, timer } => {
                 let p = pid(node)?;
-                let armed = self.timers[p.index()]
+                let armed = self.lent.nodes[p.index()]
+                    .timers()
                     .iter()
                     .find(|a| show(&a.timer, &self.names) == *timer)
                     .copied()
@@ -1668,8 +1641,8 @@ impl<A: Algorithm> World<A> {
 
     /// Before the clock moves to `at`: nothing that must happen earlier is left undone.
     fn overdue(&self, at: Time, limits: ScriptLimits) -> Result<(), String> {
-        for (i, timers) in self.timers.iter().enumerate() {
-            if let Some(a) = timers.iter().find(|a| a.due < at) {
+        for (i, node) in self.lent.nodes.iter().enumerate() {
+            if let Some(a) = node.timers().iter().find(|a| a.due < at) {
                 return Err(format!(
                     "{}'s timer {} was due at {} and has not fired",
                     self.names[i],
@@ -1771,8 +1744,8 @@ impl<A: Algorithm> World<A> {
             return;
         };
         self.stats.events += 1;
-        for i in 0..self.voters.len() {
-            let p = self.voters[i];
+        for i in 0..self.lent.voters.len() {
+            let p = self.lent.voters[i];
             if !self.status[p.index()].is_running() {
                 continue;
             }

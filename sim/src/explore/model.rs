@@ -11,7 +11,10 @@ use crate::properties::{self, NodeStatus, Topology};
 use crate::scenario::{Scenario, Timing};
 use crate::schedule::{self, Step, Timed};
 use crate::trace::{show, DropReason, TraceEvent, What};
-use conclave_algorithms::{Algorithm, Cluster, Context, Effect, MemberKind, Pid, Time, View};
+use conclave_algorithms::driver::{carry_out, same_view, Host};
+use conclave_algorithms::{
+    Algorithm, Cluster, Context, Duration, Effect, MemberKind, Pid, Time, View,
+};
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -530,7 +533,7 @@ impl<A: Algorithm> Model<A> {
             }
             after
         };
-        if let Some(after) = after.filter(|a| Some(a) != before.as_ref()) {
+        if let Some(after) = after.filter(|a| !before.is_some_and(|b| same_view(a, &b))) {
             self.note(rec, now, p, || What::Role {
                 role: after.role,
                 leader: after.leader.map(|l| self.names[l.index()].clone()),
@@ -538,54 +541,16 @@ impl<A: Algorithm> Model<A> {
                 group: after.group,
             });
         }
-        let mut sent = 0;
-        for e in effects.drain(..) {
-            match e {
-                Effect::Send { to, msg } => {
-                    sent += 1;
-                    self.send(s, p, to, msg, rec);
-                }
-                Effect::Broadcast { msg } => {
-                    for &to in &self.voters {
-                        if to != p {
-                            sent += 1;
-                            self.send(s, p, to, msg.clone(), rec);
-                        }
-                    }
-                }
-                Effect::SetTimer { timer, after } => {
-                    // Asynchronous: time means nothing, a timer is only armed or not, so
-                    // firing orders that leave the same armed set meet in one state.
-                    let due = if self.max_delay.is_some() {
-                        now + self.on_grid(after.as_micros())
-                    } else {
-                        0
-                    };
-                    // Armed timers are sorted by (process, timer), one of each at most:
-                    // setting one replaces the one armed before.
-                    let (at, armed) = armed_at(s, p, &timer);
-                    if let Some(old) = armed {
-                        if old == due {
-                            continue;
-                        }
-                        s.remove_timer(at);
-                    }
-                    s.insert_timer(
-                        at,
-                        Armed {
-                            pid: p.0,
-                            timer,
-                            due,
-                        },
-                    );
-                }
-                Effect::CancelTimer { timer } => {
-                    if let (i, Some(_)) = armed_at(s, p, &timer) {
-                        s.remove_timer(i);
-                    }
-                }
-            }
-        }
+        let mut host = Carry {
+            model: self,
+            s,
+            p,
+            rec,
+            now,
+            sent: 0,
+        };
+        carry_out(effects.drain(..), p, &self.voters, &mut host);
+        let sent = host.sent;
         s.give_effects(effects);
         sent
     }
@@ -1415,6 +1380,59 @@ fn partition_point(len: usize, before: impl Fn(usize) -> bool) -> usize {
 
 /// Where `p`'s `timer` is or would go in the armed timers (sorted by process and timer),
 /// and its due time if it is armed.
+/// The model carrying out one handler's effects in state `s` (see [`carry_out`]).
+struct Carry<'a, A: Algorithm, S> {
+    model: &'a Model<A>,
+    s: &'a mut S,
+    p: Pid,
+    rec: &'a mut Option<Rec>,
+    now: u64,
+    /// Messages sent so far.
+    sent: u32,
+}
+
+impl<A: Algorithm, S: Store<A>> Host<A::Msg, A::Timer> for Carry<'_, A, S> {
+    #[inline]
+    fn send(&mut self, to: Pid, msg: A::Msg) {
+        self.sent += 1;
+        self.model.send(self.s, self.p, to, msg, self.rec);
+    }
+    #[inline]
+    fn set_timer(&mut self, timer: A::Timer, after: Duration) {
+        let (s, p) = (&mut *self.s, self.p);
+        // Asynchronous: time means nothing, a timer is only armed or not, so firing orders
+        // that leave the same armed set meet in one state.
+        let due = if self.model.max_delay.is_some() {
+            self.now + self.model.on_grid(after.as_micros())
+        } else {
+            0
+        };
+        // Armed timers are sorted by (process, timer), one of each at most: setting one
+        // replaces the one armed before.
+        let (at, armed) = armed_at(s, p, &timer);
+        if let Some(old) = armed {
+            if old == due {
+                return;
+            }
+            s.remove_timer(at);
+        }
+        s.insert_timer(
+            at,
+            Armed {
+                pid: p.0,
+                timer,
+                due,
+            },
+        );
+    }
+    #[inline]
+    fn cancel_timer(&mut self, timer: A::Timer) {
+        if let (i, Some(_)) = armed_at(self.s, self.p, &timer) {
+            self.s.remove_timer(i);
+        }
+    }
+}
+
 fn armed_at<A: Algorithm, S: Store<A>>(s: &S, p: Pid, timer: &A::Timer) -> (usize, Option<u64>) {
     let at = partition_point(s.timers(), |i| {
         let t = s.timer(i);
