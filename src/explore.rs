@@ -478,17 +478,8 @@ fn write_replayed(
     };
     let name = file.to_string_lossy();
     let source = conclave_reports::Source::Counterexample(&replayed, &name);
-    match conclave_reports::write_all(&source, dir) {
-        Ok(paths) => {
-            let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            eprintln!("report: {}", names.join(", "));
-            None
-        }
-        Err(e) => {
-            eprintln!("error: cannot write the report in {}: {e}", dir.display());
-            Some(BAD_INPUT)
-        }
-    }
+    // (Without the ShiViz line, as replay has always written it.)
+    crate::report::write(&source, dir, false)
 }
 
 /// A message-bound schedule (not a counterexample): it ends where the election completes.

@@ -12,16 +12,19 @@ use std::path::Path;
 const MAX_REPORT_BYTES: u64 = 1 << 30;
 
 /// Writes the report files of `source` into `dir` and names them on standard error (so that
-/// `--json` keeps standard output to itself); `None` if it went well, else the exit code.
-fn write(source: &Source, dir: &Path) -> Option<u8> {
+/// `--json` keeps standard output to itself), then the regular expression ShiViz reads the
+/// log with if `shiviz_regex`; `None` if it went well, else the exit code.
+pub(crate) fn write(source: &Source, dir: &Path, shiviz_regex: bool) -> Option<u8> {
     match conclave_reports::write_all(source, dir) {
         Ok(paths) => {
             let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             eprintln!("report: {}", names.join(", "));
-            eprintln!(
-                "report: ShiViz regular expression: {}",
-                conclave_reports::shiviz::REGEX
-            );
+            if shiviz_regex {
+                eprintln!(
+                    "report: ShiViz regular expression: {}",
+                    conclave_reports::shiviz::REGEX
+                );
+            }
             None
         }
         Err(e) => {
@@ -33,7 +36,7 @@ fn write(source: &Source, dir: &Path) -> Option<u8> {
 
 /// After `conclave run FILE --report DIR`: the run kept its trace for this.
 pub fn write_run(report: &RunReport, dir: &Path) -> Option<u8> {
-    write(&Source::Run(report), dir)
+    write(&Source::Run(report), dir, true)
 }
 
 /// `conclave report FILE.json [--out DIR]`: 0 when the files are written, 2 for input that is
@@ -56,5 +59,5 @@ pub fn cmd_report(file: &Path, out: Option<&Path>) -> u8 {
     drop(text);
     let name = file.to_string_lossy();
     let source = loaded.source(&name);
-    write(&source, out.unwrap_or(Path::new("."))).unwrap_or(HELD)
+    write(&source, out.unwrap_or(Path::new(".")), true).unwrap_or(HELD)
 }
