@@ -370,44 +370,12 @@ fn cmd_run(
     report_dir: Option<&Path>,
     budget: conclave_sim::world::Budget,
 ) -> u8 {
-    let is_record = file.extension().is_some_and(|x| x == "json");
+    let (scenario, record, seed) = match record::load_given(file, seed) {
+        Ok(given) => (given.scenario, given.record, given.seed),
+        Err(code) => return code,
+    };
     // The replay command names what was given: a record replays as itself.
     let given = file.to_string_lossy().into_owned();
-    let (scenario, _scenario_file, record) = if is_record {
-        match record::load(file) {
-            Ok(loaded) => {
-                if seed.is_some_and(|s| s != loaded.record.seed) {
-                    eprintln!(
-                        "error: {} is a record of seed {}: --seed cannot change it",
-                        file.display(),
-                        loaded.record.seed
-                    );
-                    return BAD_INPUT;
-                }
-                for note in &loaded.notes {
-                    eprintln!("warning: {note}");
-                }
-                (loaded.scenario, loaded.scenario_path, Some(loaded.record))
-            }
-            Err(why) => {
-                eprintln!("error: {why}");
-                return BAD_INPUT;
-            }
-        }
-    } else {
-        match Scenario::load(file) {
-            Ok(s) => (s, file.to_path_buf(), None),
-            Err(e) => {
-                print_scenario_error(&e);
-                return BAD_INPUT;
-            }
-        }
-    };
-    let seed = record
-        .as_ref()
-        .map(|r| r.seed)
-        .or(seed)
-        .unwrap_or(scenario.seeds[0]);
     // The trace streams out as the run makes it: a long run's trace is never held.
     let sink: fn(&TraceEvent) = match (trace, json) {
         (true, true) => {
@@ -431,7 +399,7 @@ fn cmd_run(
     if trace {
         kept.iter().flatten().for_each(sink);
     }
-    if is_record {
+    if record.is_some() {
         report.replay = format!("conclave run {given}");
     }
     progress::finish();

@@ -3,6 +3,7 @@
 //! that produced it, which `conclave run RECORD.json` replays.
 
 use crate::sweep::{write_atomically, Failed, SeedResult};
+use crate::{print_scenario_error, BAD_INPUT};
 use conclave_sim::scenario::{read_text, read_text_at_most, Scenario};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -165,5 +166,55 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         scenario_path,
         scenario,
         notes,
+    })
+}
+
+/// What `conclave run` and `conclave shrink` were given: a scenario file, or a record that
+/// names its scenario and seed.
+pub struct Given {
+    pub scenario: Scenario,
+    /// The scenario's file: the one given, or the one the record names.
+    pub scenario_path: PathBuf,
+    pub record: Option<Record>,
+    /// The seed to run: the record's, else `--seed`, else the scenario's first.
+    pub seed: u64,
+}
+
+/// Loads `file`, a scenario or (ending in `.json`) a record, to run with `--seed` `seed`,
+/// which cannot change a record's seed. Prints the record's warnings; on an error, prints
+/// it and gives the exit code.
+pub fn load_given(file: &Path, seed: Option<u64>) -> Result<Given, u8> {
+    if file.extension().is_some_and(|x| x == "json") {
+        let loaded = load(file).map_err(|why| {
+            eprintln!("error: {why}");
+            BAD_INPUT
+        })?;
+        let recorded = loaded.record.seed;
+        if seed.is_some_and(|s| s != recorded) {
+            eprintln!(
+                "error: {} is a record of seed {recorded}: --seed cannot change it",
+                file.display()
+            );
+            return Err(BAD_INPUT);
+        }
+        for note in &loaded.notes {
+            eprintln!("warning: {note}");
+        }
+        return Ok(Given {
+            scenario: loaded.scenario,
+            scenario_path: loaded.scenario_path,
+            record: Some(loaded.record),
+            seed: recorded,
+        });
+    }
+    let scenario = Scenario::load(file).map_err(|e| {
+        print_scenario_error(&e);
+        BAD_INPUT
+    })?;
+    Ok(Given {
+        seed: seed.unwrap_or(scenario.seeds[0]),
+        scenario,
+        scenario_path: file.to_path_buf(),
+        record: None,
     })
 }

@@ -1,7 +1,7 @@
 //! `conclave shrink`: reduce a failing run to a small scenario that fails the same way, and
 //! write it out as an ordinary scenario file (see `conclave_sim::shrink`).
 
-use crate::{print_scenario_error, BudgetFlags, BAD_INPUT, HELD, INTERNAL};
+use crate::{BudgetFlags, BAD_INPUT, HELD, INTERNAL};
 use conclave_sim::run::{run_scenario, RunOptions};
 use conclave_sim::scenario::Scenario;
 use conclave_sim::shrink::{
@@ -38,38 +38,10 @@ pub struct Args {
 
 pub fn cmd_shrink(args: &Args) -> u8 {
     // A record of `sweep --save-failures` names its scenario and seed.
-    let (scenario, file, record_seed) = if args.file.extension().is_some_and(|x| x == "json") {
-        match crate::record::load(&args.file) {
-            Ok(loaded) => {
-                for note in &loaded.notes {
-                    eprintln!("warning: {note}");
-                }
-                let seed = loaded.record.seed;
-                (loaded.scenario, loaded.scenario_path, Some(seed))
-            }
-            Err(why) => {
-                eprintln!("error: {why}");
-                return BAD_INPUT;
-            }
-        }
-    } else {
-        match Scenario::load(&args.file) {
-            Ok(s) => (s, args.file.clone(), None),
-            Err(e) => {
-                print_scenario_error(&e);
-                return BAD_INPUT;
-            }
-        }
+    let (scenario, file, seed) = match crate::record::load_given(&args.file, args.seed) {
+        Ok(given) => (given.scenario, given.scenario_path, given.seed),
+        Err(code) => return code,
     };
-    if let (Some(a), Some(b)) = (args.seed, record_seed) {
-        if a != b {
-            eprintln!(
-                "error: {} is a record of seed {b}: --seed cannot change it",
-                args.file.display()
-            );
-            return BAD_INPUT;
-        }
-    }
     let file = &file;
     if args.max_runs == 0 {
         eprintln!("error: --max-runs must be at least 1");
@@ -82,7 +54,6 @@ pub fn cmd_shrink(args: &Args) -> u8 {
             return BAD_INPUT;
         }
     };
-    let seed = record_seed.or(args.seed).unwrap_or(scenario.seeds[0]);
     let output = args.output.clone().unwrap_or_else(|| {
         PathBuf::from(format!("{}.seed-{seed}.min.ron", file_safe(&scenario.name)))
     });
