@@ -213,18 +213,12 @@ fn main() -> ExitCode {
             json,
             report,
             budget,
-        } => match budget.budget() {
-            Ok(budget) => cmd_run(&file, seed, trace, json, report.as_deref(), budget),
-            Err(why) => bad_flag(&why),
-        },
+        } => budget.run_with(|budget| cmd_run(&file, seed, trace, json, report.as_deref(), budget)),
         Command::Check {
             paths,
             junit,
             budget,
-        } => match budget.budget() {
-            Ok(budget) => cmd_check(&paths, junit.as_deref(), budget),
-            Err(why) => bad_flag(&why),
-        },
+        } => budget.run_with(|budget| cmd_check(&paths, junit.as_deref(), budget)),
         Command::Sweep {
             file,
             seeds,
@@ -238,8 +232,8 @@ fn main() -> ExitCode {
             check_determinism,
             report,
             budget,
-        } => match budget.budget() {
-            Ok(budget) => sweep::cmd_sweep(
+        } => budget.run_with(|budget| {
+            sweep::cmd_sweep(
                 &file,
                 &sweep::Flags {
                     seeds,
@@ -254,9 +248,8 @@ fn main() -> ExitCode {
                     budget,
                     report,
                 },
-            ),
-            Err(why) => bad_flag(&why),
-        },
+            )
+        }),
         Command::Merge {
             files,
             json,
@@ -343,6 +336,17 @@ impl BudgetFlags {
             ..conclave_sim::world::Budget::default()
         })
     }
+
+    /// Runs `command` with the budget, or says why the flags give none (exit code 2).
+    fn run_with(&self, command: impl FnOnce(conclave_sim::world::Budget) -> u8) -> u8 {
+        match self.budget() {
+            Ok(budget) => command(budget),
+            Err(why) => {
+                eprintln!("error: {why}");
+                BAD_INPUT
+            }
+        }
+    }
 }
 
 /// A memory size given in MiB, in bytes, or an error if this machine could not address it
@@ -355,11 +359,6 @@ pub(crate) fn mib_to_bytes(flag: &str, mib: u64) -> Result<u64, String> {
         ));
     }
     Ok(mib << 20)
-}
-
-fn bad_flag(why: &str) -> u8 {
-    eprintln!("error: {why}");
-    BAD_INPUT
 }
 
 fn cmd_run(
