@@ -10,7 +10,10 @@ use conclave_sim::scenario::Scenario;
 use conclave_sim::world::{stream, Budget};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod common;
+use common::scenario_files;
 
 /// Values a careless or hostile edit may put where a number or a duration was.
 const NUMBERS: &[&str] = &[
@@ -37,21 +40,6 @@ const DURATIONS: &[&str] = &[
 const TOKENS: &[&str] = &[
     "(", ")", "[", "]", ",", ":", "\"", "\n", "=", "\u{feff}", "é",
 ];
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for e in entries {
-        if e.is_dir() {
-            files(&e, out);
-        } else if e.extension().is_some_and(|x| x == "ron") {
-            out.push(e);
-        }
-    }
-}
 
 /// One random edit of `text`.
 fn mutate(text: &str, rng: &mut ChaCha8Rng) -> String {
@@ -118,8 +106,8 @@ fn mutate(text: &str, rng: &mut ChaCha8Rng) -> String {
 fn mutated_scenarios_never_panic_nor_pass_their_budget() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut all = Vec::new();
-    files(&root.join("scenarios"), &mut all);
-    files(&root.join("tests/bad"), &mut all);
+    scenario_files(&root.join("scenarios"), &mut all);
+    scenario_files(&root.join("tests/bad"), &mut all);
     assert!(all.len() > 40, "{} files", all.len());
     let budget = Budget {
         max_events: Some(20_000),

@@ -5,20 +5,8 @@ use conclave_sim::run::{run_scenario, RunOptions};
 use conclave_sim::scenario::{Fault, Scenario};
 use std::path::{Path, PathBuf};
 
-fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for e in entries {
-        if e.is_dir() {
-            scenario_files(&e, out);
-        } else if e.extension().is_some_and(|x| x == "ron") {
-            out.push(e);
-        }
-    }
-}
+mod common;
+use common::scenario_files;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
