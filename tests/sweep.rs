@@ -139,34 +139,26 @@ fn a_failing_seed_replays_and_its_saved_scenario_and_record_fail_the_same_way() 
 #[test]
 fn shards_merged_equal_the_whole_sweep_and_jobs_change_nothing() {
     let dir = folder("sweep-shards");
+    // The same 60 seeds each time, on one job, on two, and as each of three shards.
+    let sweep = |flag: &str, value: &str, results: &Path| {
+        conclave(&[
+            "sweep",
+            SWEPT,
+            "--seeds",
+            "60",
+            "--from",
+            "100",
+            flag,
+            value,
+            "--results",
+            results.to_str().unwrap(),
+        ])
+    };
     let whole = dir.join("whole.jsonl");
-    let out = conclave(&[
-        "sweep",
-        SWEPT,
-        "--seeds",
-        "60",
-        "--from",
-        "100",
-        "--jobs",
-        "1",
-        "--results",
-        whole.to_str().unwrap(),
-    ]);
-    expect_code(&out, 1);
     let two = dir.join("two.jsonl");
-    let out = conclave(&[
-        "sweep",
-        SWEPT,
-        "--seeds",
-        "60",
-        "--from",
-        "100",
-        "--jobs",
-        "2",
-        "--results",
-        two.to_str().unwrap(),
-    ]);
-    expect_code(&out, 1);
+    for (jobs, results) in [("1", &whole), ("2", &two)] {
+        expect_code(&sweep("--jobs", jobs, results), 1);
+    }
     assert_eq!(
         seed_lines(&whole),
         seed_lines(&two),
@@ -175,19 +167,7 @@ fn shards_merged_equal_the_whole_sweep_and_jobs_change_nothing() {
     let mut shards = Vec::new();
     for i in 0..3 {
         let path = dir.join(format!("shard{i}.jsonl"));
-        let shard = format!("{i}/3");
-        let out = conclave(&[
-            "sweep",
-            SWEPT,
-            "--seeds",
-            "60",
-            "--from",
-            "100",
-            "--shard",
-            &shard,
-            "--results",
-            path.to_str().unwrap(),
-        ]);
+        let out = sweep("--shard", &format!("{i}/3"), &path);
         assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
         let lines = seed_lines(&path);
         assert_eq!(lines.len(), 20);
