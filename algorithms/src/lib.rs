@@ -34,6 +34,10 @@
 //! a.on_message(Pid(2), BullyMsg::Ok, &mut Context::new(Default::default(), Pid(0), &cluster, &mut effects));
 //! assert_eq!(a.view().status, "WaitingForCoordinator");
 //! ```
+//!
+//! Feature `net` (off by default, so the simulator builds without it) adds the module `net`:
+//! the wire format of real nodes, length-prefixed frames over TCP with an optional
+//! HMAC-SHA256 cluster key, and tokio helpers to read and write them.
 
 pub mod async_bully;
 pub mod bully;
@@ -41,6 +45,8 @@ pub mod driver;
 pub mod garcia_molina;
 pub mod gcd;
 pub mod invitation;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod pidset;
 pub mod quorum;
 pub mod time;
