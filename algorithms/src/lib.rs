@@ -45,6 +45,7 @@ pub mod driver;
 pub mod garcia_molina;
 pub mod gcd;
 pub mod invitation;
+pub mod logserver;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod pidset;

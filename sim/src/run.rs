@@ -468,9 +468,9 @@ fn report<A: Algorithm>(
             .map(|(p, row)| LogRowReport {
                 node: names[p.index()].clone(),
                 address: cluster.member(*p).address.clone(),
-                coordinator: name_of(row.coordinator),
-                group: row.group,
-                status: row.status.to_string(),
+                coordinator: name_of(row.report.coordinator),
+                group: row.report.group,
+                status: row.report.status.to_string(),
                 received_us: row.received.as_micros(),
             })
             .collect()

@@ -50,6 +50,7 @@ use crate::scenario::{Delay, NetworkSpec};
 use crate::schedule::{self, Refused, Step, Timed};
 use crate::trace::{show, tag, DropReason, TraceEvent, TraceHasher, What};
 use conclave_algorithms::driver::{Armed, Driver, Env, Output, Outputs};
+use conclave_algorithms::logserver::{LogServer, Report};
 use conclave_algorithms::{
     Algorithm, Cluster, Detector, Duration, MemberKind, Message, Pid, Random, Role, Time, View,
 };
@@ -225,20 +226,13 @@ pub struct ScriptLimits {
     pub fifo: bool,
 }
 
-/// One row of the log server's table: what a node last reported.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogRow {
-    pub coordinator: Option<Pid>,
-    pub group: u64,
-    pub status: &'static str,
-    /// When the log server received it.
-    pub received: Time,
-}
+pub use conclave_algorithms::logserver::LogRow;
 
-struct LogServer {
+/// The world's log server: its process, the voters' reporting interval, and the service.
+struct LogService {
     pid: Pid,
     interval: Duration,
-    table: BTreeMap<Pid, LogRow>,
+    server: LogServer,
 }
 
 /// The world's failure detector.
@@ -363,7 +357,7 @@ enum Ev<T> {
     ReportTick,
     Report {
         from: Pid,
-        row: LogRow,
+        report: Report,
     },
 }
 
@@ -514,7 +508,7 @@ pub struct World<A: Algorithm> {
     net_rng: ChaCha8Rng,
     detector: Option<FailureDetector>,
     notice_jitter: bool,
-    log: Option<LogServer>,
+    log: Option<LogService>,
     faults: Vec<(Time, Action)>,
     hasher: TraceHasher,
     trace: Option<Vec<TraceEvent>>,
@@ -642,10 +636,10 @@ impl<A: Algorithm> World<A> {
             net_rng: stream(config.seed, NETWORK_STREAM),
             detector,
             notice_jitter: config.notice_jitter,
-            log: config.log_server.map(|(pid, interval)| LogServer {
+            log: config.log_server.map(|(pid, interval)| LogService {
                 pid,
                 interval,
-                table: BTreeMap::new(),
+                server: LogServer::default(),
             }),
             faults: Vec::new(),
             hasher: TraceHasher::default(),
@@ -696,7 +690,7 @@ impl<A: Algorithm> World<A> {
     }
     /// The log server's table, if the world has one: each reporting node's last report.
     pub fn log_table(&self) -> Option<&BTreeMap<Pid, LogRow>> {
-        self.log.as_ref().map(|l| &l.table)
+        self.log.as_ref().map(|l| l.server.table())
     }
     /// The readable trace so far, if it is being recorded.
     pub fn trace(&self) -> Option<&[TraceEvent]> {
@@ -841,7 +835,7 @@ impl<A: Algorithm> World<A> {
             }
             Ev::Mistake => self.mistake(),
             Ev::ReportTick => self.report_tick(),
-            Ev::Report { from, row } => self.report(from, row),
+            Ev::Report { from, report } => self.report(from, report),
         }
     }
 
@@ -1775,19 +1769,14 @@ impl<A: Algorithm> World<A> {
                 continue;
             }
             let at = self.now + Duration(self.draw_delay());
-            let row = LogRow {
-                coordinator: view.leader,
-                group: view.group,
-                status: view.status,
-                received: at,
-            };
-            self.push(at, Ev::Report { from: p, row });
+            let report = Report::of(&view);
+            self.push(at, Ev::Report { from: p, report });
         }
         let next = self.now + interval;
         self.push(next, Ev::ReportTick);
     }
 
-    fn report(&mut self, from: Pid, row: LogRow) {
+    fn report(&mut self, from: Pid, report: Report) {
         let Some(server) = self.log.as_ref().map(|l| l.pid) else {
             return;
         };
@@ -1798,8 +1787,9 @@ impl<A: Algorithm> World<A> {
             return;
         }
         self.stats.delivered += 1;
+        let now = self.now;
         if let Some(log) = self.log.as_mut() {
-            log.table.insert(from, row);
+            log.server.on_report(from, report, now);
         }
     }
 
