@@ -44,7 +44,6 @@ fn seeds_of(flags: &Flags) -> Vec<u64> {
 /// Runs the seeds with the progress bar counting runs and failures.
 fn run_all(
     scenario: &Scenario,
-    file: &str,
     seeds: &[u64],
     jobs: usize,
     budget: Budget,
@@ -55,7 +54,7 @@ fn run_all(
         budget,
         ..RunOptions::default()
     };
-    run_seeds(scenario, file, seeds, jobs, &opts, &|r: &SeedResult| {
+    run_seeds(scenario, seeds, jobs, &opts, &|r: &SeedResult| {
         if !r.ok {
             let f = failed.fetch_add(1, Ordering::Relaxed) + 1;
             bar.set_message(format!("{f} failed"));
@@ -124,7 +123,7 @@ pub fn cmd_sweep(file: &Path, flags: &Flags) -> u8 {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let bar = progress_bar(seeds.len() as u64);
     let started = Instant::now();
-    let results = run_all(&scenario, &name, &seeds, jobs, flags.budget, &bar);
+    let results = run_all(&scenario, &seeds, jobs, flags.budget, &bar);
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let interrupted = INTERRUPTED.load(Ordering::Relaxed);

@@ -38,19 +38,15 @@ fn sweeps(c: &mut Criterion) {
         let name = Path::new(file).file_stem().unwrap().to_string_lossy();
         let seeds: Vec<u64> = (0..seeds).collect();
         // The same verdicts on any number of jobs, checked before anything is timed.
-        let one = run_seeds(&scenario, file, &seeds, 1, &RunOptions::default(), &|_| {});
-        let two = run_seeds(&scenario, file, &seeds, 2, &RunOptions::default(), &|_| {});
+        let one = run_seeds(&scenario, &seeds, 1, &RunOptions::default(), &|_| {});
+        let two = run_seeds(&scenario, &seeds, 2, &RunOptions::default(), &|_| {});
         assert_eq!(one, two);
         g.throughput(Throughput::Elements(seeds.len() as u64));
         for &j in jobs {
             g.bench_with_input(
                 BenchmarkId::new(name.as_ref(), format!("jobs={j}")),
                 &j,
-                |b, &j| {
-                    b.iter(|| {
-                        run_seeds(&scenario, file, &seeds, j, &RunOptions::default(), &|_| {})
-                    })
-                },
+                |b, &j| b.iter(|| run_seeds(&scenario, &seeds, j, &RunOptions::default(), &|_| {})),
             );
         }
     }

@@ -275,13 +275,20 @@ fn process_of(scenario: &Scenario, name: &str) -> Pid {
     Pid(i as u32)
 }
 
-fn run_with<A: Algorithm>(
-    scenario: &Scenario,
-    file: &str,
+/// What running a world to the end found, before it is reported.
+struct Ran<'s, A: Algorithm> {
+    world: World<A>,
+    props: Vec<&'s Property>,
+    results: Vec<PropertyResult>,
+    cut: Option<Cut>,
+}
+
+fn run_world<'s, A: Algorithm>(
+    scenario: &'s Scenario,
     seed: u64,
     params: A::Params,
     opts: &RunOptions,
-) -> RunReport {
+) -> Ran<'s, A> {
     let mut config = world_config(scenario, seed, opts.record_trace);
     config.trace_sink = opts.trace_sink;
     let mut world = World::<A>::new(cluster_of(scenario, seed), params, config);
@@ -316,13 +323,102 @@ fn run_with<A: Algorithm>(
             results[i] = Some(evaluate(p, &world, scenario, now));
         }
     }
-    let results: Vec<PropertyResult> = results.into_iter().flatten().collect();
+    let results = results.into_iter().flatten().collect();
+    Ran {
+        world,
+        props,
+        results,
+        cut,
+    }
+}
+
+fn run_with<A: Algorithm>(
+    scenario: &Scenario,
+    file: &str,
+    seed: u64,
+    params: A::Params,
+    opts: &RunOptions,
+) -> RunReport {
+    let Ran {
+        mut world,
+        props,
+        results,
+        cut,
+    } = run_world::<A>(scenario, seed, params, opts);
     let mut r = report(scenario, file, seed, &mut world, &props, results);
     if let Some(cut) = cut {
         r.incomplete = Some(cut_message(scenario, &cut));
         r.ok = false;
     }
     r
+}
+
+/// What a run found, without the rest of its report: whether it met its expectations, each
+/// expectation, its trace hash, and why it was cut short if it was. What a sweep keeps of
+/// each seed, for less than a whole [`RunReport`].
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    pub seed: u64,
+    pub ok: bool,
+    pub trace_hash: String,
+    pub expectations: Vec<Expectation>,
+    pub incomplete: Option<String>,
+}
+
+impl Verdict {
+    /// The verdict a whole report holds.
+    pub fn of(r: &RunReport) -> Self {
+        Verdict {
+            seed: r.seed,
+            ok: r.ok,
+            trace_hash: r.trace_hash.clone(),
+            expectations: r.expectations.clone(),
+            incomplete: r.incomplete.clone(),
+        }
+    }
+}
+
+/// [`run_scenario`] for its verdict only: the same run, the same fields as its report has.
+pub fn run_verdict(scenario: &Scenario, seed: u64, opts: &RunOptions) -> Verdict {
+    let scenario = &*scenario.for_seed(seed);
+    crate::with_algorithm!(&scenario.algorithm, |A, p| {
+        let mut ran = run_world::<A>(scenario, seed, p.clone(), opts);
+        let expectations = expectations(scenario, &ran.props, &ran.results);
+        let incomplete = ran.cut.as_ref().map(|cut| cut_message(scenario, cut));
+        Verdict {
+            seed,
+            ok: incomplete.is_none() && expectations.iter().all(|e| e.ok),
+            trace_hash: hash_hex(ran.world.trace_hash()),
+            expectations,
+            incomplete,
+        }
+    })
+}
+
+/// Each expected result of the scenario, beside the property's result.
+fn expectations(
+    scenario: &Scenario,
+    props: &[&Property],
+    results: &[PropertyResult],
+) -> Vec<Expectation> {
+    let mut expectations = Vec::new();
+    for (list, expected) in [
+        (&scenario.expect, "holds"),
+        (&scenario.expect_violated, "violated"),
+    ] {
+        for p in list {
+            let r = &results[props.iter().position(|q| *q == p).unwrap_or(0)];
+            expectations.push(Expectation {
+                // The property's name as its result has it (equal properties print alike).
+                name: r.name.clone(),
+                expected,
+                ok: r.holds == (expected == "holds"),
+                failed_at_us: r.failed_at_us,
+                detail: r.detail.clone(),
+            });
+        }
+    }
+    expectations
 }
 
 /// Why a run was cut short, with the durations of 0 that may make a loop with no delay.
@@ -475,23 +571,7 @@ fn report<A: Algorithm>(
             })
             .collect()
     });
-    let mut expectations = Vec::new();
-    for (list, expected) in [
-        (&scenario.expect, "holds"),
-        (&scenario.expect_violated, "violated"),
-    ] {
-        for p in list {
-            let r = &results[props.iter().position(|q| *q == p).unwrap_or(0)];
-            expectations.push(Expectation {
-                // The property's name as its result has it (equal properties print alike).
-                name: r.name.clone(),
-                expected,
-                ok: r.holds == (expected == "holds"),
-                failed_at_us: r.failed_at_us,
-                detail: r.detail.clone(),
-            });
-        }
-    }
+    let expectations = expectations(scenario, props, &results);
     let time_to_stable = world
         .monitor()
         .settled

@@ -27,7 +27,7 @@
 //! ```
 
 use crate::locate::Seg;
-use crate::run::{run_scenario, RunOptions, RunReport};
+use crate::run::{run_verdict, RunOptions, RunReport, Verdict};
 use crate::scenario::{
     field, validate_fault_list, Delay, Duration, Fault, FaultSpec, Invalid, Scenario,
 };
@@ -339,6 +339,11 @@ pub struct SeedResult {
 /// What a run found, in a line of `--results`; the last fault before each violation is
 /// looked up in `scenario` as the seed ran it.
 pub fn result_of(scenario: &Scenario, r: &RunReport) -> SeedResult {
+    verdict_result(scenario, Verdict::of(r))
+}
+
+/// [`result_of`] a run's verdict.
+pub fn verdict_result(scenario: &Scenario, r: Verdict) -> SeedResult {
     let run = (!r.ok).then(|| scenario.for_seed(r.seed));
     let after = |t: Option<u64>| {
         let (run, t) = (run.as_ref()?, t?);
@@ -351,7 +356,7 @@ pub fn result_of(scenario: &Scenario, r: &RunReport) -> SeedResult {
     SeedResult {
         seed: r.seed,
         ok: r.ok,
-        trace_hash: r.trace_hash.clone(),
+        trace_hash: r.trace_hash,
         failed: r
             .expectations
             .iter()
@@ -364,7 +369,7 @@ pub fn result_of(scenario: &Scenario, r: &RunReport) -> SeedResult {
                 after: after(e.failed_at_us),
             })
             .collect(),
-        incomplete: r.incomplete.clone(),
+        incomplete: r.incomplete,
     }
 }
 
@@ -399,7 +404,6 @@ pub fn shard_seeds(from: u64, count: u64, shard: Option<Shard>) -> Vec<u64> {
 /// handing out seeds on Ctrl-C ([`INTERRUPTED`]; the runs under way end INCOMPLETE).
 pub fn run_seeds(
     scenario: &Scenario,
-    file: &str,
     seeds: &[u64],
     jobs: usize,
     opts: &RunOptions,
@@ -419,7 +423,7 @@ pub fn run_seeds(
                             break;
                         }
                         for &seed in &seeds[start..(start + BATCH).min(seeds.len())] {
-                            let r = result_of(scenario, &run_scenario(scenario, file, seed, opts));
+                            let r = verdict_result(scenario, run_verdict(scenario, seed, opts));
                             done(&r);
                             mine.push(r);
                         }
