@@ -118,6 +118,7 @@
 mod frame;
 mod io;
 mod key;
+pub mod runtime;
 
 pub use frame::{EncodeError, FrameDecoder, FrameEncoder, FrameError};
 pub use io::{handshake, read_frame, write_frame, WireError};

@@ -1,0 +1,1059 @@
+//! The runtime of one node on real sockets: the same [`Driver`] the simulator uses, fed by
+//! TCP connections, tokio timers and a shutdown signal (feature `net`).
+//!
+//! [`run_node`] owns one [`Driver`] in a single loop that takes, one at a time: the start,
+//! a message from a peer, a due timer, the shutdown signal. What the driver asks for is
+//! carried out as the simulator's world does: the role change first (logged, recorded, and
+//! the `on_leader` / `on_follower` command started), then the sends and timer operations in
+//! order. No algorithm logic lives here.
+//!
+//! - **Time** is microseconds since the node started (a tokio `Instant`), handed to the
+//!   driver as [`Time`]. Timers wait in a map by (due, token); the driver ignores a stale
+//!   token.
+//! - **Sending**: one writer task per peer with a bounded queue. It connects on the first
+//!   message, does the [`handshake`](super::handshake) (bounded by
+//!   [`Timing::handshake_timeout`]), and reconnects with a doubling backoff when the
+//!   connection breaks. A message to a peer that cannot be reached, or whose queue is full,
+//!   is dropped (a lost message) with a log line; the node's loop never waits on a peer.
+//! - **Receiving**: a reader task per incoming connection does the handshake, refuses a
+//!   name that is not a member (log line, connection closed), then passes each message to
+//!   the loop. A bad frame is logged and closes that connection; it never reaches the
+//!   algorithm.
+//! - **Stopping**: on the shutdown signal the driver's leave handler runs, its sends go out,
+//!   every connection gets an [`Envelope::Leave`], the writers get
+//!   [`Timing::flush_timeout`] to finish, then the node stops.
+//! - **Randomness**: a ChaCha8 stream from [`NodeConfig::seed`] (stream 3, the simulator's
+//!   algorithm stream), logged at start.
+//!
+//! Log lines go to stderr as `t=<time since start> node=<name> event=<what> key=value...`.
+//!
+//! ```no_run
+//! use conclave_algorithms::bully::{Bully, BullyParams};
+//! use conclave_algorithms::net::runtime::{run_node, Listen, NodeConfig};
+//! use conclave_algorithms::{Cluster, Member, Pid};
+//!
+//! # async fn example() -> Result<(), conclave_algorithms::net::runtime::RuntimeError> {
+//! let mut members = vec![Member::voter("a", 1), Member::voter("b", 2)];
+//! members[1].address = Some("10.0.0.2:7000".to_string());
+//! let cluster = Cluster::new(members);
+//! let (stop, shutdown) = tokio::sync::watch::channel(false);
+//! let listen = Listen::Address("0.0.0.0:7000".to_string());
+//! let config = NodeConfig::<Bully>::new(cluster, Pid(0), BullyParams::default(), listen, shutdown);
+//! let node = tokio::spawn(run_node(config));
+//! // ... later: a graceful stop.
+//! stop.send_replace(true);
+//! node.await.unwrap()?;
+//! # Ok(()) }
+//! ```
+//!
+//! # The trace log
+//!
+//! With [`NodeConfig::trace_log`], every event is one JSON object on one line, in the order
+//! the node saw them. Every line starts with
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `mono_us` | microseconds since the node started: the [`Time`] the driver was given |
+//! | `wall_us` | microseconds since the Unix epoch, from the system clock |
+//! | `node` | this node's member name |
+//! | `event` | the event, in the simulator's trace vocabulary (below) |
+//!
+//! The events, and their other keys:
+//!
+//! | `event` | keys | what |
+//! | --- | --- | --- |
+//! | `start` | `seed`, `me`, `members` (`name`, `priority`, `address`, `voter`), `params`, `incarnation` | the node starts: everything a replayer needs to build the same [`Driver`] |
+//! | `deliver` | `from`, `msg`, `msg_json`, `draws` | a message from `from` is handed to the driver |
+//! | `timer` | `timer`, `timer_json`, `token`, `draws` | a timer fires with a live token |
+//! | `leave` | `draws` | the shutdown signal: the leave handler runs |
+//! | `role` | `role`, `leader`, `status`, `group` | the driver reports a new view |
+//! | `send` | `to`, `msg`, `msg_json` | the driver asks for a send (whether or not it arrives) |
+//! | `set_timer` | `timer`, `timer_json`, `token`, `due_us` | the driver sets a timer |
+//! | `cancel_timer` | `timer`, `timer_json` | the driver cancels a timer |
+//! | `stop` | none | the node stopped after leaving |
+//!
+//! `msg` and `timer` are the Debug renderings the simulator's traces show; `msg_json` and
+//! `timer_json` are the values in serde's JSON form, which a replayer decodes into the
+//! algorithm's types. `draws` lists each random number the input drew as `[lo, hi, value]`
+//! (omitted when none was drawn).
+//!
+//! The input lines (`start`, `deliver`, `timer`, `leave`) are the whole input of the node:
+//! a replayer builds a `Driver` from the `start` line, hands it each input at its `mono_us`
+//! with a `Random` that returns the recorded draws, and checks that the lines after each
+//! input (`role`, `send`, `set_timer`, `cancel_timer`, up to the next input line) are what
+//! the driver asks for again. An input line comes before the outputs it caused.
+
+use super::{
+    handshake, random_nonce, read_frame, write_frame, ClusterKey, Envelope, FrameDecoder,
+    FrameEncoder, Hello, WireConfig,
+};
+use crate::driver::{Driver, Env, Output, Ready};
+use crate::{Algorithm, Cluster, MemberKind, Pid, Random, Role, Time, View};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{timeout, Instant};
+
+/// The ChaCha stream of the algorithm's draws (the simulator's `ALGORITHM_STREAM`).
+pub const ALGORITHM_STREAM: u64 = 3;
+
+/// Where a node accepts connections.
+#[derive(Debug)]
+pub enum Listen {
+    /// An address to bind, such as `0.0.0.0:7000`.
+    Address(String),
+    /// A listener bound already (tests bind port 0 to learn the port before starting).
+    Listener(std::net::TcpListener),
+}
+
+/// The waits and sizes of the runtime. The defaults suit a LAN.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// How long a connection may take to open.
+    pub connect_timeout: StdDuration,
+    /// How long the exchange of Hellos may take, on either side.
+    pub handshake_timeout: StdDuration,
+    /// How long one frame may take to write before the connection is given up.
+    pub write_timeout: StdDuration,
+    /// The first wait before reconnecting to a peer that could not be reached.
+    pub backoff_min: StdDuration,
+    /// The longest such wait (it doubles on every failure).
+    pub backoff_max: StdDuration,
+    /// How long the last messages may take to leave at a graceful stop.
+    pub flush_timeout: StdDuration,
+    /// Messages waiting per peer before new ones are dropped.
+    pub queue_len: usize,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            connect_timeout: StdDuration::from_secs(1),
+            handshake_timeout: StdDuration::from_secs(2),
+            write_timeout: StdDuration::from_secs(2),
+            backoff_min: StdDuration::from_millis(50),
+            backoff_max: StdDuration::from_secs(2),
+            flush_timeout: StdDuration::from_millis(500),
+            queue_len: 256,
+        }
+    }
+}
+
+/// Everything one node needs to run.
+pub struct NodeConfig<A: Algorithm> {
+    /// Every member, with names and priorities; `Member::address` is where peers are reached
+    /// unless [`NodeConfig::peers`] says otherwise.
+    pub cluster: Cluster,
+    pub me: Pid,
+    pub params: A::Params,
+    pub listen: Listen,
+    /// Peers' addresses by Pid, over the members' own; a peer with neither is unreachable.
+    pub peers: BTreeMap<Pid, String>,
+    /// With a key every frame is authenticated, and peers without it are refused.
+    pub key: Option<ClusterKey>,
+    /// The cluster's name, checked in every Hello.
+    pub cluster_name: String,
+    /// The seed of the node's random draws.
+    pub seed: u64,
+    /// What [`crate::Context::incarnation`] says: 0, unless a host counts restarts.
+    pub incarnation: u64,
+    /// Where to write the trace log (see the module docs), if anywhere.
+    pub trace_log: Option<PathBuf>,
+    /// A shell command (`sh -c`) started when the node becomes leader.
+    pub on_leader: Option<String>,
+    /// A shell command started when the node becomes a follower.
+    pub on_follower: Option<String>,
+    /// The node stops gracefully when this turns true, or when its sender is dropped.
+    pub shutdown: watch::Receiver<bool>,
+    /// If given, every view the driver reports is published here.
+    pub views: Option<watch::Sender<View>>,
+    pub timing: Timing,
+}
+
+impl<A: Algorithm> NodeConfig<A> {
+    /// A node of `cluster` with the defaults: no key, cluster name "conclave", seed 0,
+    /// peers at the members' addresses, no trace log, no commands.
+    pub fn new(
+        cluster: Cluster,
+        me: Pid,
+        params: A::Params,
+        listen: Listen,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        NodeConfig {
+            cluster,
+            me,
+            params,
+            listen,
+            peers: BTreeMap::new(),
+            key: None,
+            cluster_name: "conclave".to_string(),
+            seed: 0,
+            incarnation: 0,
+            trace_log: None,
+            on_leader: None,
+            on_follower: None,
+            shutdown,
+            views: None,
+            timing: Timing::default(),
+        }
+    }
+}
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("node {me:?} is not one of the cluster's {len} members")]
+    NotAMember { me: Pid, len: usize },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the trace log {}: {source}", path.display())]
+    TraceLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Runs one node until its shutdown signal, then leaves gracefully. Errors only when it
+/// cannot start; everything after (a lost peer, a bad frame, a failed trace write) is
+/// logged and the node goes on.
+pub async fn run_node<A>(config: NodeConfig<A>) -> Result<(), RuntimeError>
+where
+    A: Algorithm + Send + 'static,
+    A::Msg: Send + Sync + 'static,
+    A::Timer: Send,
+    A::Params: Serialize + Send,
+{
+    let NodeConfig {
+        cluster,
+        me,
+        params,
+        listen,
+        peers,
+        key,
+        cluster_name,
+        seed,
+        incarnation,
+        trace_log,
+        on_leader,
+        on_follower,
+        mut shutdown,
+        views,
+        timing,
+    } = config;
+    if me.index() >= cluster.len() {
+        return Err(RuntimeError::NotAMember {
+            me,
+            len: cluster.len(),
+        });
+    }
+    let start = Instant::now();
+    let log = Log {
+        start,
+        node: cluster.name(me).into(),
+    };
+    let listener = bind(listen).await?;
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    log.line(format_args!(
+        "event=listening address={address} seed={seed} members={}",
+        cluster.len()
+    ));
+    let trace = match trace_log {
+        Some(path) => Some(Trace::create(path, cluster.name(me))?),
+        None => None,
+    };
+    let wire = Arc::new(WireConfig::new(key));
+    let (inbox_tx, mut inbox) = mpsc::channel::<Incoming<A::Msg>>(1024);
+
+    let mut tasks = JoinSet::new();
+    let inbound = Arc::new(Inbound {
+        wire: wire.clone(),
+        cluster_name: cluster_name.clone(),
+        me,
+        names: cluster
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.clone(), Pid(i as u32)))
+            .collect(),
+        log: log.clone(),
+        timing: timing.clone(),
+    });
+    tasks.spawn(accept(listener, inbound, inbox_tx.clone()));
+
+    let mut writers = JoinSet::new();
+    let outboxes = (0..cluster.len() as u32)
+        .map(Pid)
+        .map(|pid| {
+            let address = peers
+                .get(&pid)
+                .cloned()
+                .or_else(|| cluster.member(pid).address.clone());
+            let address = address.filter(|_| pid != me)?;
+            let (tx, rx) = mpsc::channel(timing.queue_len);
+            let link = Outbound {
+                wire: wire.clone(),
+                cluster_name: cluster_name.clone(),
+                me: cluster.name(me).to_string(),
+                peer: cluster.name(pid).to_string(),
+                address,
+                log: log.clone(),
+                timing: timing.clone(),
+            };
+            writers.spawn(write_to_peer(link, rx));
+            Some(tx)
+        })
+        .collect();
+
+    let mut node = Node::<A> {
+        driver: Driver::new(me),
+        voters: cluster.voters().collect(),
+        name: cluster.name(me).to_string(),
+        cluster,
+        incarnation,
+        draws: Draws::new(seed),
+        ready: Ready::default(),
+        timers: BTreeMap::new(),
+        outboxes,
+        inbox: inbox_tx,
+        trace,
+        log: log.clone(),
+        start,
+        hooks: Hooks {
+            on_leader,
+            on_follower,
+        },
+        role: Role::Idle,
+        views,
+    };
+    node.start(&params, seed);
+    loop {
+        let next_due = node.timers.keys().next().map(|&(due, _)| due);
+        let sleep = async {
+            match next_due {
+                Some(due) => tokio::time::sleep_until(start + micros(due.0)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.wait_for(|&stop| stop) => break,
+            Some(incoming) = inbox.recv() => node.deliver(incoming),
+            _ = sleep => node.fire_due(),
+        }
+    }
+    node.leave();
+    drop(node);
+    let flushed = timeout(timing.flush_timeout, async {
+        while writers.join_next().await.is_some() {}
+    })
+    .await;
+    if flushed.is_err() {
+        log.line(format_args!(
+            "event=flush_timeout after_ms={}",
+            timing.flush_timeout.as_millis()
+        ));
+    }
+    log.line(format_args!("event=stopped"));
+    Ok(())
+}
+
+async fn bind(listen: Listen) -> Result<TcpListener, RuntimeError> {
+    let (address, bound) = match listen {
+        Listen::Address(address) => {
+            let bound = TcpListener::bind(&address).await;
+            (address, bound)
+        }
+        Listen::Listener(listener) => {
+            let address = format!("{listener:?}");
+            let bound = listener
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(listener));
+            (address, bound)
+        }
+    };
+    bound.map_err(|source| RuntimeError::Listen { address, source })
+}
+
+fn micros(us: u64) -> StdDuration {
+    StdDuration::from_micros(us)
+}
+
+/// The node's log lines, to stderr, with the time since the node started first.
+#[derive(Clone)]
+struct Log {
+    start: Instant,
+    node: Arc<str>,
+}
+
+impl Log {
+    fn line(&self, rest: fmt::Arguments<'_>) {
+        let now = Time(self.start.elapsed().as_micros() as u64);
+        eprintln!("t={now} node={} {rest}", self.node);
+    }
+}
+
+/// The node's random draws: a ChaCha8 stream from the seed, each draw kept for the trace.
+struct Draws {
+    rng: ChaCha8Rng,
+    taken: Vec<[u64; 3]>,
+}
+
+impl Draws {
+    fn new(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(ALGORITHM_STREAM);
+        Draws {
+            rng,
+            taken: Vec::new(),
+        }
+    }
+}
+
+impl Random for Draws {
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        let value = if hi > lo {
+            self.rng.random_range(lo..=hi)
+        } else {
+            lo
+        };
+        self.taken.push([lo, hi, value]);
+        value
+    }
+}
+
+/// A message from a peer, for the node's loop.
+struct Incoming<M> {
+    from: Pid,
+    msg: M,
+}
+
+struct Hooks {
+    on_leader: Option<String>,
+    on_follower: Option<String>,
+}
+
+/// The node's loop state: the driver and what carries out its outputs.
+struct Node<A: Algorithm> {
+    driver: Driver<A>,
+    cluster: Cluster,
+    voters: Vec<Pid>,
+    name: String,
+    incarnation: u64,
+    draws: Draws,
+    ready: Ready<A::Msg, A::Timer>,
+    /// Running timers by (due, token); a timer set again replaces its entry.
+    timers: BTreeMap<(Time, u64), A::Timer>,
+    /// Each peer's writer queue, by Pid (`None`: this node, or no address).
+    outboxes: Vec<Option<mpsc::Sender<Envelope<A::Msg>>>>,
+    /// The loop's own inbox, for a message the node sends itself.
+    inbox: mpsc::Sender<Incoming<A::Msg>>,
+    trace: Option<Trace>,
+    log: Log,
+    start: Instant,
+    hooks: Hooks,
+    role: Role,
+    views: Option<watch::Sender<View>>,
+}
+
+impl<A: Algorithm> Node<A>
+where
+    A::Params: Serialize,
+{
+    fn now(&self) -> Time {
+        Time(self.start.elapsed().as_micros() as u64)
+    }
+
+    /// Hands the driver one input at `now`, with fresh draws.
+    fn input<R>(
+        &mut self,
+        now: Time,
+        f: impl FnOnce(&mut Driver<A>, Env<'_>, &mut dyn Random, &mut Ready<A::Msg, A::Timer>) -> R,
+    ) -> R {
+        let env = Env {
+            now,
+            cluster: &self.cluster,
+            voters: &self.voters,
+            incarnation: self.incarnation,
+        };
+        self.draws.taken.clear();
+        f(&mut self.driver, env, &mut self.draws, &mut self.ready)
+    }
+
+    fn start(&mut self, params: &A::Params, seed: u64) {
+        let now = self.now();
+        self.input(now, |d, env, random, ready| {
+            d.start(params, env, random, ready)
+        });
+        if self.trace.is_some() {
+            let members: Vec<_> = self
+                .cluster
+                .members
+                .iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "name": m.name, "priority": m.priority, "address": m.address,
+                        "voter": m.kind == MemberKind::Voter,
+                    })
+                })
+                .collect();
+            let fields = vec![
+                ("seed", seed.into()),
+                ("me", self.driver.me().0.into()),
+                ("members", members.into()),
+                ("params", json(params)),
+                ("incarnation", self.incarnation.into()),
+            ];
+            self.trace_input(now, "start", fields);
+        }
+        self.log.line(format_args!("event=start seed={seed}"));
+        self.carry_out(now);
+    }
+
+    fn deliver(&mut self, Incoming { from, msg }: Incoming<A::Msg>) {
+        let now = self.now();
+        let traced = self
+            .trace
+            .as_ref()
+            .map(|_| (format!("{msg:?}"), json(&msg)));
+        self.input(now, |d, env, random, ready| {
+            d.on_message(from, msg, env, random, ready)
+        });
+        if let Some((debug, msg_json)) = traced {
+            let from = self.cluster.name(from).into();
+            let fields = vec![
+                ("from", from),
+                ("msg", debug.into()),
+                ("msg_json", msg_json),
+            ];
+            self.trace_input(now, "deliver", fields);
+        }
+        self.carry_out(now);
+    }
+
+    /// Fires every timer that is due, earliest first.
+    fn fire_due(&mut self) {
+        loop {
+            let now = self.now();
+            let Some(entry) = self.timers.first_entry() else {
+                return;
+            };
+            if entry.key().0 > now {
+                return;
+            }
+            let ((_, token), timer) = entry.remove_entry();
+            let live = self.input(now, |d, env, random, ready| {
+                d.on_timer(timer, token, env, random, ready)
+            });
+            if !live {
+                continue;
+            }
+            let fields = vec![
+                ("timer", format!("{timer:?}").into()),
+                ("timer_json", json(&timer)),
+                ("token", token.into()),
+            ];
+            self.trace_input(now, "timer", fields);
+            self.carry_out(now);
+        }
+    }
+
+    /// The graceful stop: the leave handler's outputs, then a Leave to every peer.
+    fn leave(&mut self) {
+        let now = self.now();
+        self.log.line(format_args!("event=leave"));
+        self.input(now, |d, env, random, ready| d.leave(env, random, ready));
+        self.trace_input(now, "leave", Vec::new());
+        self.carry_out(now);
+        self.driver.stop();
+        self.timers.clear();
+        for outbox in self.outboxes.iter_mut().filter_map(Option::take) {
+            // A full queue means the peer is not taking messages: it will see the
+            // connection close instead.
+            let _ = outbox.try_send(Envelope::Leave);
+        }
+        self.trace_line(now, "stop", Vec::new());
+    }
+
+    /// Carries out what the last input asked: the role change, then the outputs in order.
+    fn carry_out(&mut self, now: Time) {
+        let mut ready = std::mem::take(&mut self.ready);
+        if let Some(view) = ready.role.take() {
+            self.role_change(now, view);
+        }
+        for output in ready.outputs.drain(..) {
+            match output {
+                Output::Send { to, msg } => {
+                    if self.trace.is_some() {
+                        let fields = vec![
+                            ("to", self.cluster.name(to).into()),
+                            ("msg", format!("{msg:?}").into()),
+                            ("msg_json", json(&msg)),
+                        ];
+                        self.trace_line(now, "send", fields);
+                    }
+                    self.send(to, msg);
+                }
+                Output::SetTimer { timer, token, due } => {
+                    self.timers.retain(|_, t| *t != timer);
+                    self.timers.insert((due, token), timer);
+                    if self.trace.is_some() {
+                        let fields = vec![
+                            ("timer", format!("{timer:?}").into()),
+                            ("timer_json", json(&timer)),
+                            ("token", token.into()),
+                            ("due_us", due.0.into()),
+                        ];
+                        self.trace_line(now, "set_timer", fields);
+                    }
+                }
+                Output::CancelTimer { timer } => {
+                    self.timers.retain(|_, t| *t != timer);
+                    if self.trace.is_some() {
+                        let fields = vec![
+                            ("timer", format!("{timer:?}").into()),
+                            ("timer_json", json(&timer)),
+                        ];
+                        self.trace_line(now, "cancel_timer", fields);
+                    }
+                }
+            }
+        }
+        ready.clear();
+        self.ready = ready;
+        if let Some(trace) = &mut self.trace {
+            trace.flush(&self.log);
+        }
+    }
+
+    fn role_change(&mut self, now: Time, view: View) {
+        let leader = view.leader.map(|l| self.cluster.name(l).to_string());
+        self.log.line(format_args!(
+            "event=role role={:?} leader={} status={} group={}",
+            view.role,
+            leader.as_deref().unwrap_or("-"),
+            view.status,
+            view.group
+        ));
+        if self.trace.is_some() {
+            let fields = vec![
+                ("role", json(&view.role)),
+                ("leader", json(&leader)),
+                ("status", view.status.into()),
+                ("group", view.group.into()),
+            ];
+            self.trace_line(now, "role", fields);
+        }
+        if view.role != self.role {
+            let command = match view.role {
+                Role::Leader => self.hooks.on_leader.as_deref(),
+                Role::Follower => self.hooks.on_follower.as_deref(),
+                _ => None,
+            };
+            if let Some(command) = command {
+                run_hook(command, &self.name, view.role, leader.as_deref(), &self.log);
+            }
+            self.role = view.role;
+        }
+        if let Some(views) = &self.views {
+            views.send_replace(view);
+        }
+    }
+
+    fn send(&mut self, to: Pid, msg: A::Msg) {
+        if to == self.driver.me() {
+            let _ = self.inbox.try_send(Incoming { from: to, msg });
+            return;
+        }
+        let Some(outbox) = self.outboxes.get(to.index()).and_then(Option::as_ref) else {
+            self.log.line(format_args!(
+                "event=drop to={} reason=no_address",
+                self.cluster.name(to)
+            ));
+            return;
+        };
+        let envelope = Envelope::Msg {
+            from: self.name.clone(),
+            msg,
+        };
+        if outbox.try_send(envelope).is_err() {
+            self.log.line(format_args!(
+                "event=drop to={} reason=queue_full",
+                self.cluster.name(to)
+            ));
+        }
+    }
+
+    fn trace_input(&mut self, now: Time, event: &str, mut fields: Vec<(&str, serde_json::Value)>) {
+        if self.trace.is_none() {
+            return;
+        }
+        if !self.draws.taken.is_empty() {
+            fields.push(("draws", json(&self.draws.taken)));
+        }
+        self.trace_line(now, event, fields);
+    }
+
+    fn trace_line(&mut self, now: Time, event: &str, fields: Vec<(&str, serde_json::Value)>) {
+        if let Some(trace) = &mut self.trace {
+            trace.line(now, event, &fields, &self.log);
+        }
+    }
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| format!("unserializable: {e}").into())
+}
+
+/// Starts `sh -c command` for a role change, without waiting for it in the node's loop.
+fn run_hook(command: &str, node: &str, role: Role, leader: Option<&str>, log: &Log) {
+    let mut child = tokio::process::Command::new("sh");
+    child
+        .arg("-c")
+        .arg(command)
+        .env("CONCLAVE_NODE", node)
+        .env("CONCLAVE_ROLE", format!("{role:?}"))
+        .env("CONCLAVE_LEADER", leader.unwrap_or(""))
+        .kill_on_drop(false);
+    match child.spawn() {
+        Ok(mut child) => {
+            let log = log.clone();
+            let command = command.to_string();
+            tokio::spawn(async move {
+                match child.wait().await {
+                    Ok(status) if status.success() => {}
+                    Ok(status) => log.line(format_args!(
+                        "event=hook_failed command={command:?} status={status}"
+                    )),
+                    Err(e) => log.line(format_args!(
+                        "event=hook_failed command={command:?} error={e}"
+                    )),
+                }
+            });
+        }
+        Err(e) => log.line(format_args!(
+            "event=hook_failed command={command:?} error={e}"
+        )),
+    }
+}
+
+/// The trace log's file.
+struct Trace {
+    out: std::io::BufWriter<std::fs::File>,
+    node: String,
+    path: PathBuf,
+    failed: bool,
+}
+
+impl Trace {
+    fn create(path: PathBuf, node: &str) -> Result<Self, RuntimeError> {
+        match std::fs::File::create(&path) {
+            Ok(file) => Ok(Trace {
+                out: std::io::BufWriter::new(file),
+                node: node.to_string(),
+                path,
+                failed: false,
+            }),
+            Err(source) => Err(RuntimeError::TraceLog { path, source }),
+        }
+    }
+
+    fn line(&mut self, now: Time, event: &str, fields: &[(&str, serde_json::Value)], log: &Log) {
+        if self.failed {
+            return;
+        }
+        let wall_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let mut line = format!(
+            "{{\"mono_us\":{},\"wall_us\":{wall_us},\"node\":{},\"event\":{}",
+            now.0,
+            json(&self.node),
+            json(event)
+        );
+        for (key, value) in fields {
+            line.push_str(&format!(",{}:{value}", json(key)));
+        }
+        line.push_str("}\n");
+        if let Err(e) = self.out.write_all(line.as_bytes()) {
+            self.fail(e, log);
+        }
+    }
+
+    /// Lines reach the file after every input, so a killed node's log is whole.
+    fn flush(&mut self, log: &Log) {
+        if !self.failed {
+            if let Err(e) = self.out.flush() {
+                self.fail(e, log);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: std::io::Error, log: &Log) {
+        self.failed = true;
+        log.line(format_args!(
+            "event=trace_failed path={} error={e:?} (no more trace lines)",
+            self.path.display()
+        ));
+    }
+}
+
+/// What reader tasks share: who may connect, and where their messages go.
+struct Inbound {
+    wire: Arc<WireConfig>,
+    cluster_name: String,
+    me: Pid,
+    names: BTreeMap<String, Pid>,
+    log: Log,
+    timing: Timing,
+}
+
+/// Accepts connections, a reader task each; the readers end with this task.
+async fn accept<M>(listener: TcpListener, inbound: Arc<Inbound>, inbox: mpsc::Sender<Incoming<M>>)
+where
+    M: crate::Message + Send + Sync + 'static,
+{
+    let mut readers = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, address)) => {
+                    readers.spawn(read_from_peer(stream, address, inbound.clone(), inbox.clone()));
+                }
+                Err(e) => {
+                    inbound.log.line(format_args!("event=accept_failed error={e:?}"));
+                    tokio::time::sleep(StdDuration::from_millis(100)).await;
+                }
+            },
+            Some(_) = readers.join_next() => {}
+        }
+    }
+}
+
+/// One incoming connection: the handshake, then each message to the node's loop.
+async fn read_from_peer<M>(
+    stream: TcpStream,
+    address: std::net::SocketAddr,
+    inbound: Arc<Inbound>,
+    inbox: mpsc::Sender<Incoming<M>>,
+) where
+    M: crate::Message + Send + 'static,
+{
+    let log = &inbound.log;
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let Ok(nonce) = random_nonce() else {
+        log.line(format_args!("event=refused from={address} reason=no_nonce"));
+        return;
+    };
+    let mut encoder = FrameEncoder::new(&inbound.wire);
+    let mut decoder = FrameDecoder::<M>::new(&inbound.wire, nonce);
+    let me = inbound.names.iter().find(|(_, &p)| p == inbound.me);
+    let hello = Hello::new(&inbound.cluster_name, me.map_or("", |(n, _)| n), nonce);
+    let shaken = timeout(
+        inbound.timing.handshake_timeout,
+        handshake(&mut reader, &mut writer, &mut encoder, &mut decoder, &hello),
+    )
+    .await;
+    let peer = match shaken {
+        Ok(Ok(peer)) => peer,
+        Ok(Err(e)) => {
+            log.line(format_args!("event=refused from={address} error={e:?}"));
+            return;
+        }
+        Err(_) => {
+            log.line(format_args!(
+                "event=refused from={address} reason=handshake_timeout"
+            ));
+            return;
+        }
+    };
+    let from = match inbound.names.get(&peer.node) {
+        Some(&from) if from != inbound.me => from,
+        _ => {
+            log.line(format_args!(
+                "event=refused from={address} node={:?} reason=not_a_peer",
+                peer.node
+            ));
+            return;
+        }
+    };
+    loop {
+        match read_frame(&mut reader, &mut decoder).await {
+            Ok(Some(Envelope::Msg { msg, .. })) => {
+                if inbox.send(Incoming { from, msg }).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Some(Envelope::Leave)) => {
+                log.line(format_args!("event=peer_left peer={}", peer.node));
+                return;
+            }
+            Ok(Some(Envelope::Hello(_))) => return,
+            Ok(None) => {
+                log.line(format_args!("event=peer_closed peer={}", peer.node));
+                return;
+            }
+            Err(e) => {
+                log.line(format_args!(
+                    "event=bad_frame peer={} from={address} error={e:?} (connection closed)",
+                    peer.node
+                ));
+                return;
+            }
+        }
+    }
+}
+
+/// What a writer task needs to reach one peer.
+struct Outbound {
+    wire: Arc<WireConfig>,
+    cluster_name: String,
+    me: String,
+    peer: String,
+    address: String,
+    log: Log,
+    timing: Timing,
+}
+
+/// An open connection to a peer. The read half is kept so the connection stays whole.
+struct Connection {
+    writer: OwnedWriteHalf,
+    _reader: OwnedReadHalf,
+    encoder: FrameEncoder,
+}
+
+/// Sends one peer's queue on one connection, opened on demand and again after a failure
+/// (not sooner than the backoff); what cannot be sent is dropped.
+async fn write_to_peer<M>(link: Outbound, mut queue: mpsc::Receiver<Envelope<M>>)
+where
+    M: crate::Message + Send + 'static,
+{
+    let log = &link.log;
+    let mut connection: Option<Connection> = None;
+    let mut retry_at = Instant::now();
+    let mut backoff = link.timing.backoff_min;
+    while let Some(envelope) = queue.recv().await {
+        let leaving = matches!(envelope, Envelope::Leave);
+        if connection.is_none() {
+            if leaving {
+                return;
+            }
+            if Instant::now() < retry_at {
+                log.line(format_args!(
+                    "event=drop to={} reason=unreachable kind={}",
+                    link.peer,
+                    envelope_kind(&envelope)
+                ));
+                continue;
+            }
+            match connect::<M>(&link).await {
+                Ok(opened) => {
+                    log.line(format_args!(
+                        "event=connected peer={} address={}",
+                        link.peer, link.address
+                    ));
+                    connection = Some(opened);
+                    backoff = link.timing.backoff_min;
+                }
+                Err(e) => {
+                    log.line(format_args!(
+                        "event=drop to={} reason=unreachable kind={} error={e:?} retry_ms={}",
+                        link.peer,
+                        envelope_kind(&envelope),
+                        backoff.as_millis()
+                    ));
+                    retry_at = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(link.timing.backoff_max);
+                    continue;
+                }
+            }
+        }
+        let Some(open) = connection.as_mut() else {
+            continue;
+        };
+        let written = timeout(
+            link.timing.write_timeout,
+            write_frame(&mut open.writer, &mut open.encoder, &envelope),
+        )
+        .await;
+        let error = match written {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("{e:?}")),
+            Err(_) => Some("write_timeout".to_string()),
+        };
+        if let Some(error) = error {
+            log.line(format_args!(
+                "event=drop to={} reason=connection_lost kind={} error={error}",
+                link.peer,
+                envelope_kind(&envelope)
+            ));
+            connection = None;
+        }
+        if leaving {
+            return;
+        }
+    }
+}
+
+fn envelope_kind<M: crate::Message>(envelope: &Envelope<M>) -> &'static str {
+    match envelope {
+        Envelope::Msg { msg, .. } => msg.kind(),
+        other => other.kind(),
+    }
+}
+
+/// Opens a connection to the peer and exchanges Hellos, each step bounded in time.
+async fn connect<M>(link: &Outbound) -> Result<Connection, String>
+where
+    M: crate::Message,
+{
+    let stream = timeout(
+        link.timing.connect_timeout,
+        TcpStream::connect(&link.address),
+    )
+    .await
+    .map_err(|_| "connect_timeout".to_string())?
+    .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let nonce = random_nonce().map_err(|e| e.to_string())?;
+    let mut encoder = FrameEncoder::new(&link.wire);
+    let mut decoder = FrameDecoder::<M>::new(&link.wire, nonce);
+    let hello = Hello::new(&link.cluster_name, &link.me, nonce);
+    let peer = timeout(
+        link.timing.handshake_timeout,
+        handshake(&mut reader, &mut writer, &mut encoder, &mut decoder, &hello),
+    )
+    .await
+    .map_err(|_| "handshake_timeout".to_string())?
+    .map_err(|e| e.to_string())?;
+    if peer.node != link.peer {
+        return Err(format!(
+            "{} answered as {:?}, not {:?}",
+            link.address, peer.node, link.peer
+        ));
+    }
+    Ok(Connection {
+        writer,
+        _reader: reader,
+        encoder,
+    })
+}
