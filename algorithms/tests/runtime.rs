@@ -1,0 +1,395 @@
+//! The runtime on real sockets (feature `net`): Bully clusters on 127.0.0.1, in-process and
+//! as `conclave-node` processes, elect the highest node, elect again when it leaves or dies,
+//! and shrug off garbage and forged frames. Every test is bounded in time and stops what it
+//! started, also when it fails.
+#![cfg(feature = "net")]
+
+use conclave_algorithms::bully::{Bully, BullyMsg, BullyParams};
+use conclave_algorithms::net::runtime::{run_node, Listen, NodeConfig, RuntimeError, Timing};
+use conclave_algorithms::net::{
+    handshake, random_nonce, ClusterKey, Envelope, FrameDecoder, FrameEncoder, Hello, WireConfig,
+};
+use conclave_algorithms::{Cluster, Duration, Member, Pid, Role, View};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration as StdDuration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+const NAMES: [&str; 4] = ["a", "b", "c", "d"];
+
+/// Short timeouts, so that elections take a fraction of a second.
+fn fast_params() -> BullyParams {
+    BullyParams {
+        answer_timeout: Duration::from_millis(100),
+        coordinator_timeout: Duration::from_millis(300),
+        heartbeat_interval: Duration::from_millis(100),
+        heartbeat_timeout: Duration::from_millis(150),
+        ..BullyParams::default()
+    }
+}
+
+/// How long a new leader may take once the old one is gone: a heartbeat round to notice,
+/// an election with its waits, twice over for a lower node's false start, and a second of
+/// slack for a loaded machine.
+fn election_bound(p: &BullyParams) -> StdDuration {
+    let detect = p.heartbeat_interval + p.heartbeat_timeout;
+    let elect = p.answer_timeout + p.coordinator_timeout;
+    StdDuration::from_micros(2 * (detect + elect).as_micros()) + StdDuration::from_secs(1)
+}
+
+struct Node {
+    stop: watch::Sender<bool>,
+    view: watch::Receiver<View>,
+    task: JoinHandle<Result<(), RuntimeError>>,
+}
+
+/// In-process nodes; aborted on drop (a test that fails leaves no task behind).
+struct Nodes(Vec<Option<Node>>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for node in self.0.iter().flatten() {
+            node.task.abort();
+        }
+    }
+}
+
+impl Nodes {
+    /// Four Bully nodes a..d with priorities 1..4, on ports from the OS.
+    fn start(key: Option<&ClusterKey>) -> (Nodes, Cluster) {
+        let listeners: Vec<_> = NAMES
+            .iter()
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let members = NAMES
+            .iter()
+            .zip(&listeners)
+            .enumerate()
+            .map(|(i, (name, listener))| {
+                let mut member = Member::voter(name, i as u64 + 1);
+                member.address = Some(listener.local_addr().unwrap().to_string());
+                member
+            })
+            .collect();
+        let cluster = Cluster::new(members);
+        let nodes = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, listener)| {
+                let (stop, shutdown) = watch::channel(false);
+                let (views, view) = watch::channel(View::DOWN);
+                let me = Pid(i as u32);
+                let listen = Listen::Listener(listener);
+                let mut config =
+                    NodeConfig::<Bully>::new(cluster.clone(), me, fast_params(), listen, shutdown);
+                config.views = Some(views);
+                config.key = key.cloned();
+                config.seed = i as u64;
+                config.timing = Timing {
+                    backoff_max: StdDuration::from_millis(200),
+                    ..Timing::default()
+                };
+                let task = tokio::spawn(run_node(config));
+                Some(Node { stop, view, task })
+            })
+            .collect();
+        (Nodes(nodes), cluster)
+    }
+
+    /// Whether every running node names `leader`, and `leader` is the leader.
+    fn agree_on(&self, leader: Pid) -> bool {
+        self.0.iter().enumerate().all(|(i, node)| {
+            let Some(node) = node else { return true };
+            let view = *node.view.borrow();
+            let role = if Pid(i as u32) == leader {
+                Role::Leader
+            } else {
+                Role::Follower
+            };
+            view.role == role && view.leader == Some(leader)
+        })
+    }
+
+    /// Waits until every running node names `leader`; panics after `bound`.
+    async fn wait_for_leader(&self, leader: Pid, bound: StdDuration) -> StdDuration {
+        let started = tokio::time::Instant::now();
+        let waited = timeout(bound, async {
+            while !self.agree_on(leader) {
+                tokio::time::sleep(StdDuration::from_millis(10)).await;
+            }
+        })
+        .await;
+        let views: Vec<_> = self
+            .0
+            .iter()
+            .map(|n| n.as_ref().map(|n| *n.view.borrow()))
+            .collect();
+        assert!(
+            waited.is_ok(),
+            "no agreement on {leader:?} within {bound:?}: {views:?}"
+        );
+        started.elapsed()
+    }
+}
+
+#[tokio::test]
+async fn bully_on_sockets_elects_the_highest_then_the_next_after_a_graceful_leave() {
+    let (mut nodes, _) = Nodes::start(None);
+    let bound = election_bound(&fast_params());
+    nodes.wait_for_leader(Pid(3), bound).await;
+
+    let d = nodes.0[3].take().unwrap();
+    d.stop.send_replace(true);
+    let stopped = timeout(StdDuration::from_secs(2), d.task).await;
+    assert!(
+        matches!(stopped, Ok(Ok(Ok(())))),
+        "d did not stop cleanly: {stopped:?}"
+    );
+    nodes.wait_for_leader(Pid(2), bound).await;
+
+    // The others stop gracefully too, each within the flush bound.
+    for node in nodes.0.iter_mut().filter_map(Option::take) {
+        node.stop.send_replace(true);
+        let stopped = timeout(StdDuration::from_secs(2), node.task).await;
+        assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+    }
+}
+
+#[tokio::test]
+async fn bully_on_sockets_elects_the_next_highest_after_the_leader_is_killed() {
+    let (mut nodes, _) = Nodes::start(None);
+    let bound = election_bound(&fast_params());
+    nodes.wait_for_leader(Pid(3), bound).await;
+
+    // A crash: the task is aborted, its sockets close, nothing says goodbye.
+    let d = nodes.0[3].take().unwrap();
+    d.task.abort();
+    let _ = d.task.await;
+    nodes.wait_for_leader(Pid(2), bound).await;
+}
+
+/// A peer that speaks no protocol, and one that forges a frame with the cluster key's
+/// Hello right but a wrong tag, change nothing; the same frame rightly tagged does (the
+/// positive control: the connection would have carried a message).
+#[tokio::test]
+async fn garbage_and_forged_frames_leave_the_leader_in_office() {
+    let key = ClusterKey::from_bytes(b"a cluster key of 32 bytes, or so").unwrap();
+    let (nodes, cluster) = Nodes::start(Some(&key));
+    let bound = election_bound(&fast_params());
+    nodes.wait_for_leader(Pid(3), bound).await;
+    let d_address = cluster.member(Pid(3)).address.clone().unwrap();
+    let mut d_view = nodes.0[3].as_ref().unwrap().view.clone();
+    d_view.borrow_and_update();
+
+    let mut garbage = TcpStream::connect(&d_address).await.unwrap();
+    garbage.write_all(&[0xff; 64]).await.unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+
+    // "a" claims the office in a frame whose tag is broken: refused.
+    let mut forged = Peer::connect(&d_address, &key, "a").await;
+    let mut frame = forged.coordinator();
+    *frame.last_mut().unwrap() ^= 1;
+    forged.stream.write_all(&frame).await.unwrap();
+
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    assert!(
+        !d_view.has_changed().unwrap(),
+        "d's view changed: {:?}",
+        *d_view.borrow()
+    );
+    assert!(nodes.agree_on(Pid(3)));
+    assert!(nodes.0.iter().flatten().all(|n| !n.task.is_finished()));
+
+    // Positive control: the same claim rightly tagged reaches d, which bullies "a" back
+    // (it runs an election, so its view changes).
+    let mut honest = Peer::connect(&d_address, &key, "a").await;
+    let frame = honest.coordinator();
+    honest.stream.write_all(&frame).await.unwrap();
+    let changed = timeout(StdDuration::from_secs(1), d_view.changed()).await;
+    assert!(matches!(changed, Ok(Ok(()))), "d never saw the claim");
+    nodes.wait_for_leader(Pid(3), bound).await;
+}
+
+/// A hand-made peer of a keyed cluster, after the handshake.
+struct Peer {
+    stream: TcpStream,
+    encoder: FrameEncoder,
+    name: String,
+}
+
+impl Peer {
+    async fn connect(address: &str, key: &ClusterKey, name: &str) -> Peer {
+        let wire = WireConfig::new(Some(key.clone()));
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let nonce = random_nonce().unwrap();
+        let mut encoder = FrameEncoder::new(&wire);
+        let mut decoder = FrameDecoder::<BullyMsg>::new(&wire, nonce);
+        let (mut reader, mut writer) = stream.split();
+        let hello = Hello::new("conclave", name, nonce);
+        let shaken = timeout(
+            StdDuration::from_secs(2),
+            handshake(&mut reader, &mut writer, &mut encoder, &mut decoder, &hello),
+        )
+        .await;
+        assert!(matches!(shaken, Ok(Ok(_))), "{shaken:?}");
+        Peer {
+            stream,
+            encoder,
+            name: name.to_string(),
+        }
+    }
+
+    fn coordinator(&mut self) -> Vec<u8> {
+        let envelope = Envelope::Msg {
+            from: self.name.clone(),
+            msg: BullyMsg::Coordinator,
+        };
+        self.encoder.encode(&envelope).unwrap().to_vec()
+    }
+}
+
+/// `conclave-node` processes, killed on drop.
+struct Processes(Vec<Option<Child>>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The last `role` line of a trace log: (role, leader).
+fn last_role(path: &Path) -> Option<(String, Option<String>)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["event"] == "role")
+        .map(|event| {
+            let role = event["role"].as_str().unwrap_or_default().to_string();
+            (role, event["leader"].as_str().map(str::to_string))
+        })
+}
+
+/// Waits until every log in `logs` shows `leader` in office (its own) and followed.
+fn wait_for_leader_in_logs(logs: &[(&str, PathBuf)], leader: &str, bound: StdDuration) {
+    let started = std::time::Instant::now();
+    loop {
+        let roles: Vec<_> = logs.iter().map(|(_, log)| last_role(log)).collect();
+        let agreed = logs.iter().zip(&roles).all(|((name, _), role)| {
+            let want = if *name == leader {
+                "Leader"
+            } else {
+                "Follower"
+            };
+            role.as_ref()
+                .is_some_and(|(r, l)| r == want && l.as_deref() == Some(leader))
+        });
+        if agreed {
+            return;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "no agreement on {leader} within {bound:?}: {roles:?}"
+        );
+        std::thread::sleep(StdDuration::from_millis(20));
+    }
+}
+
+#[test]
+fn conclave_node_processes_elect_again_when_the_leaders_process_is_killed() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("runtime-processes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Ports from the OS, released for the processes to bind (a short race, as usual).
+    let ports: Vec<u16> = NAMES
+        .iter()
+        .map(|_| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        })
+        .collect();
+    let peers: Vec<String> = NAMES
+        .iter()
+        .zip(&ports)
+        .map(|(name, port)| format!("{name}=127.0.0.1:{port}"))
+        .collect();
+    let params = r#"(answer_timeout: "100ms", coordinator_timeout: "300ms", heartbeat_interval: "100ms", heartbeat_timeout: "150ms")"#;
+    let logs: Vec<(&str, PathBuf)> = NAMES
+        .iter()
+        .map(|name| (*name, dir.join(format!("{name}.jsonl"))))
+        .collect();
+    let mut processes = Processes(Vec::new());
+    for (i, (name, log)) in logs.iter().enumerate() {
+        let _ = std::fs::remove_file(log);
+        let stderr = std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_conclave-node"))
+            .args(["--algorithm", "bully", "--name", name])
+            .args(["--peers", &peers.join(",")])
+            .args(["--params", params, "--seed", &i.to_string()])
+            .arg("--trace-log")
+            .arg(log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        processes.0.push(Some(child));
+    }
+    let bound = election_bound(&fast_params()) + StdDuration::from_secs(2);
+    wait_for_leader_in_logs(&logs, "d", bound);
+
+    let mut d = processes.0[3].take().unwrap();
+    d.kill().unwrap();
+    d.wait().unwrap();
+    wait_for_leader_in_logs(&logs[..3], "c", bound);
+
+    // `q` and Enter stops the others gracefully: each exits 0 and logs its stop.
+    for (child, (name, log)) in processes.0.iter_mut().zip(&logs) {
+        let Some(child) = child else { continue };
+        child.stdin.take().unwrap().write_all(b"q\n").unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < StdDuration::from_secs(5),
+                "{name} did not stop"
+            );
+            std::thread::sleep(StdDuration::from_millis(20));
+        };
+        assert!(status.success(), "{name}: {status}");
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(
+            text.lines().last().unwrap().contains("\"event\":\"stop\""),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn conclave_node_refuses_bad_params_with_status_2() {
+    let output = Command::new(env!("CARGO_BIN_EXE_conclave-node"))
+        .args([
+            "--algorithm",
+            "bully",
+            "--name",
+            "a",
+            "--peers",
+            "a=127.0.0.1:1",
+        ])
+        .args(["--params", "(answer_timeout: 5)"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--params"), "{stderr}");
+}
