@@ -393,3 +393,66 @@ fn conclave_node_refuses_bad_params_with_status_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--params"), "{stderr}");
 }
+
+/// Seed 002's `server_config`: one `ip:port` a line, named by it, the last line highest.
+/// The highest node alone (the other line never starts) elects itself, and stops on `q`.
+#[test]
+fn conclave_node_reads_a_server_config_and_the_last_line_is_highest() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("runtime-server-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let addresses: Vec<String> = (0..2)
+        .map(|_| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().to_string()
+        })
+        .collect();
+    let config = dir.join("server_config");
+    let text = format!("# the lab's nodes\n{}\n\n{}\n", addresses[0], addresses[1]);
+    std::fs::write(&config, text).unwrap();
+    let log = dir.join("highest.jsonl");
+    let _ = std::fs::remove_file(&log);
+    let child = Command::new(env!("CARGO_BIN_EXE_conclave-node"))
+        .args(["--algorithm", "bully", "--name", &addresses[1], "--config"])
+        .arg(&config)
+        .args(["--params", r#"(answer_timeout: "100ms")"#, "--seed", "7"])
+        .arg("--trace-log")
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut processes = Processes(vec![Some(child)]);
+    let logs = [(addresses[1].as_str(), log.clone())];
+    wait_for_leader_in_logs(&logs, &addresses[1], StdDuration::from_secs(3));
+    let start = std::fs::read_to_string(&log).unwrap();
+    let start: serde_json::Value = serde_json::from_str(start.lines().next().unwrap()).unwrap();
+    assert_eq!(start["event"], "start");
+    assert_eq!(start["seed"], 7);
+    assert_eq!(start["members"][0]["priority"], 1);
+    assert_eq!(start["members"][1]["priority"], 2);
+
+    let child = processes.0[0].as_mut().unwrap();
+    child.stdin.take().unwrap().write_all(b"q\n").unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < StdDuration::from_secs(5),
+            "did not stop"
+        );
+        std::thread::sleep(StdDuration::from_millis(20));
+    }
+}
+
+#[test]
+fn conclave_node_refuses_priorities_given_to_some_members_only() {
+    let output = Command::new(env!("CARGO_BIN_EXE_conclave-node"))
+        .args(["--algorithm", "quorum", "--name", "a"])
+        .args(["--peers", "a:5=127.0.0.1:1,b=127.0.0.1:2"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("every member a priority"), "{stderr}");
+}
