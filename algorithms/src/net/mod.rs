@@ -115,6 +115,7 @@
 //! ([`ClusterKey::load`]), at least 16 bytes. An untagged peer, or a stray process with a
 //! higher priority but without the key, cannot get a single message accepted.
 
+pub mod conform;
 mod frame;
 mod io;
 mod key;
