@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod compare;
+mod conform;
 mod explore;
 mod record;
 mod report;
@@ -111,6 +112,23 @@ enum Command {
         report: Option<PathBuf>,
         #[command(flatten)]
         budget: BudgetFlags,
+    },
+    /// Check real nodes' trace logs (`--trace-log`) against the model: each node's inputs
+    /// replayed through the scenario's algorithm must make exactly its logged sends, timer
+    /// changes and role changes; AtMostOneLeader is evaluated over the merged logs.
+    Conform {
+        #[arg(required = true, value_name = "TRACE_LOG")]
+        logs: Vec<PathBuf>,
+        /// The scenario whose algorithm the nodes ran (and whose expectations apply).
+        #[arg(long, value_name = "FILE")]
+        scenario: PathBuf,
+        /// How far apart the logs' wall clocks may be: two leaders count only when they
+        /// overlap by more than this (on one machine, the clock is shared).
+        #[arg(long, value_name = "DURATION", default_value = "1ms")]
+        clock_uncertainty: conclave_algorithms::Duration,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Combine the --results files of a sharded sweep into one summary.
     Merge {
@@ -250,6 +268,12 @@ fn main() -> ExitCode {
                 },
             )
         }),
+        Command::Conform {
+            logs,
+            scenario,
+            clock_uncertainty,
+            json,
+        } => conform::cmd_conform(&logs, &scenario, clock_uncertainty, json),
         Command::Merge {
             files,
             json,
