@@ -203,6 +203,16 @@ enum Command {
     },
     /// Election messages and time to a stable leader against cluster size, per fault case.
     Compare(compare::Args),
+    /// Run a service registry that speaks Consul's HTTP API (the subset the nodes use):
+    /// register, deregister, healthy instances, catalog, blocking queries.
+    Registry {
+        /// Address to listen on; a non-loopback one needs --token-file.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8500")]
+        listen: std::net::SocketAddr,
+        /// File holding the token every request must carry (as X-Consul-Token).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -217,12 +227,15 @@ fn main() -> ExitCode {
         eprintln!("internal error (a bug in conclave, please report it): {info}");
     }));
     // Ctrl-C stops a run (or each run of a check) where it is: its partial summary and
-    // replay command are printed, INCOMPLETE. A second Ctrl-C quits at once.
-    let _ = ctrlc::set_handler(|| {
-        if conclave_sim::world::INTERRUPTED.swap(true, Ordering::Relaxed) {
-            std::process::exit(130);
-        }
-    });
+    // replay command are printed, INCOMPLETE. A second Ctrl-C quits at once. The registry
+    // keeps the default: Ctrl-C ends it.
+    if !matches!(cli.command, Command::Registry { .. }) {
+        let _ = ctrlc::set_handler(|| {
+            if conclave_sim::world::INTERRUPTED.swap(true, Ordering::Relaxed) {
+                std::process::exit(130);
+            }
+        });
+    }
     let code = std::panic::catch_unwind(|| match cli.command {
         Command::Run {
             file,
@@ -310,9 +323,26 @@ fn main() -> ExitCode {
         Command::Shrink(args) => shrink::cmd_shrink(&args),
         Command::Report { file, out } => report::cmd_report(&file, out.as_deref()),
         Command::Compare(args) => compare::cmd_compare(&args),
+        Command::Registry { listen, token_file } => cmd_registry(listen, token_file.as_deref()),
     })
     .unwrap_or(INTERNAL);
     ExitCode::from(code)
+}
+
+/// Serves the registry until the process ends; bad flags exit 2.
+fn cmd_registry(listen: std::net::SocketAddr, token_file: Option<&Path>) -> u8 {
+    use conclave_services::registry;
+    match registry::Options::new(listen, token_file).and_then(registry::serve) {
+        Ok(()) => HELD,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.is_bad_input() {
+                BAD_INPUT
+            } else {
+                INTERNAL
+            }
+        }
+    }
 }
 
 /// Prints a scenario error with the offending source line and a caret under the column.
