@@ -144,6 +144,12 @@ struct CheckBody {
 pub fn parse_registration(body: &[u8]) -> Result<Registration, BadRequest> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| BadRequest(format!("Request decode failed: {e}")))?;
+    if !value.is_object() {
+        return Err(BadRequest(format!(
+            "Request decode failed: a service definition is a JSON object, not {}",
+            json_kind(&value)
+        )));
+    }
     let value = fold_keys(value);
     let body: RegisterBody = serde_path_to_error::deserialize(value).map_err(|e| {
         BadRequest(format!(
@@ -273,6 +279,17 @@ impl CheckBody {
             status,
             notes: self.notes.unwrap_or_default(),
         })
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
