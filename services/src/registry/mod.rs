@@ -360,24 +360,18 @@ struct Blocking {
     wait: Duration,
 }
 
-fn blocking_params(params: &BTreeMap<String, String>) -> Result<Blocking, Response> {
+/// A bad query parameter: the message of a 400 answer.
+fn blocking_params(params: &BTreeMap<String, String>) -> Result<Blocking, String> {
     let index = match params.get("index").map(String::as_str) {
         None | Some("") => None,
-        Some(i) => Some(i.parse::<u64>().map_err(|_| {
-            text(
-                StatusCode::BAD_REQUEST,
-                format!("Invalid index {i:?}: not a whole number"),
-            )
-        })?),
+        Some(i) => Some(
+            i.parse::<u64>()
+                .map_err(|_| format!("Invalid index {i:?}: not a whole number"))?,
+        ),
     };
     let wait = match params.get("wait").map(String::as_str) {
         None | Some("") => DEFAULT_WAIT,
-        Some(w) => wire::parse_duration(w).map_err(|e| {
-            text(
-                StatusCode::BAD_REQUEST,
-                format!("Invalid wait time {w:?}: {e}"),
-            )
-        })?,
+        Some(w) => wire::parse_duration(w).map_err(|e| format!("Invalid wait time {w:?}: {e}"))?,
     };
     Ok(Blocking {
         index,
@@ -420,13 +414,12 @@ fn json_answer(index: u64, body: &serde_json::Value) -> Response {
 }
 
 /// `?passing`, `?passing=true` and `?passing=1` filter; `false` and `0` do not.
-fn passing_param(params: &BTreeMap<String, String>) -> Result<bool, Response> {
+fn passing_param(params: &BTreeMap<String, String>) -> Result<bool, String> {
     match params.get("passing").map(String::as_str) {
         None | Some("false") | Some("0") => Ok(false),
         Some("") | Some("true") | Some("1") => Ok(true),
-        Some(other) => Err(text(
-            StatusCode::BAD_REQUEST,
-            format!("Invalid value for ?passing: {other:?} (true, false, 1 or 0)"),
+        Some(other) => Err(format!(
+            "Invalid value for ?passing: {other:?} (true, false, 1 or 0)"
         )),
     }
 }
@@ -438,7 +431,7 @@ async fn health_service(
 ) -> Response {
     let (blocking, passing) = match (blocking_params(&params), passing_param(&params)) {
         (Ok(b), Ok(p)) => (b, p),
-        (Err(e), _) | (_, Err(e)) => return e,
+        (Err(e), _) | (_, Err(e)) => return text(StatusCode::BAD_REQUEST, e),
     };
     block(&shared, &blocking, |c| c.service_index(&name)).await;
     let (index, body) = shared.update(|inner| {
@@ -458,7 +451,7 @@ async fn catalog_service(
 ) -> Response {
     let blocking = match blocking_params(&params) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
     };
     block(&shared, &blocking, |c| c.service_index(&name)).await;
     let (index, body) = shared.update(|inner| {
@@ -474,7 +467,7 @@ async fn catalog_service(
 async fn catalog_services(State(shared): State<Arc<Shared>>, Query(params): Params) -> Response {
     let blocking = match blocking_params(&params) {
         Ok(b) => b,
-        Err(e) => return e,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e),
     };
     block(&shared, &blocking, Catalog::index).await;
     let (index, body) =
