@@ -193,12 +193,27 @@ async fn a_ttl_check_starts_critical_and_passes_when_updated() {
     let passing = get(addr, "/v1/health/service/leader?passing").await;
     assert_eq!(ids(&passing), ["n1"]);
     assert_eq!(passing.json()[0]["Checks"][1]["Output"], "alive");
+    // Registered again unchanged, the check keeps its status; changed, it starts over.
     assert_eq!(
-        put(addr, "/v1/agent/check/warn/service:n1", "")
+        put(addr, "/v1/agent/service/register", body).await.status,
+        200
+    );
+    assert_eq!(
+        ids(&get(addr, "/v1/health/service/leader?passing").await),
+        ["n1"]
+    );
+    let changed = r#"{"name": "leader", "id": "n1", "check": {"ttl": "40s"}}"#;
+    assert_eq!(
+        put(addr, "/v1/agent/service/register", changed)
             .await
             .status,
         200
     );
+    assert!(ids(&get(addr, "/v1/health/service/leader?passing").await).is_empty());
+    let warn = "/v1/agent/check/warn/service:n1";
+    for path in ["/v1/agent/check/pass/service:n1", warn] {
+        assert_eq!(put(addr, path, "").await.status, 200);
+    }
     assert!(ids(&get(addr, "/v1/health/service/leader?passing").await).is_empty());
 
     let unknown = put(addr, "/v1/agent/check/pass/service:nope", "").await;

@@ -12,6 +12,9 @@
 //! | `GET /v1/catalog/services` | `{"name": ["tag", ...]}`, blocking |
 //! | `GET /v1/catalog/service/:name` | every instance of a service, blocking |
 //!
+//! Unlike Consul, `DeregisterCriticalServiceAfter` is honoured as given (Consul raises it to
+//! one minute) and checked every second, so short experiments see it act.
+//!
 //! Blocking: with `?index=N` an answer waits until the index passes N or `?wait=` (default
 //! 5m, at most 10m) runs out; every answer carries `X-Consul-Index`. With a token, every
 //! request must carry it (`X-Consul-Token`, `Authorization: Bearer`, or `?token=`), else 403.

@@ -97,24 +97,32 @@ impl Catalog {
     }
 
     /// Adds or replaces an instance (and its checks); returns the ids of the checks it had.
+    /// A check registered again unchanged keeps what it last found (and a TTL check its
+    /// deadline), so a node that re-registers itself does not flap out of `?passing`.
     pub fn register(&mut self, reg: Registration) -> Vec<String> {
+        let before: BTreeMap<String, CheckState> = self.checks_of_id(&reg.id);
         let old_checks = self.deregister(&reg.id).unwrap_or_default();
         let index = self.bump(&reg.name);
         let now = Instant::now();
         for def in &reg.checks {
-            let ttl_deadline = match def.kind {
-                super::wire::CheckKind::Ttl(ttl) => Some(now + ttl),
-                _ => None,
-            };
-            let state = CheckState {
-                def: def.clone(),
-                service_id: reg.id.clone(),
-                status: def.status,
-                output: String::new(),
-                critical_since: (def.status == Status::Critical).then_some(now),
-                ttl_deadline,
-                create_index: index,
-                modify_index: index,
+            let state = match before.get(&def.id) {
+                Some(old) if old.def == *def => CheckState {
+                    modify_index: index,
+                    ..old.clone()
+                },
+                _ => CheckState {
+                    def: def.clone(),
+                    service_id: reg.id.clone(),
+                    status: def.status,
+                    output: String::new(),
+                    critical_since: (def.status == Status::Critical).then_some(now),
+                    ttl_deadline: match def.kind {
+                        super::wire::CheckKind::Ttl(ttl) => Some(now + ttl),
+                        _ => None,
+                    },
+                    create_index: index,
+                    modify_index: index,
+                },
             };
             self.checks.insert(def.id.clone(), state);
         }
@@ -126,6 +134,15 @@ impl Catalog {
         };
         self.instances.insert(id, instance);
         old_checks
+    }
+
+    fn checks_of_id(&self, id: &str) -> BTreeMap<String, CheckState> {
+        let Some(instance) = self.instances.get(id) else {
+            return BTreeMap::new();
+        };
+        self.checks_of(instance)
+            .map(|c| (c.def.id.clone(), c.clone()))
+            .collect()
     }
 
     /// Removes an instance and its checks; returns the removed check ids, None if unknown.

@@ -236,10 +236,22 @@ impl CheckBody {
         let interval = opt_duration("Interval", self.interval.as_ref())?;
         let kind = match (self.tcp, self.http, ttl) {
             (Some(addr), None, None) => CheckKind::Tcp(addr),
-            (None, Some(url), None) => CheckKind::Http {
-                url,
-                method: self.method.unwrap_or_else(|| "GET".into()),
-            },
+            (None, Some(url), None) => {
+                let method = self.method.filter(|m| !m.is_empty());
+                let method = method.unwrap_or_else(|| "GET".into());
+                if !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                    return Err(format!(
+                        "Method {method:?} is not an HTTP method (GET, HEAD...)"
+                    ));
+                }
+                if url
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+                {
+                    return Err(format!("HTTP {url:?} has a space or a control character"));
+                }
+                CheckKind::Http { url, method }
+            }
             (None, None, Some(ttl)) if ttl > Duration::ZERO => CheckKind::Ttl(ttl),
             (None, None, Some(_)) => return Err("TTL must be > 0 for TTL checks".into()),
             (None, None, None) => {
@@ -434,6 +446,10 @@ mod tests {
         assert_eq!(
             err(r#"{"name": "a", "check": {"args": ["/bin/true"], "interval": "1s"}}"#),
             "Invalid check: Check: a script (Args) check: conclave registry runs TCP, HTTP and TTL checks only"
+        );
+        assert_eq!(
+            err(r#"{"name": "a", "check": {"http": "http://h/\r\nX: y", "interval": "1s"}}"#),
+            "Invalid check: Check: HTTP \"http://h/\\r\\nX: y\" has a space or a control character"
         );
         assert_eq!(
             err(r#"{"name": "a", "check": {"tcp": "h:1", "interval": "5"}}"#),
