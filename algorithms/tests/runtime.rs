@@ -62,6 +62,11 @@ impl Drop for Nodes {
 impl Nodes {
     /// Four Bully nodes a..d with priorities 1..4, on ports from the OS.
     fn start(key: Option<&ClusterKey>) -> (Nodes, Cluster) {
+        Nodes::start_with(key, None)
+    }
+
+    /// As [`Nodes::start`], every node obeying the block file `blocks` if given.
+    fn start_with(key: Option<&ClusterKey>, blocks: Option<&Path>) -> (Nodes, Cluster) {
         let listeners: Vec<_> = NAMES
             .iter()
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
@@ -81,24 +86,22 @@ impl Nodes {
             .into_iter()
             .enumerate()
             .map(|(i, listener)| {
-                let (stop, shutdown) = watch::channel(false);
-                let (views, view) = watch::channel(View::DOWN);
-                let me = Pid(i as u32);
                 let listen = Listen::Listener(listener);
-                let mut config =
-                    NodeConfig::<Bully>::new(cluster.clone(), me, fast_params(), listen, shutdown);
-                config.views = Some(views);
-                config.key = key.cloned();
-                config.seed = i as u64;
-                config.timing = Timing {
-                    backoff_max: StdDuration::from_millis(200),
-                    ..Timing::default()
-                };
-                let task = tokio::spawn(run_node(config));
-                Some(Node { stop, view, task })
+                Some(start_node(&cluster, Pid(i as u32), listen, key, blocks))
             })
             .collect();
         (Nodes(nodes), cluster)
+    }
+
+    /// The nodes that lead, by Pid.
+    fn leaders(&self) -> Vec<Pid> {
+        (0..self.0.len())
+            .filter(|&i| {
+                let node = self.0[i].as_ref();
+                node.is_some_and(|n| n.view.borrow().role == Role::Leader)
+            })
+            .map(|i| Pid(i as u32))
+            .collect()
     }
 
     /// Whether every running node names `leader`, and `leader` is the leader.
@@ -135,6 +138,97 @@ impl Nodes {
         );
         started.elapsed()
     }
+}
+
+/// One in-process node of `cluster` (fast Bully, seed = its index).
+fn start_node(
+    cluster: &Cluster,
+    me: Pid,
+    listen: Listen,
+    key: Option<&ClusterKey>,
+    blocks: Option<&Path>,
+) -> Node {
+    let (stop, shutdown) = watch::channel(false);
+    let (views, view) = watch::channel(View::DOWN);
+    let mut config = NodeConfig::<Bully>::new(cluster.clone(), me, fast_params(), listen, shutdown);
+    config.views = Some(views);
+    config.key = key.cloned();
+    config.seed = me.0 as u64;
+    config.block_file = blocks.map(Path::to_path_buf);
+    config.timing = Timing {
+        backoff_max: StdDuration::from_millis(200),
+        ..Timing::default()
+    };
+    let task = tokio::spawn(run_node(config));
+    Node { stop, view, task }
+}
+
+/// Replaces the block file at once (a temporary file renamed over it), as `conclave
+/// cluster block` does.
+fn write_blocks(path: &Path, text: &str) {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+/// Seed 002's "Block Connections": the leader d blocked from everyone is a partition
+/// {a, b, c} | {d}. The others elect c while d stays in office: two leaders, as the
+/// simulator predicts (bully_partition_split.ron). Emptying the file heals the links, and
+/// plain Bully keeps both leaders (bully_partition_heal.ron: nothing makes two coordinators
+/// meet); d's restart on the same address makes it the one leader again.
+#[tokio::test]
+async fn bully_on_sockets_obeys_the_block_file_two_leaders_then_one_after_heal_and_restart() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("runtime-blocks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let blocks = dir.join("blocks");
+    let _ = std::fs::remove_file(&blocks);
+    let (mut nodes, cluster) = Nodes::start_with(None, Some(&blocks));
+    let bound = election_bound(&fast_params());
+    nodes.wait_for_leader(Pid(3), bound).await;
+
+    write_blocks(&blocks, "# d cut off\na d\nb d\nc d\n");
+    let d = nodes.0[3].take().unwrap();
+    nodes.wait_for_leader(Pid(2), bound).await;
+    assert_eq!(
+        d.view.borrow().role,
+        Role::Leader,
+        "d stays in office alone"
+    );
+    nodes.0[3] = Some(d);
+    assert_eq!(nodes.leaders(), vec![Pid(2), Pid(3)]);
+
+    // Healed: the two leaders stay (no step of plain Bully makes them meet).
+    write_blocks(&blocks, "");
+    tokio::time::sleep(bound).await;
+    assert_eq!(nodes.leaders(), vec![Pid(2), Pid(3)]);
+
+    // d restarts on its address: its election reaches everyone, and it leads alone.
+    let d = nodes.0[3].take().unwrap();
+    d.stop.send_replace(true);
+    let stopped = timeout(StdDuration::from_secs(2), d.task).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+    let address = cluster.member(Pid(3)).address.clone().unwrap();
+    let listen = Listen::Address(address);
+    nodes.0[3] = Some(start_node(&cluster, Pid(3), listen, None, Some(&blocks)));
+    nodes.wait_for_leader(Pid(3), bound).await;
+    assert_eq!(nodes.leaders(), vec![Pid(3)]);
+}
+
+/// A block between two followers (a b) drops their messages both ways, and nothing else:
+/// the leader keeps its office. The positive control of the test above's partition.
+#[tokio::test]
+async fn a_blocked_pair_of_followers_leaves_the_leader_in_office() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("runtime-blocks-followers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let blocks = dir.join("blocks");
+    write_blocks(&blocks, "a b\n");
+    let (nodes, _) = Nodes::start_with(None, Some(&blocks));
+    let bound = election_bound(&fast_params());
+    nodes.wait_for_leader(Pid(3), bound).await;
+    tokio::time::sleep(StdDuration::from_secs(1)).await;
+    assert!(nodes.agree_on(Pid(3)));
 }
 
 #[tokio::test]

@@ -15,7 +15,9 @@
 //! parameter exits with status 2; a failure to start (the address is taken) with 1.
 
 use clap::{Parser, ValueEnum};
-use conclave_algorithms::net::runtime::{run_node, Listen, NodeConfig};
+use conclave_algorithms::net::runtime::{
+    run_node, stop_on_signals, stop_on_stdin, Listen, NodeConfig,
+};
 use conclave_algorithms::net::ClusterKey;
 use conclave_algorithms::{Algorithm, Cluster, Member, Pid};
 use serde::de::DeserializeOwned;
@@ -77,6 +79,10 @@ struct Args {
     /// Where to write the trace log, one JSON object per event.
     #[arg(long)]
     trace_log: Option<PathBuf>,
+    /// A file of blocked links, `a b` a line (node names): messages between them are
+    /// dropped both ways. Read again when it changes.
+    #[arg(long)]
+    block_file: Option<PathBuf>,
 }
 
 /// A mistake in the flags or the files they name: exit status 2.
@@ -162,6 +168,7 @@ where
     config.cluster_name = args.cluster.clone();
     config.seed = seed;
     config.trace_log = args.trace_log.clone();
+    config.block_file = args.block_file.clone();
     config.on_leader = args.on_leader.clone();
     config.on_follower = args.on_follower.clone();
 
@@ -170,8 +177,8 @@ where
         .build()
         .map_err(|e| Usage(format!("cannot start the runtime: {e}")))?;
     let result = runtime.block_on(async move {
-        watch_stdin(stop.clone());
-        tokio::spawn(watch_signals(stop));
+        stop_on_stdin(stop.clone(), false);
+        tokio::spawn(stop_on_signals(stop));
         run_node(config).await
     });
     Ok(match result {
@@ -228,37 +235,4 @@ fn cluster_of(entries: &[String]) -> Result<Cluster, Usage> {
         }
     }
     Ok(Cluster::new(members))
-}
-
-/// `q` and Enter on stdin stops the node; the end of stdin does not (it may be /dev/null).
-fn watch_stdin(stop: watch::Sender<bool>) {
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match std::io::stdin().read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if line.trim() == "q" => {
-                    stop.send_replace(true);
-                    return;
-                }
-                Ok(_) => {}
-            }
-        }
-    });
-}
-
-/// SIGTERM or Ctrl-C stops the node.
-async fn watch_signals(stop: watch::Sender<bool>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        stop.send_replace(true);
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    stop.send_replace(true);
 }

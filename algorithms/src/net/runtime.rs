@@ -22,6 +22,13 @@
 //! - **Stopping**: on the shutdown signal the driver's leave handler runs, its sends go out,
 //!   every connection gets an [`Envelope::Leave`], the writers get
 //!   [`Timing::flush_timeout`] to finish, then the node stops.
+//! - **Blocked links** (seed 002's "Block Connections"): with [`NodeConfig::block_file`],
+//!   a file of node-name pairs (`a b`, one a line, `#` comments) is read at start and again
+//!   when its modification time or length changes (polled every [`BLOCK_POLL`]; a missing
+//!   file blocks nothing; at most [`BLOCK_FILE_MAX`] bytes are read). A message between a
+//!   blocked pair, either way, is dropped with a log line (`event=drop ... reason=blocked`):
+//!   at send it is not queued, at receive it never reaches the driver. The trace log still
+//!   shows the `send`, as it does for any message that is lost.
 //! - **Randomness**: a ChaCha8 stream from [`NodeConfig::seed`] (stream 3, the simulator's
 //!   algorithm stream), logged at start.
 //!
@@ -88,11 +95,11 @@ use super::{
     FrameEncoder, Hello, WireConfig,
 };
 use crate::driver::{Driver, Env, Output, Ready};
-use crate::{Algorithm, Cluster, MemberKind, Pid, Random, Role, Time, View};
+use crate::{Algorithm, Cluster, MemberKind, Message, Pid, Random, Role, Time, View};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
@@ -106,6 +113,12 @@ use tokio::time::{timeout, Instant};
 
 /// The ChaCha stream of the algorithm's draws (the simulator's `ALGORITHM_STREAM`).
 pub const ALGORITHM_STREAM: u64 = 3;
+
+/// How often a node looks at its block file for a change.
+pub const BLOCK_POLL: StdDuration = StdDuration::from_millis(100);
+
+/// The most of a block file a node reads; the rest is ignored, with a log line.
+pub const BLOCK_FILE_MAX: u64 = 64 * 1024;
 
 /// Where a node accepts connections.
 #[derive(Debug)]
@@ -169,6 +182,8 @@ pub struct NodeConfig<A: Algorithm> {
     pub incarnation: u64,
     /// Where to write the trace log (see the module docs), if anywhere.
     pub trace_log: Option<PathBuf>,
+    /// A file of blocked pairs of members (see the module docs), if any.
+    pub block_file: Option<PathBuf>,
     /// A shell command (`sh -c`) started when the node becomes leader.
     pub on_leader: Option<String>,
     /// A shell command started when the node becomes a follower.
@@ -201,6 +216,7 @@ impl<A: Algorithm> NodeConfig<A> {
             seed: 0,
             incarnation: 0,
             trace_log: None,
+            block_file: None,
             on_leader: None,
             on_follower: None,
             shutdown,
@@ -248,6 +264,7 @@ where
         seed,
         incarnation,
         trace_log,
+        block_file,
         on_leader,
         on_follower,
         mut shutdown,
@@ -341,8 +358,12 @@ where
         },
         role: Role::Idle,
         views,
+        blocks: block_file.map(Blocks::new),
     };
+    node.reload_blocks();
     node.start(&params, seed);
+    let mut block_poll = tokio::time::interval(BLOCK_POLL);
+    block_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next_due = node.timers.keys().next().map(|&(due, _)| due);
         let sleep = async {
@@ -356,6 +377,7 @@ where
             _ = shutdown.wait_for(|&stop| stop) => break,
             Some(incoming) = inbox.recv() => node.deliver(incoming),
             _ = sleep => node.fire_due(),
+            _ = block_poll.tick(), if node.blocks.is_some() => node.reload_blocks(),
         }
     }
     node.leave();
@@ -389,6 +411,46 @@ async fn bind(listen: Listen) -> Result<TcpListener, RuntimeError> {
         }
     };
     bound.map_err(|source| RuntimeError::Listen { address, source })
+}
+
+/// Stops the node on `q` and Enter on stdin (read by a thread of its own). With
+/// `eof_stops`, the end of stdin stops it too: a parent holding the node's stdin as a pipe
+/// then stops it by exiting, even when killed. Without, stdin may be /dev/null.
+pub fn stop_on_stdin(stop: watch::Sender<bool>, eof_stops: bool) {
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match std::io::stdin().read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    if eof_stops {
+                        stop.send_replace(true);
+                    }
+                    return;
+                }
+                Ok(_) if line.trim() == "q" => {
+                    stop.send_replace(true);
+                    return;
+                }
+                Ok(_) => {}
+            }
+        }
+    });
+}
+
+/// Stops the node on SIGTERM or Ctrl-C (SIGINT).
+pub async fn stop_on_signals(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.send_replace(true);
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    stop.send_replace(true);
 }
 
 fn micros(us: u64) -> StdDuration {
@@ -470,6 +532,103 @@ struct Node<A: Algorithm> {
     hooks: Hooks,
     role: Role,
     views: Option<watch::Sender<View>>,
+    blocks: Option<Blocks>,
+}
+
+/// The blocked pairs of a block file, and what the file looked like when last read.
+struct Blocks {
+    path: PathBuf,
+    /// (modification time, length) at the last read; `None` when the file was missing.
+    stamp: Option<(std::time::SystemTime, u64)>,
+    read_once: bool,
+    /// Each pair with the smaller name first.
+    pairs: BTreeSet<(String, String)>,
+    /// Messages dropped because of a block, both ways.
+    dropped: u64,
+}
+
+impl Blocks {
+    fn new(path: PathBuf) -> Self {
+        Blocks {
+            path,
+            stamp: None,
+            read_once: false,
+            pairs: BTreeSet::new(),
+            dropped: 0,
+        }
+    }
+
+    fn blocks(&self, a: &str, b: &str) -> bool {
+        let pair = if a <= b { (a, b) } else { (b, a) };
+        self.pairs
+            .iter()
+            .any(|(x, y)| x.as_str() == pair.0 && y.as_str() == pair.1)
+    }
+
+    /// Reads the file again if it changed; whether the pairs changed.
+    fn reload(&mut self, log: &Log) -> bool {
+        let stamp = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len()));
+        if self.read_once && stamp == self.stamp {
+            return false;
+        }
+        self.read_once = true;
+        self.stamp = stamp;
+        let text = match stamp {
+            None => String::new(),
+            Some(_) => match read_bounded(&self.path) {
+                Ok(text) => text,
+                Err(e) => {
+                    log.line(format_args!(
+                        "event=block_file_unreadable path={} error={e:?} (blocks kept)",
+                        self.path.display()
+                    ));
+                    return false;
+                }
+            },
+        };
+        let pairs = parse_blocks(&text, &self.path, log);
+        if pairs == self.pairs {
+            return false;
+        }
+        self.pairs = pairs;
+        true
+    }
+}
+
+fn read_bounded(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(BLOCK_FILE_MAX)
+        .read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The pairs of a block file: `a b` a line; blank lines and `#` comments skipped, a line
+/// of another shape logged and skipped.
+fn parse_blocks(text: &str, path: &std::path::Path, log: &Log) -> BTreeSet<(String, String)> {
+    let mut pairs = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = line.split_whitespace().collect();
+        match names[..] {
+            [a, b] if a != b => {
+                let (a, b) = if a <= b { (a, b) } else { (b, a) };
+                pairs.insert((a.to_string(), b.to_string()));
+            }
+            _ => log.line(format_args!(
+                "event=block_file_bad_line path={} line={} text={line:?} (want two different names)",
+                path.display(),
+                i + 1
+            )),
+        }
+    }
+    pairs
 }
 
 impl<A: Algorithm> Node<A>
@@ -526,7 +685,49 @@ where
         self.carry_out(now);
     }
 
+    /// Reads the block file again if it changed, and logs the new pairs.
+    fn reload_blocks(&mut self) {
+        let Some(blocks) = &mut self.blocks else {
+            return;
+        };
+        if blocks.reload(&self.log) {
+            let pairs: Vec<String> = blocks
+                .pairs
+                .iter()
+                .map(|(a, b)| format!("{a}-{b}"))
+                .collect();
+            self.log.line(format_args!(
+                "event=blocks pairs={}",
+                if pairs.is_empty() {
+                    "-".to_string()
+                } else {
+                    pairs.join(",")
+                }
+            ));
+        }
+    }
+
+    /// Whether the link to or from `peer` is blocked; counts and logs the drop if so.
+    fn blocked(&mut self, peer: Pid, direction: &str, kind: &str) -> bool {
+        let Some(blocks) = &mut self.blocks else {
+            return false;
+        };
+        let peer = self.cluster.name(peer);
+        if !blocks.blocks(&self.name, peer) {
+            return false;
+        }
+        blocks.dropped += 1;
+        self.log.line(format_args!(
+            "event=drop {direction}={peer} reason=blocked kind={kind} blocked_total={}",
+            blocks.dropped
+        ));
+        true
+    }
+
     fn deliver(&mut self, Incoming { from, msg }: Incoming<A::Msg>) {
+        if from != self.driver.me() && self.blocked(from, "from", msg.kind()) {
+            return;
+        }
         let now = self.now();
         let traced = self
             .trace
@@ -679,6 +880,9 @@ where
     fn send(&mut self, to: Pid, msg: A::Msg) {
         if to == self.driver.me() {
             let _ = self.inbox.try_send(Incoming { from: to, msg });
+            return;
+        }
+        if self.blocked(to, "to", msg.kind()) {
             return;
         }
         let Some(outbox) = self.outboxes.get(to.index()).and_then(Option::as_ref) else {
