@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 mod compare;
 mod conform;
 mod explore;
+mod node;
 mod record;
 mod report;
 mod shrink;
@@ -213,6 +214,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
     },
+    /// Run one node of a scenario on real sockets (TCP), until `q`, Ctrl-C or SIGTERM.
+    Node(node::Args),
 }
 
 fn main() -> ExitCode {
@@ -228,8 +231,8 @@ fn main() -> ExitCode {
     }));
     // Ctrl-C stops a run (or each run of a check) where it is: its partial summary and
     // replay command are printed, INCOMPLETE. A second Ctrl-C quits at once. The registry
-    // keeps the default: Ctrl-C ends it.
-    if !matches!(cli.command, Command::Registry { .. }) {
+    // keeps the default (Ctrl-C ends it); a real node stops on its own signal handling.
+    if !matches!(cli.command, Command::Registry { .. } | Command::Node(_)) {
         let _ = ctrlc::set_handler(|| {
             if conclave_sim::world::INTERRUPTED.swap(true, Ordering::Relaxed) {
                 std::process::exit(130);
@@ -324,6 +327,7 @@ fn main() -> ExitCode {
         Command::Report { file, out } => report::cmd_report(&file, out.as_deref()),
         Command::Compare(args) => compare::cmd_compare(&args),
         Command::Registry { listen, token_file } => cmd_registry(listen, token_file.as_deref()),
+        Command::Node(args) => node::cmd_node(&args),
     })
     .unwrap_or(INTERNAL);
     ExitCode::from(code)

@@ -1,0 +1,232 @@
+//! `conclave node`: one node of a scenario's cluster on real sockets, run by the same
+//! runtime as `conclave-node` (`conclave_algorithms::net::runtime`).
+//!
+//! The scenario gives the algorithm, its parameters and the members (names, priorities);
+//! each node is reached at its `address`, or at `127.0.0.1:(P + index)` with `--base-port P`
+//! when it has none. The scenario's network, faults and expectations are the simulator's
+//! and are not used here.
+//!
+//! ```text
+//! conclave node --scenario scenarios/bully_coordinator_crash.ron --name n4 --base-port 7000
+//! ```
+//!
+//! `q` and Enter on stdin, SIGTERM or Ctrl-C stop the node gracefully (and, with
+//! `--stop-on-stdin-eof`, the end of stdin). A bad flag or scenario exits with 2, a failure
+//! to start (the address is taken) with 1.
+
+use crate::{print_scenario_error, BAD_INPUT, HELD};
+use conclave_algorithms::net::runtime::{
+    run_node, stop_on_signals, stop_on_stdin, Listen, NodeConfig,
+};
+use conclave_algorithms::net::ClusterKey;
+use conclave_algorithms::{Algorithm, Cluster, Pid};
+use conclave_sim::scenario::Scenario;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use tokio::sync::watch;
+
+/// The node could not start (its address is taken, its trace log cannot be written).
+const NOT_STARTED: u8 = 1;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The scenario (RON): algorithm, parameters and nodes.
+    #[arg(long, value_name = "FILE")]
+    pub scenario: PathBuf,
+    /// This node's name in the scenario.
+    #[arg(long)]
+    pub name: String,
+    /// Nodes without an `address` listen on 127.0.0.1:(P + their index in the scenario).
+    #[arg(long, value_name = "P")]
+    pub base_port: Option<u16>,
+    /// Where to accept connections; defaults to this node's address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The cluster's seed (default: the scenario's first): it draws the priorities of a
+    /// scenario with random ids, the same on every node; node i draws from S + i.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// A file holding the cluster key (at least 16 bytes): every frame is authenticated.
+    #[arg(long, value_name = "FILE")]
+    pub cluster_key_file: Option<PathBuf>,
+    /// A command (`sh -c`) started when this node becomes leader.
+    #[arg(long, value_name = "CMD")]
+    pub on_leader: Option<String>,
+    /// A command (`sh -c`) started when this node becomes a follower.
+    #[arg(long, value_name = "CMD")]
+    pub on_follower: Option<String>,
+    /// Where to write the trace log, one JSON object per event.
+    #[arg(long, value_name = "FILE")]
+    pub trace_log: Option<PathBuf>,
+    /// A file of blocked links, `a b` a line (node names): messages between them are
+    /// dropped both ways. Read again when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub block_file: Option<PathBuf>,
+    /// Stop gracefully when stdin ends (`conclave cluster up` holds each node's stdin, so
+    /// its nodes stop when it dies).
+    #[arg(long)]
+    pub stop_on_stdin_eof: bool,
+}
+
+/// A scenario's node as a real process sees it.
+#[derive(Clone, Debug)]
+pub struct Place {
+    pub name: String,
+    pub address: String,
+}
+
+/// Where each node of `scenario` listens: its `address`, else 127.0.0.1:(base + index);
+/// an error naming the first node that has neither.
+pub fn places(scenario: &Scenario, base_port: Option<u16>) -> Result<Vec<Place>, String> {
+    let mut places = Vec::with_capacity(scenario.nodes.len());
+    for (i, node) in scenario.nodes.iter().enumerate() {
+        let address = match (&node.address, base_port) {
+            (Some(address), _) => address.clone(),
+            (None, Some(base)) => {
+                let port = u16::try_from(u32::from(base) + i as u32).map_err(|_| {
+                    format!(
+                        "node {:?}: --base-port {base} + {i} is past port 65535",
+                        node.name
+                    )
+                })?;
+                format!("127.0.0.1:{port}")
+            }
+            (None, None) => {
+                return Err(format!(
+                    "node {:?} has no address in the scenario: give it one, or give --base-port",
+                    node.name
+                ))
+            }
+        };
+        places.push(Place {
+            name: node.name.clone(),
+            address,
+        });
+    }
+    Ok(places)
+}
+
+/// Loads a scenario, printing its error (with the line) when it has one.
+pub fn load(path: &Path) -> Option<Scenario> {
+    match Scenario::load(path) {
+        Ok(scenario) => Some(scenario),
+        Err(e) => {
+            print_scenario_error(&e);
+            None
+        }
+    }
+}
+
+pub fn cmd_node(args: &Args) -> u8 {
+    let Some(scenario) = load(&args.scenario) else {
+        return BAD_INPUT;
+    };
+    match prepare(&scenario, args) {
+        Ok(setup) => conclave_sim::with_algorithm!(&scenario.algorithm, |A, p| {
+            run::<A>(setup, p.clone(), args)
+        }),
+        Err(message) => {
+            eprintln!("error: {message}");
+            BAD_INPUT
+        }
+    }
+}
+
+/// What every algorithm's node needs from the scenario and the flags.
+struct Setup {
+    cluster: Cluster,
+    me: Pid,
+    listen: String,
+    key: Option<ClusterKey>,
+    seed: u64,
+}
+
+fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
+    let index = scenario
+        .nodes
+        .iter()
+        .position(|n| n.name == args.name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = scenario.nodes.iter().map(|n| n.name.as_str()).collect();
+            format!(
+                "--name {:?} is not a node of {}: {}",
+                args.name,
+                args.scenario.display(),
+                names.join(", ")
+            )
+        })?;
+    let places = places(scenario, args.base_port)?;
+    let seed = args
+        .seed
+        .unwrap_or_else(|| scenario.seeds.first().copied().unwrap_or(0));
+    let mut cluster = conclave_sim::run::cluster_of(scenario, seed);
+    for (member, place) in cluster.members.iter_mut().zip(&places) {
+        member.address = Some(place.address.clone());
+    }
+    for member in &cluster.members[places.len()..] {
+        eprintln!(
+            "warning: the scenario's service {:?} has no process on real sockets: messages to it are dropped",
+            member.name
+        );
+    }
+    let key = match &args.cluster_key_file {
+        Some(path) => Some(ClusterKey::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok(Setup {
+        cluster,
+        me: Pid(index as u32),
+        listen: args
+            .listen
+            .clone()
+            .unwrap_or_else(|| places[index].address.clone()),
+        key,
+        seed,
+    })
+}
+
+fn run<A>(setup: Setup, params: A::Params, args: &Args) -> u8
+where
+    A: Algorithm + Send + 'static,
+    A::Msg: Send + Sync + 'static,
+    A::Timer: Send,
+    A::Params: Serialize + Send,
+{
+    let node_seed = setup.seed.wrapping_add(u64::from(setup.me.0));
+    eprintln!(
+        "conclave node: node={} listen={} seed={} node_seed={node_seed} (rerun with --seed {} for the same draws)",
+        args.name, setup.listen, setup.seed, setup.seed
+    );
+    let (stop, shutdown) = watch::channel(false);
+    let listen = Listen::Address(setup.listen);
+    let mut config = NodeConfig::<A>::new(setup.cluster, setup.me, params, listen, shutdown);
+    config.key = setup.key;
+    config.seed = node_seed;
+    config.trace_log = args.trace_log.clone();
+    config.block_file = args.block_file.clone();
+    config.on_leader = args.on_leader.clone();
+    config.on_follower = args.on_follower.clone();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return NOT_STARTED;
+        }
+    };
+    let eof_stops = args.stop_on_stdin_eof;
+    let result = runtime.block_on(async move {
+        stop_on_stdin(stop.clone(), eof_stops);
+        tokio::spawn(stop_on_signals(stop));
+        run_node(config).await
+    });
+    match result {
+        Ok(()) => HELD,
+        Err(e) => {
+            eprintln!("error: {e}");
+            NOT_STARTED
+        }
+    }
+}
