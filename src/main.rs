@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod cluster;
 mod compare;
 mod conform;
 mod explore;
@@ -216,6 +217,8 @@ enum Command {
     },
     /// Run one node of a scenario on real sockets (TCP), until `q`, Ctrl-C or SIGTERM.
     Node(node::Args),
+    /// Run a scenario's nodes as processes on this machine, and crash, pause or cut them off.
+    Cluster(cluster::Args),
 }
 
 fn main() -> ExitCode {
@@ -231,8 +234,12 @@ fn main() -> ExitCode {
     }));
     // Ctrl-C stops a run (or each run of a check) where it is: its partial summary and
     // replay command are printed, INCOMPLETE. A second Ctrl-C quits at once. The registry
-    // keeps the default (Ctrl-C ends it); a real node stops on its own signal handling.
-    if !matches!(cli.command, Command::Registry { .. } | Command::Node(_)) {
+    // keeps the default (Ctrl-C ends it); real nodes and the cluster runner stop on their
+    // own signal handling.
+    if !matches!(
+        cli.command,
+        Command::Registry { .. } | Command::Node(_) | Command::Cluster(_)
+    ) {
         let _ = ctrlc::set_handler(|| {
             if conclave_sim::world::INTERRUPTED.swap(true, Ordering::Relaxed) {
                 std::process::exit(130);
@@ -328,6 +335,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::cmd_compare(&args),
         Command::Registry { listen, token_file } => cmd_registry(listen, token_file.as_deref()),
         Command::Node(args) => node::cmd_node(&args),
+        Command::Cluster(args) => cluster::cmd_cluster(&args),
     })
     .unwrap_or(INTERNAL);
     ExitCode::from(code)

@@ -1,0 +1,665 @@
+//! `conclave cluster`: a scenario's nodes as `conclave node` processes on this machine
+//! (seed 002's process runner), and the commands that kill, restart, pause and cut them off
+//! from each other while they run (its log server's "Block Connections").
+//!
+//! `cluster up` starts one process per node, each with `--trace-log DIR/<name>.jsonl`,
+//! `--block-file DIR/blocks` and `--stop-on-stdin-eof` (its stdin is a pipe from the runner,
+//! so the nodes stop when the runner dies, however it dies); writes `DIR/cluster.json`;
+//! prints each role change the trace logs show; on Ctrl-C or SIGTERM stops every node
+//! (SIGTERM, SIGKILL after [`STOP_BOUND`]) and exits. The other commands read
+//! `DIR/cluster.json`; `restart` asks the runner (a file in `DIR/requests/`), so that every
+//! node stays the runner's child.
+//!
+//! ```text
+//! conclave cluster up scenarios/bully_coordinator_crash.ron --base-port 7000
+//! conclave cluster kill n4
+//! conclave cluster block n1 n3
+//! conclave cluster heal
+//! ```
+
+use crate::node::{self, Place};
+use crate::{BAD_INPUT, HELD};
+use nix::sys::signal::{kill, Signal};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long stopped nodes get to leave gracefully before SIGKILL.
+pub const STOP_BOUND: Duration = Duration::from_secs(3);
+/// How often the runner reads the trace logs, reaps its children and takes requests.
+const POLL: Duration = Duration::from_millis(100);
+/// How long `cluster restart` waits for the runner to start the node again.
+const RESTART_BOUND: Duration = Duration::from_secs(10);
+/// A command failed on a cluster that exists (a signal could not be sent, the runner is
+/// gone).
+const FAILED: u8 = 1;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The cluster's folder: cluster.json, blocks, each node's trace log (.jsonl) and
+    /// stderr (.log).
+    #[arg(
+        long,
+        global = true,
+        default_value = ".conclave/cluster",
+        value_name = "DIR"
+    )]
+    pub dir: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Start every node of a scenario as a `conclave node` process and follow their roles
+    /// until Ctrl-C or SIGTERM, which stops them all.
+    Up {
+        scenario: PathBuf,
+        /// Nodes without an `address` listen on 127.0.0.1:(P + their index).
+        #[arg(long, value_name = "P")]
+        base_port: Option<u16>,
+        /// Start only the nodes whose address is on this machine.
+        #[arg(long)]
+        local_only: bool,
+        /// The cluster's seed (default: the scenario's first).
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
+    },
+    /// Kill a node's process (SIGKILL): a crash.
+    Kill { node: String },
+    /// Start a node again with the same flags (stopping it first if it runs).
+    Restart { node: String },
+    /// Freeze a node's process (SIGSTOP).
+    Pause { node: String },
+    /// Thaw a paused node (SIGCONT).
+    Resume { node: String },
+    /// Drop every message between two nodes, both ways.
+    Block { a: String, b: String },
+    /// Let two nodes talk again.
+    Unblock { a: String, b: String },
+    /// Remove every block.
+    Heal,
+}
+
+/// DIR/cluster.json.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct State {
+    pub runner_pid: u32,
+    pub scenario: PathBuf,
+    pub seed: u64,
+    pub nodes: Vec<NodeState>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NodeState {
+    pub name: String,
+    pub address: String,
+    /// The process's pid, the last one started; none for a node not started here.
+    pub pid: Option<u32>,
+    pub trace_log: PathBuf,
+    /// The `conclave` arguments the node runs with.
+    pub args: Vec<String>,
+    pub restarts: u32,
+}
+
+pub fn cmd_cluster(args: &Args) -> u8 {
+    let dir = &args.dir;
+    let result = match &args.command {
+        Command::Up {
+            scenario,
+            base_port,
+            local_only,
+            seed,
+        } => return up(dir, scenario, *base_port, *local_only, *seed),
+        Command::Kill { node } => signal_node(dir, node, Signal::SIGKILL, "killed"),
+        Command::Pause { node } => signal_node(dir, node, Signal::SIGSTOP, "paused"),
+        Command::Resume { node } => signal_node(dir, node, Signal::SIGCONT, "resumed"),
+        Command::Restart { node } => restart(dir, node),
+        Command::Block { a, b } => edit_blocks(dir, |pairs, state| {
+            let pair = pair_of(state, a, b)?;
+            pairs.retain(|p| *p != pair);
+            pairs.push(pair);
+            Ok(format!("blocked {a} <-> {b}"))
+        }),
+        Command::Unblock { a, b } => edit_blocks(dir, |pairs, state| {
+            let pair = pair_of(state, a, b)?;
+            pairs.retain(|p| *p != pair);
+            Ok(format!("unblocked {a} <-> {b}"))
+        }),
+        Command::Heal => edit_blocks(dir, |pairs, _| {
+            pairs.clear();
+            Ok("healed: no blocks".to_string())
+        }),
+    };
+    match result {
+        Ok(message) => {
+            println!("{message}");
+            HELD
+        }
+        Err((code, message)) => {
+            eprintln!("error: {message}");
+            code
+        }
+    }
+}
+
+type Outcome = Result<String, (u8, String)>;
+
+fn bad(message: String) -> (u8, String) {
+    (BAD_INPUT, message)
+}
+
+fn state_path(dir: &Path) -> PathBuf {
+    dir.join("cluster.json")
+}
+
+fn read_state(dir: &Path) -> Result<State, (u8, String)> {
+    let path = state_path(dir);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        bad(format!(
+            "no cluster in {} ({}: {e}); start one with `conclave cluster up SCENARIO --dir {}`",
+            dir.display(),
+            path.display(),
+            dir.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))
+}
+
+/// Writes a file at once: a temporary file in the same folder, renamed over it.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp.{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}
+
+fn write_state(dir: &Path, state: &State) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(state).map_err(std::io::Error::other)?;
+    write_atomically(&state_path(dir), format!("{text}\n").as_bytes())
+}
+
+fn find<'s>(state: &'s State, name: &str) -> Result<&'s NodeState, (u8, String)> {
+    state.nodes.iter().find(|n| n.name == name).ok_or_else(|| {
+        let names: Vec<&str> = state.nodes.iter().map(|n| n.name.as_str()).collect();
+        bad(format!(
+            "unknown node {name:?}: the cluster's nodes are {}",
+            names.join(", ")
+        ))
+    })
+}
+
+fn alive(pid: u32) -> bool {
+    kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+fn signal_node(dir: &Path, name: &str, signal: Signal, done: &str) -> Outcome {
+    let state = read_state(dir)?;
+    let node = find(&state, name)?;
+    let Some(pid) = node.pid else {
+        return Err(bad(format!(
+            "{name} was not started by this cluster's runner"
+        )));
+    };
+    kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+        .map_err(|e| (FAILED, format!("{name} (pid {pid}): {signal}: {e}")))?;
+    Ok(format!("{done} {name} (pid {pid}, {signal})"))
+}
+
+fn restart(dir: &Path, name: &str) -> Outcome {
+    let state = read_state(dir)?;
+    let node = find(&state, name)?;
+    if node.pid.is_none() {
+        return Err(bad(format!(
+            "{name} was not started by this cluster's runner"
+        )));
+    }
+    if !alive(state.runner_pid) {
+        return Err((
+            FAILED,
+            format!(
+                "the cluster's runner (pid {}) is not running",
+                state.runner_pid
+            ),
+        ));
+    }
+    let restarts = node.restarts;
+    let requests = dir.join("requests");
+    std::fs::create_dir_all(&requests)
+        .and_then(|()| write_atomically(&requests.join(name), b"restart\n"))
+        .map_err(|e| (FAILED, format!("{}: {e}", requests.display())))?;
+    let asked = Instant::now();
+    while asked.elapsed() < RESTART_BOUND {
+        std::thread::sleep(POLL);
+        let state = read_state(dir)?;
+        let node = find(&state, name)?;
+        if node.restarts > restarts {
+            return Ok(format!(
+                "restarted {name} (pid {})",
+                node.pid.unwrap_or_default()
+            ));
+        }
+    }
+    Err((
+        FAILED,
+        format!("the runner did not restart {name} within {RESTART_BOUND:?}"),
+    ))
+}
+
+/// A blocked pair, its names in order; an error unless both are nodes, and different.
+fn pair_of(state: &State, a: &str, b: &str) -> Result<(String, String), (u8, String)> {
+    find(state, a)?;
+    find(state, b)?;
+    if a == b {
+        return Err(bad(format!("cannot block {a} from itself")));
+    }
+    Ok(if a <= b {
+        (a.to_string(), b.to_string())
+    } else {
+        (b.to_string(), a.to_string())
+    })
+}
+
+/// Reads DIR/blocks, changes its pairs, and writes it back at once.
+fn edit_blocks(
+    dir: &Path,
+    change: impl FnOnce(&mut Vec<(String, String)>, &State) -> Outcome,
+) -> Outcome {
+    let state = read_state(dir)?;
+    let path = dir.join("blocks");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut pairs: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|line| {
+            let mut names = line.split('#').next()?.split_whitespace();
+            let (a, b) = (names.next()?, names.next()?);
+            Some(if a <= b { (a, b) } else { (b, a) })
+        })
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let message = change(&mut pairs, &state)?;
+    pairs.sort();
+    pairs.dedup();
+    let text: String = pairs.iter().map(|(a, b)| format!("{a} {b}\n")).collect();
+    write_atomically(&path, text.as_bytes())
+        .map_err(|e| (FAILED, format!("{}: {e}", path.display())))?;
+    Ok(message)
+}
+
+/// Whether `address`'s host is this machine: a loopback address, or one a UDP socket can
+/// bind to.
+pub fn is_local(address: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let Ok(resolved) = address.to_socket_addrs() else {
+        return false;
+    };
+    resolved
+        .into_iter()
+        .any(|a| a.ip().is_loopback() || std::net::UdpSocket::bind((a.ip(), 0)).is_ok())
+}
+
+/// One node process of the runner.
+struct Running {
+    child: Option<Child>,
+    tail: Tail,
+}
+
+fn up(
+    dir: &Path,
+    scenario_path: &Path,
+    base_port: Option<u16>,
+    local_only: bool,
+    seed: Option<u64>,
+) -> u8 {
+    let Some(scenario) = node::load(scenario_path) else {
+        return BAD_INPUT;
+    };
+    let places = match node::places(&scenario, base_port) {
+        Ok(places) => places,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return BAD_INPUT;
+        }
+    };
+    if let Ok(old) = read_state(dir) {
+        if old.runner_pid != std::process::id() && alive(old.runner_pid) {
+            eprintln!(
+                "error: a cluster runs in {} already (runner pid {}); stop it, or give another --dir",
+                dir.display(),
+                old.runner_pid
+            );
+            return BAD_INPUT;
+        }
+    }
+    let seed = seed.unwrap_or_else(|| scenario.seeds.first().copied().unwrap_or(0));
+    match start_all(dir, scenario_path, &places, base_port, local_only, seed) {
+        Ok((state, running)) => follow(dir, state, running),
+        Err(e) => {
+            eprintln!("error: {e}");
+            FAILED
+        }
+    }
+}
+
+fn start_all(
+    dir: &Path,
+    scenario_path: &Path,
+    places: &[Place],
+    base_port: Option<u16>,
+    local_only: bool,
+    seed: u64,
+) -> Result<(State, Vec<Running>), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let scenario = std::fs::canonicalize(scenario_path)
+        .map_err(|e| format!("{}: {e}", scenario_path.display()))?;
+    let blocks = dir.join("blocks");
+    write_atomically(&blocks, b"").map_err(|e| format!("{}: {e}", blocks.display()))?;
+    let mut state = State {
+        runner_pid: std::process::id(),
+        scenario: scenario.clone(),
+        seed,
+        nodes: Vec::new(),
+    };
+    let mut running = Vec::new();
+    println!(
+        "cluster: scenario={} dir={} seed={seed} runner_pid={}",
+        scenario.display(),
+        dir.display(),
+        std::process::id()
+    );
+    for place in places {
+        let trace_log = dir.join(format!("{}.jsonl", place.name));
+        let mut args: Vec<String> = vec!["node".into(), "--scenario".into()];
+        args.push(scenario.display().to_string());
+        args.extend(["--name".into(), place.name.clone()]);
+        if let Some(base) = base_port {
+            args.extend(["--base-port".into(), base.to_string()]);
+        }
+        args.extend(["--seed".into(), seed.to_string()]);
+        args.extend(["--trace-log".into(), trace_log.display().to_string()]);
+        args.extend(["--block-file".into(), blocks.display().to_string()]);
+        args.push("--stop-on-stdin-eof".into());
+        let start = !local_only || is_local(&place.address);
+        let child = if start {
+            let _ = std::fs::remove_file(&trace_log);
+            Some(spawn(&dir, &place.name, &args)?)
+        } else {
+            None
+        };
+        match &child {
+            Some(child) => println!(
+                "node={} address={} pid={} trace_log={}",
+                place.name,
+                place.address,
+                child.id(),
+                trace_log.display()
+            ),
+            None => println!(
+                "node={} address={} not started (not an address of this machine)",
+                place.name, place.address
+            ),
+        }
+        state.nodes.push(NodeState {
+            name: place.name.clone(),
+            address: place.address.clone(),
+            pid: child.as_ref().map(Child::id),
+            trace_log: trace_log.clone(),
+            args,
+            restarts: 0,
+        });
+        running.push(Running {
+            child,
+            tail: Tail::new(trace_log),
+        });
+    }
+    write_state(&dir, &state).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok((state, running))
+}
+
+/// Starts `conclave <args>` with its stdin a pipe held by the runner, its stderr in
+/// DIR/<name>.log.
+fn spawn(dir: &Path, name: &str, args: &[String]) -> Result<Child, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find conclave itself: {e}"))?;
+    let log = dir.join(format!("{name}.log"));
+    let stderr = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    Process::new(exe)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot start node {name}: {e}"))
+}
+
+/// Follows the nodes until Ctrl-C or SIGTERM, then stops them.
+fn follow(dir: &Path, mut state: State, mut running: Vec<Running>) -> u8 {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            stop_all(&mut running);
+            return FAILED;
+        }
+    };
+    let started_us = wall_us();
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut tick = tokio::time::interval(POLL);
+        loop {
+            tokio::select! {
+                _ = async {
+                    match term.as_mut() {
+                        Some(term) => term.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => break,
+                _ = tokio::signal::ctrl_c() => break,
+                _ = tick.tick() => {
+                    print_role_changes(&mut running, started_us);
+                    reap(&state, &mut running, started_us);
+                    take_requests(&dir, &mut state, &mut running, started_us);
+                }
+            }
+        }
+    });
+    print_role_changes(&mut running, started_us);
+    println!("cluster: stopping {} node(s)", running.len());
+    stop_all(&mut running);
+    print_role_changes(&mut running, started_us);
+    println!("cluster: stopped");
+    HELD
+}
+
+fn wall_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Notes each node process that has exited.
+fn reap(state: &State, running: &mut [Running], started_us: u64) {
+    for (node, run) in state.nodes.iter().zip(running.iter_mut()) {
+        let Some(child) = &mut run.child else {
+            continue;
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            print_role_changes(std::slice::from_mut(run), started_us);
+            println!("node={} event=exited status={status}", node.name);
+            run.child = None;
+        }
+    }
+}
+
+/// Carries out each `cluster restart` request in DIR/requests.
+fn take_requests(dir: &Path, state: &mut State, running: &mut [Running], started_us: u64) {
+    let requests = dir.join("requests");
+    let Ok(entries) = std::fs::read_dir(&requests) else {
+        return;
+    };
+    let names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| !name.contains(".tmp."))
+        .collect();
+    for name in names {
+        let _ = std::fs::remove_file(requests.join(&name));
+        let Some(i) = state.nodes.iter().position(|n| n.name == name) else {
+            continue;
+        };
+        if let Some(child) = running[i].child.take() {
+            stop_all(&mut [Running {
+                child: Some(child),
+                tail: Tail::new(PathBuf::new()),
+            }]);
+        }
+        print_role_changes(&mut running[i..=i], started_us);
+        let node = &mut state.nodes[i];
+        let _ = std::fs::remove_file(&node.trace_log);
+        match spawn(dir, &node.name, &node.args) {
+            Ok(child) => {
+                println!("node={name} event=restarted pid={}", child.id());
+                node.pid = Some(child.id());
+                node.restarts += 1;
+                running[i] = Running {
+                    child: Some(child),
+                    tail: Tail::new(node.trace_log.clone()),
+                };
+            }
+            Err(e) => println!("node={name} event=restart_failed error={e:?}"),
+        }
+        if let Err(e) = write_state(dir, state) {
+            eprintln!("error: cannot update cluster.json: {e}");
+        }
+    }
+}
+
+/// Stops node processes: SIGCONT (a paused one) and SIGTERM, then SIGKILL those left after
+/// [`STOP_BOUND`]; every one is waited for.
+fn stop_all(running: &mut [Running]) {
+    for child in running.iter_mut().filter_map(|r| r.child.as_mut()) {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = kill(pid, Signal::SIGCONT);
+        let _ = kill(pid, Signal::SIGTERM);
+    }
+    let asked = Instant::now();
+    while asked.elapsed() < STOP_BOUND {
+        let mut left = 0;
+        for child in running.iter_mut().filter_map(|r| r.child.as_mut()) {
+            if !matches!(child.try_wait(), Ok(Some(_))) {
+                left += 1;
+            }
+        }
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for child in running.iter_mut().filter_map(|r| r.child.as_mut()) {
+        if !matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+        }
+        let _ = child.wait();
+    }
+    for run in running.iter_mut() {
+        run.child = None;
+    }
+}
+
+/// The unread end of a trace log.
+struct Tail {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+    /// The last (role, leader) seen.
+    last: Option<(String, String)>,
+}
+
+/// The most of a trace log read in one poll.
+const TAIL_CHUNK: u64 = 1 << 20;
+
+impl Tail {
+    fn new(path: PathBuf) -> Self {
+        Tail {
+            path,
+            offset: 0,
+            partial: Vec::new(),
+            last: None,
+        }
+    }
+
+    /// The role changes of the new lines: a `role` line whose role or leader differs from
+    /// the last one's (a status change alone is left out).
+    fn role_changes(&mut self) -> Vec<RoleChange> {
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return Vec::new();
+        };
+        let mut bytes = Vec::new();
+        let read = file
+            .seek(SeekFrom::Start(self.offset))
+            .and_then(|_| file.take(TAIL_CHUNK).read_to_end(&mut bytes));
+        if read.is_err() {
+            return Vec::new();
+        }
+        self.offset += bytes.len() as u64;
+        self.partial.extend_from_slice(&bytes);
+        let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        let lines: Vec<u8> = self.partial.drain(..=end).collect();
+        let mut changes = Vec::new();
+        for line in lines.split(|&b| b == b'\n') {
+            let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            if event["event"] != "role" {
+                continue;
+            }
+            let text = |key: &str| event[key].as_str().unwrap_or("-").to_string();
+            let now = (text("role"), text("leader"));
+            if self.last.as_ref() == Some(&now) {
+                continue;
+            }
+            self.last = Some(now.clone());
+            changes.push(RoleChange {
+                wall_us: event["wall_us"].as_u64().unwrap_or(0),
+                node: text("node"),
+                role: now.0,
+                leader: now.1,
+            });
+        }
+        changes
+    }
+}
+
+/// A node's new role, as its trace log says.
+struct RoleChange {
+    wall_us: u64,
+    node: String,
+    role: String,
+    leader: String,
+}
+
+/// Prints every node's new role changes in time order, times since `started_us`.
+fn print_role_changes(running: &mut [Running], started_us: u64) {
+    let mut changes: Vec<RoleChange> = running
+        .iter_mut()
+        .flat_map(|r| r.tail.role_changes())
+        .collect();
+    changes.sort_by_key(|c| c.wall_us);
+    for c in changes {
+        let t = c.wall_us.saturating_sub(started_us) as f64 / 1e6;
+        println!(
+            "t={t:.3}s node={} role={} leader={}",
+            c.node, c.role, c.leader
+        );
+    }
+}
