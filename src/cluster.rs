@@ -472,7 +472,8 @@ fn follow(dir: &Path, mut state: State, mut running: Vec<Running>) -> u8 {
         }
     });
     print_role_changes(&mut running, started_us);
-    println!("cluster: stopping {} node(s)", running.len());
+    let left = running.iter().filter(|r| r.child.is_some()).count();
+    println!("cluster: stopping {left} node(s)");
     stop_all(&mut running);
     print_role_changes(&mut running, started_us);
     println!("cluster: stopped");

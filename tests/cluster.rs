@@ -2,7 +2,7 @@
 //! as real processes on 127.0.0.1 elects its highest node, elects the next when the leader
 //! is killed, splits in two under blocks (plain Bully keeps both leaders after the heal, as
 //! the simulator's bully_partition_heal.ron says), takes the old leader back on restart,
-//! and leaves no process behind when the runner stops or dies. Every wait is bounded; a
+//! elects again while it is paused, and leaves no process behind when the runner stops or dies. Every wait is bounded; a
 //! guard kills everything the test started, also when it fails.
 
 use nix::sys::signal::{kill, Signal};
@@ -64,9 +64,14 @@ fn running(pid: u32) -> bool {
     if kill(OsPid::from_raw(pid as i32), None).is_err() {
         return false;
     }
+    process_state(pid) != 'Z'
+}
+
+/// A process's state letter in /proc (R, S, T for stopped, Z...).
+fn process_state(pid: u32) -> char {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-    !state.starts_with('Z')
+    state.chars().next().unwrap_or('?')
 }
 
 /// The node pids cluster.json lists.
@@ -193,7 +198,7 @@ fn wait_gone(pids: &[u32], bound: Duration) {
 }
 
 #[test]
-fn cluster_of_four_bully_processes_kill_block_heal_restart_then_stop_leaves_no_process() {
+fn cluster_of_four_bully_processes_kill_block_heal_restart_pause_then_stop_leaves_no_process() {
     let dir = folder("bully");
     let scenario = dir.join("bully4.ron");
     std::fs::write(&scenario, SCENARIO).unwrap();
@@ -230,6 +235,16 @@ fn cluster_of_four_bully_processes_kill_block_heal_restart_then_stop_leaves_no_p
     // d restarted with its flags: its election bullies everyone, one leader again.
     runner.command(&["restart", "d"]);
     runner.wait_for_leader(&all, "d");
+
+    // d frozen (SIGSTOP): the others elect c; thawed, it runs again; frozen again, the
+    // runner's stop below must still end it (SIGCONT before SIGTERM).
+    runner.command(&["pause", "d"]);
+    runner.wait_for_leader(&["a", "b", "c"], "c");
+    let d = *node_pids(&runner.dir).last().unwrap();
+    assert_eq!(process_state(d), 'T');
+    runner.command(&["resume", "d"]);
+    assert_ne!(process_state(d), 'T');
+    runner.command(&["pause", "d"]);
 
     // Unknown nodes are refused.
     let dir_flag = runner.dir.to_string_lossy().into_owned();
