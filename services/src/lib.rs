@@ -1,1 +1,2 @@
+pub mod gcd;
 pub mod registry;
