@@ -219,6 +219,23 @@ enum Command {
     Node(node::Args),
     /// Run a scenario's nodes as processes on this machine, and crash, pause or cut them off.
     Cluster(cluster::Args),
+    /// Run seed 003's group coordinator daemon: nodes JOIN with their identity (days, student
+    /// id) and address and get the member list back.
+    Gcd {
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50550")]
+        listen: std::net::SocketAddr,
+        /// Wire format: issue 9's frames, or the lab's pickled (name, data) tuples.
+        #[arg(long, value_enum, default_value = "conclave")]
+        wire: GcdWire,
+    },
+}
+
+/// `conclave gcd --wire`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum GcdWire {
+    Conclave,
+    Lab,
 }
 
 fn main() -> ExitCode {
@@ -234,11 +251,11 @@ fn main() -> ExitCode {
     }));
     // Ctrl-C stops a run (or each run of a check) where it is: its partial summary and
     // replay command are printed, INCOMPLETE. A second Ctrl-C quits at once. The registry
-    // keeps the default (Ctrl-C ends it); real nodes and the cluster runner stop on their
-    // own signal handling.
+    // keeps the default, as does the group daemon (Ctrl-C ends them); real nodes and the
+    // cluster runner stop on their own signal handling.
     if !matches!(
         cli.command,
-        Command::Registry { .. } | Command::Node(_) | Command::Cluster(_)
+        Command::Registry { .. } | Command::Gcd { .. } | Command::Node(_) | Command::Cluster(_)
     ) {
         let _ = ctrlc::set_handler(|| {
             if conclave_sim::world::INTERRUPTED.swap(true, Ordering::Relaxed) {
@@ -336,6 +353,7 @@ fn main() -> ExitCode {
         Command::Registry { listen, token_file } => cmd_registry(listen, token_file.as_deref()),
         Command::Node(args) => node::cmd_node(&args),
         Command::Cluster(args) => cluster::cmd_cluster(&args),
+        Command::Gcd { listen, wire } => cmd_gcd(listen, wire),
     })
     .unwrap_or(INTERNAL);
     ExitCode::from(code)
@@ -345,6 +363,27 @@ fn main() -> ExitCode {
 fn cmd_registry(listen: std::net::SocketAddr, token_file: Option<&Path>) -> u8 {
     use conclave_services::registry;
     match registry::Options::new(listen, token_file).and_then(registry::serve) {
+        Ok(()) => HELD,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.is_bad_input() {
+                BAD_INPUT
+            } else {
+                INTERNAL
+            }
+        }
+    }
+}
+
+/// Serves the group coordinator daemon until the process ends; an address it cannot bind
+/// exits 2.
+fn cmd_gcd(listen: std::net::SocketAddr, wire: GcdWire) -> u8 {
+    use conclave_services::gcd;
+    let wire = match wire {
+        GcdWire::Conclave => gcd::Wire::Conclave,
+        GcdWire::Lab => gcd::Wire::Lab,
+    };
+    match gcd::serve(gcd::Options { listen, wire }) {
         Ok(()) => HELD,
         Err(e) => {
             eprintln!("error: {e}");
