@@ -1,2 +1,3 @@
 pub mod gcd;
+pub mod monitor;
 pub mod registry;
