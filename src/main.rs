@@ -229,6 +229,23 @@ enum Command {
         #[arg(long, value_enum, default_value = "conclave")]
         wire: GcdWire,
     },
+    /// Run seed 002's central log server: nodes report to it, /status shows them live with
+    /// the "Block Connections" form, and the log is kept in SQLite.
+    Monitor {
+        /// Address to listen on; a non-loopback one needs --token-file.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4711")]
+        listen: std::net::SocketAddr,
+        /// The SQLite file of the log (created if missing; kept across restarts).
+        #[arg(long, value_name = "FILE", default_value = ".conclave/monitor.sqlite3")]
+        db: PathBuf,
+        /// File holding the token every request must carry (Authorization: Bearer).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+        /// A node without a report for this long is marked stale (500ms, 3s, 1m...).
+        #[arg(long, value_name = "DUR", default_value = "3s",
+              value_parser = conclave_services::registry::wire::parse_duration)]
+        stale_after: std::time::Duration,
+    },
 }
 
 /// `conclave gcd --wire`.
@@ -251,11 +268,15 @@ fn main() -> ExitCode {
     }));
     // Ctrl-C stops a run (or each run of a check) where it is: its partial summary and
     // replay command are printed, INCOMPLETE. A second Ctrl-C quits at once. The registry
-    // keeps the default, as does the group daemon (Ctrl-C ends them); real nodes and the
-    // cluster runner stop on their own signal handling.
+    // keeps the default, as do the group daemon and the monitor (Ctrl-C ends them); real
+    // nodes and the cluster runner stop on their own signal handling.
     if !matches!(
         cli.command,
-        Command::Registry { .. } | Command::Gcd { .. } | Command::Node(_) | Command::Cluster(_)
+        Command::Registry { .. }
+            | Command::Gcd { .. }
+            | Command::Monitor { .. }
+            | Command::Node(_)
+            | Command::Cluster(_)
     ) {
         let _ = ctrlc::set_handler(|| {
             if conclave_sim::world::INTERRUPTED.swap(true, Ordering::Relaxed) {
@@ -354,9 +375,36 @@ fn main() -> ExitCode {
         Command::Node(args) => node::cmd_node(&args),
         Command::Cluster(args) => cluster::cmd_cluster(&args),
         Command::Gcd { listen, wire } => cmd_gcd(listen, wire),
+        Command::Monitor {
+            listen,
+            db,
+            token_file,
+            stale_after,
+        } => cmd_monitor(listen, db, token_file.as_deref(), stale_after),
     })
     .unwrap_or(INTERNAL);
     ExitCode::from(code)
+}
+
+/// Serves the monitor until the process ends; bad flags (or an unusable database) exit 2.
+fn cmd_monitor(
+    listen: std::net::SocketAddr,
+    db: PathBuf,
+    token_file: Option<&Path>,
+    stale_after: std::time::Duration,
+) -> u8 {
+    use conclave_services::monitor;
+    match monitor::Options::new(listen, db, token_file, stale_after).and_then(monitor::serve) {
+        Ok(()) => HELD,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if e.is_bad_input() {
+                BAD_INPUT
+            } else {
+                INTERNAL
+            }
+        }
+    }
 }
 
 /// Serves the registry until the process ends; bad flags exit 2.
