@@ -245,6 +245,8 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/status") }))
         .route("/status", get(status_page))
+        // Browsers ask for it; no icon, and no 404 in their consoles.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/status/blocks", post(form_blocks))
         .route("/log", get(log_page))
         .route("/api/report", post(report))
