@@ -29,9 +29,11 @@
 //!
 //! ```no_run
 //! use conclave_services::monitor::{serve, Options};
-//! let options = Options::new("127.0.0.1:5000".parse().unwrap(), ".conclave/monitor.sqlite3".into(),
-//!     None, std::time::Duration::from_secs(3)).unwrap();
-//! serve(options).unwrap(); // prints "monitor listening on http://127.0.0.1:5000/status"
+//! let db = ".conclave/monitor.sqlite3".into();
+//! let stale_after = std::time::Duration::from_secs(3);
+//! let options = Options::new("127.0.0.1:4711".parse().unwrap(), db, None, stale_after).unwrap();
+//! serve(options).unwrap();
+//! // prints "monitor listening on http://127.0.0.1:4711/status (log in .conclave/monitor.sqlite3)"
 //! ```
 
 pub mod export;
