@@ -1,11 +1,12 @@
 //! Checks a real node's trace log against the model (`conclave conform`).
 //!
 //! A node's trace log (see [`super::runtime`]) holds every input the node took (its start,
-//! each delivered message, each timer, its leave) with the random draws each made, and,
-//! after each input, what the node asked for (role change, sends, timer operations). [`replay`]
-//! builds the same [`Driver`] from the `start` line, hands it each input at its logged time
-//! with the logged draws, and checks that it asks for exactly what the log says it asked
-//! for, in the same order. The first difference is a [`Mismatch`] naming the line, the
+//! each delivered message, each timer, each failure-detector verdict, its leave) with the
+//! random draws each made, and, after each input, what the node asked for (role change,
+//! sends, timer operations). [`replay`] builds the same [`Driver`] from the `start` line,
+//! hands it each input at its logged time with the logged draws (a verdict with its logged
+//! incarnation), and checks that it asks for exactly what the log says it asked for, in the
+//! same order. The first difference is a [`Mismatch`] naming the line, the
 //! input and what the model would have done instead.
 //!
 //! A node killed while writing its log may end in the middle of an input's outputs: what
@@ -27,7 +28,7 @@ pub struct Replayed {
     pub node: String,
     /// The parameters the node ran with, as logged.
     pub params: Value,
-    /// Inputs replayed (starts, messages, timers, leaves).
+    /// Inputs replayed (starts, messages, timers, verdicts, leaves).
     pub inputs: usize,
     /// Outputs checked (role changes, sends, timer operations).
     pub outputs: usize,
@@ -265,7 +266,7 @@ where
                 driver.start(params, env, &mut recorded, &mut ready);
                 input = Some(format!("start at {now}"));
             }
-            "deliver" | "timer" | "leave" => {
+            "deliver" | "timer" | "suspect" | "leave" => {
                 let Some(r) = node.as_mut() else {
                     return Err(mismatch(
                         line,
@@ -319,6 +320,39 @@ where
                         };
                         r.driver
                             .on_timer(timer, token, env, &mut recorded, &mut ready);
+                    }
+                    "suspect" => {
+                        let who = v["who"].as_str().unwrap_or("");
+                        let Some(who) = r.cluster.members.iter().position(|m| m.name == who) else {
+                            return Err(mismatch(
+                                line,
+                                &done.node,
+                                &input,
+                                format!("a verdict on {who}, who is not a member"),
+                            ));
+                        };
+                        let suspected = v["suspected"].as_bool().unwrap_or(false);
+                        input = Some(format!(
+                            "verdict suspected={suspected} on {} at {now}",
+                            v["who"]
+                        ));
+                        let env = Env {
+                            incarnation: v["incarnation"].as_u64().unwrap_or(0),
+                            ..env
+                        };
+                        let news = r.driver.on_suspect(
+                            Pid(who as u32),
+                            suspected,
+                            env,
+                            &mut recorded,
+                            &mut ready,
+                        );
+                        if !news {
+                            let what = "the verdict is no news to the model (a node is told \
+                                        only a change)"
+                                .to_string();
+                            return Err(mismatch(line, &done.node, &input, what));
+                        }
                     }
                     _ => {
                         input = Some(format!("leave at {now}"));

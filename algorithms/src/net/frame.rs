@@ -266,7 +266,7 @@ impl<M: DeserializeOwned> FrameDecoder<M> {
         match &envelope {
             Envelope::Hello(hello) => self.peer = Some(hello.clone()),
             Envelope::Leave => self.left = true,
-            Envelope::Msg { .. } => {}
+            Envelope::Msg { .. } | Envelope::Heartbeat => {}
         }
         Ok(Some(envelope))
     }

@@ -72,6 +72,7 @@
 //! | `Hello` | 0 | `cluster`: string, `node`: string, `nonce`: 16 raw bytes, `version`: string |
 //! | `Msg` | 1 | `from`: string (the sender's member name), `msg`: the algorithm's message |
 //! | `Leave` | 2 | none |
+//! | `Heartbeat` | 3 | none |
 //!
 //! The message is the algorithm's own type in postcard: `BullyMsg::Election` is the single
 //! byte `00`, `BullyMsg::HeartbeatAck { processes: vec![Pid(0), Pid(300)] }` is
@@ -85,7 +86,9 @@
 //! `Hello` already carries (the receiver checks the two agree). The few bytes it costs do not
 //! matter at election traffic rates. `Leave` tells the peer that the sender is leaving on
 //! purpose (its last messages came before it), so the peer need not treat the closed
-//! connection as a crash.
+//! connection as a crash. `Heartbeat` says only that the sender is alive: the runtime's
+//! failure detector sends it for algorithms that assume one (its sender is the one that said
+//! `Hello`); it never reaches an algorithm.
 //!
 //! ## Authentication (when a cluster key is set)
 //!
@@ -158,6 +161,8 @@ pub enum Envelope<M> {
     Msg { from: String, msg: M },
     /// The sender leaves on purpose and sends nothing more on this connection.
     Leave,
+    /// The sender is alive (the runtime's failure detector; see [`runtime`]).
+    Heartbeat,
 }
 
 impl<M> Envelope<M> {
@@ -167,6 +172,7 @@ impl<M> Envelope<M> {
             Envelope::Hello(_) => "Hello",
             Envelope::Msg { .. } => "Msg",
             Envelope::Leave => "Leave",
+            Envelope::Heartbeat => "Heartbeat",
         }
     }
 }

@@ -103,6 +103,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -119,6 +120,21 @@ pub const BLOCK_POLL: StdDuration = StdDuration::from_millis(100);
 
 /// The most of a block file a node reads; the rest is ignored, with a log line.
 pub const BLOCK_FILE_MAX: u64 = 64 * 1024;
+
+/// The default cap on incoming connections open at once ([`Timing::max_incoming`]).
+pub const MAX_INCOMING: usize = 256;
+
+/// How many heartbeats the failure detector sends per detector delay: a peer silent for
+/// the delay has missed this many.
+pub const HEARTBEATS_PER_DELAY: u32 = 4;
+
+/// Microseconds since the Unix epoch: the incarnation [`NodeConfig::new`] gives a node.
+pub fn clock_incarnation() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
 
 /// Where a node accepts connections.
 #[derive(Debug)]
@@ -146,6 +162,9 @@ pub struct Timing {
     pub flush_timeout: StdDuration,
     /// Messages waiting per peer before new ones are dropped.
     pub queue_len: usize,
+    /// Incoming connections open at once (handshaking or reading); one more is closed at
+    /// once, with a log line (`event=refused ... reason=too_many_connections`).
+    pub max_incoming: usize,
 }
 
 impl Default for Timing {
@@ -158,6 +177,7 @@ impl Default for Timing {
             backoff_max: StdDuration::from_secs(2),
             flush_timeout: StdDuration::from_millis(500),
             queue_len: 256,
+            max_incoming: MAX_INCOMING,
         }
     }
 }
@@ -178,7 +198,9 @@ pub struct NodeConfig<A: Algorithm> {
     pub cluster_name: String,
     /// The seed of the node's random draws.
     pub seed: u64,
-    /// What [`crate::Context::incarnation`] says: 0, unless a host counts restarts.
+    /// What [`crate::Context::incarnation`] says: by default the wall clock in microseconds
+    /// at [`NodeConfig::new`] ([`clock_incarnation`]), so a restarted node's is greater
+    /// than its earlier lives' (see the module docs).
     pub incarnation: u64,
     /// Where to write the trace log (see the module docs), if anywhere.
     pub trace_log: Option<PathBuf>,
@@ -214,7 +236,7 @@ impl<A: Algorithm> NodeConfig<A> {
             key: None,
             cluster_name: "conclave".to_string(),
             seed: 0,
-            incarnation: 0,
+            incarnation: clock_incarnation(),
             trace_log: None,
             block_file: None,
             on_leader: None,
@@ -299,7 +321,10 @@ where
     let (inbox_tx, mut inbox) = mpsc::channel::<Incoming<A::Msg>>(1024);
 
     let mut tasks = JoinSet::new();
+    let greeted: Arc<Vec<AtomicU64>> =
+        Arc::new((0..cluster.len()).map(|_| AtomicU64::new(0)).collect());
     let inbound = Arc::new(Inbound {
+        greeted: greeted.clone(),
         wire: wire.clone(),
         cluster_name: cluster_name.clone(),
         me,
@@ -332,6 +357,8 @@ where
                 address,
                 log: log.clone(),
                 timing: timing.clone(),
+                greeted: greeted.clone(),
+                pid,
             };
             writers.spawn(write_to_peer(link, rx));
             Some(tx)
@@ -359,11 +386,24 @@ where
         role: Role::Idle,
         views,
         blocks: block_file.map(Blocks::new),
+        detector: None,
     };
+    if let Some(detector) = A::detector(&params) {
+        let heartbeats = Heartbeats::new(&detector, node.cluster.len(), node.now());
+        node.log.line(format_args!(
+            "event=detector delay={} heartbeat_every_ms={}",
+            heartbeats.silence,
+            heartbeats.every.as_millis()
+        ));
+        node.detector = Some(heartbeats);
+    }
     node.reload_blocks();
     node.start(&params, seed);
     let mut block_poll = tokio::time::interval(BLOCK_POLL);
     block_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let every = node.detector.as_ref().map_or(BLOCK_POLL, |d| d.every);
+    let mut heartbeat = tokio::time::interval(every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next_due = node.timers.keys().next().map(|&(due, _)| due);
         let sleep = async {
@@ -375,9 +415,10 @@ where
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|&stop| stop) => break,
-            Some(incoming) = inbox.recv() => node.deliver(incoming),
+            Some(incoming) = inbox.recv() => node.incoming(incoming),
             _ = sleep => node.fire_due(),
             _ = block_poll.tick(), if node.blocks.is_some() => node.reload_blocks(),
+            _ = heartbeat.tick(), if node.detector.is_some() => node.heartbeat(),
         }
     }
     node.leave();
@@ -500,10 +541,12 @@ impl Random for Draws {
     }
 }
 
-/// A message from a peer, for the node's loop.
-struct Incoming<M> {
-    from: Pid,
-    msg: M,
+/// What a peer's connection hands the node's loop.
+enum Incoming<M> {
+    /// A message of the algorithm.
+    Msg { from: Pid, msg: M },
+    /// A heartbeat of the failure detector: `from` is alive.
+    Heartbeat { from: Pid },
 }
 
 struct Hooks {
@@ -533,6 +576,33 @@ struct Node<A: Algorithm> {
     role: Role,
     views: Option<watch::Sender<View>>,
     blocks: Option<Blocks>,
+    detector: Option<Heartbeats>,
+}
+
+/// The failure detector of an algorithm that assumes one: when each peer was last heard
+/// from (any frame after its Hello), and the verdict the node was last given on it.
+struct Heartbeats {
+    /// A peer silent for longer than this is suspected: the detector's delay.
+    silence: crate::Duration,
+    /// How often heartbeats go out and silences are looked at.
+    every: StdDuration,
+    heard: Vec<Time>,
+    suspected: Vec<bool>,
+}
+
+impl Heartbeats {
+    /// Every peer heard from at `now` (the start): none is suspected before `delay`.
+    fn new(detector: &crate::Detector, members: usize, now: Time) -> Self {
+        let silence = detector.delay();
+        let every = micros(silence.as_micros() / u64::from(HEARTBEATS_PER_DELAY))
+            .max(StdDuration::from_millis(1));
+        Heartbeats {
+            silence,
+            every,
+            heard: vec![now; members],
+            suspected: vec![false; members],
+        }
+    }
 }
 
 /// The blocked pairs of a block file, and what the file looked like when last read.
@@ -645,11 +715,21 @@ where
         now: Time,
         f: impl FnOnce(&mut Driver<A>, Env<'_>, &mut dyn Random, &mut Ready<A::Msg, A::Timer>) -> R,
     ) -> R {
+        self.input_in(now, self.incarnation, f)
+    }
+
+    /// [`Node::input`] with `incarnation` in the [`Env`] (a detector's verdict has its own).
+    fn input_in<R>(
+        &mut self,
+        now: Time,
+        incarnation: u64,
+        f: impl FnOnce(&mut Driver<A>, Env<'_>, &mut dyn Random, &mut Ready<A::Msg, A::Timer>) -> R,
+    ) -> R {
         let env = Env {
             now,
             cluster: &self.cluster,
             voters: &self.voters,
-            incarnation: self.incarnation,
+            incarnation,
         };
         self.draws.taken.clear();
         f(&mut self.driver, env, &mut self.draws, &mut self.ready)
@@ -724,9 +804,104 @@ where
         true
     }
 
-    fn deliver(&mut self, Incoming { from, msg }: Incoming<A::Msg>) {
+    /// Whether the link with `peer` is blocked, without a log line (heartbeats are many).
+    fn blocked_quietly(&self, peer: Pid) -> bool {
+        self.blocks
+            .as_ref()
+            .is_some_and(|b| b.blocks(&self.name, self.cluster.name(peer)))
+    }
+
+    /// `peer` was heard from: the detector notes it, and trusts it again if it suspected it.
+    fn heard(&mut self, peer: Pid) {
+        let now = self.now();
+        let Some(detector) = &mut self.detector else {
+            return;
+        };
+        detector.heard[peer.index()] = now;
+        if detector.suspected[peer.index()] {
+            detector.suspected[peer.index()] = false;
+            self.verdict(now, peer, false);
+        }
+    }
+
+    /// The detector's round: a heartbeat to every peer whose link is not blocked, then a
+    /// suspicion of every peer silent for longer than the detector's delay.
+    fn heartbeat(&mut self) {
+        let now = self.now();
+        for peer in (0..self.cluster.len() as u32).map(Pid) {
+            if self.blocked_quietly(peer) {
+                continue;
+            }
+            if let Some(outbox) = self.outboxes.get(peer.index()).and_then(Option::as_ref) {
+                // A full queue or an unreachable peer: this heartbeat is lost, as on a
+                // network; the peer's detector sees the silence.
+                let _ = outbox.try_send(Envelope::Heartbeat);
+            }
+        }
+        let Some(detector) = &mut self.detector else {
+            return;
+        };
+        let me = self.driver.me();
+        let silence = detector.silence.as_micros();
+        let silent: Vec<Pid> = (0..detector.heard.len())
+            .map(|i| Pid(i as u32))
+            .filter(|&p| p != me && !detector.suspected[p.index()])
+            .filter(|&p| {
+                now.as_micros()
+                    .saturating_sub(detector.heard[p.index()].as_micros())
+                    > silence
+            })
+            .collect();
+        for &peer in &silent {
+            detector.suspected[peer.index()] = true;
+        }
+        for peer in silent {
+            self.verdict(now, peer, true);
+        }
+    }
+
+    /// Hands the driver the detector's verdict on `who`, its incarnation the wall clock's
+    /// microseconds now (a life of `who` that began before the verdict has a smaller one).
+    fn verdict(&mut self, now: Time, who: Pid, suspected: bool) {
+        let incarnation = clock_incarnation();
+        self.log.line(format_args!(
+            "event=suspect who={} suspected={suspected}",
+            self.cluster.name(who)
+        ));
+        let news = self.input_in(now, incarnation, |d, env, random, ready| {
+            d.on_suspect(who, suspected, env, random, ready)
+        });
+        if !news {
+            return;
+        }
+        let fields = vec![
+            ("who", self.cluster.name(who).into()),
+            ("suspected", suspected.into()),
+            ("incarnation", incarnation.into()),
+        ];
+        self.trace_input(now, "suspect", fields);
+        self.carry_out(now);
+    }
+
+    /// A message or a heartbeat from a peer (or a message from this node to itself).
+    fn incoming(&mut self, incoming: Incoming<A::Msg>) {
+        match incoming {
+            Incoming::Msg { from, msg } => self.deliver(from, msg),
+            Incoming::Heartbeat { from } => {
+                if !self.blocked_quietly(from) {
+                    self.heard(from);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: Pid, msg: A::Msg) {
         if from != self.driver.me() && self.blocked(from, "from", msg.kind()) {
             return;
+        }
+        if from != self.driver.me() {
+            // Heard from: the detector trusts it again first, then the message counts.
+            self.heard(from);
         }
         let now = self.now();
         let traced = self
@@ -879,7 +1054,7 @@ where
 
     fn send(&mut self, to: Pid, msg: A::Msg) {
         if to == self.driver.me() {
-            let _ = self.inbox.try_send(Incoming { from: to, msg });
+            let _ = self.inbox.try_send(Incoming::Msg { from: to, msg });
             return;
         }
         if self.blocked(to, "to", msg.kind()) {
@@ -1027,6 +1202,8 @@ struct Inbound {
     names: BTreeMap<String, Pid>,
     log: Log,
     timing: Timing,
+    /// Per member, how many connections from it have passed the handshake (see [`Outbound`]).
+    greeted: Arc<Vec<AtomicU64>>,
 }
 
 /// Accepts connections, a reader task each; the readers end with this task.
@@ -1038,6 +1215,13 @@ where
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
+                Ok((stream, address)) if readers.len() >= inbound.timing.max_incoming => {
+                    inbound.log.line(format_args!(
+                        "event=refused from={address} reason=too_many_connections open={}",
+                        readers.len()
+                    ));
+                    drop(stream);
+                }
                 Ok((stream, address)) => {
                     readers.spawn(read_from_peer(stream, address, inbound.clone(), inbox.clone()));
                 }
@@ -1099,10 +1283,16 @@ async fn read_from_peer<M>(
             return;
         }
     };
+    inbound.greeted[from.index()].fetch_add(1, Ordering::Relaxed);
     loop {
         match read_frame(&mut reader, &mut decoder).await {
             Ok(Some(Envelope::Msg { msg, .. })) => {
-                if inbox.send(Incoming { from, msg }).await.is_err() {
+                if inbox.send(Incoming::Msg { from, msg }).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Some(Envelope::Heartbeat)) => {
+                if inbox.send(Incoming::Heartbeat { from }).await.is_err() {
                     return;
                 }
             }
@@ -1135,6 +1325,11 @@ struct Outbound {
     address: String,
     log: Log,
     timing: Timing,
+    /// Connections from this peer that passed the handshake, by Pid (shared with the
+    /// readers): when the count moves, the peer is up (perhaps restarted), and a writer
+    /// waiting out its backoff connects at once instead of dropping the next message.
+    greeted: Arc<Vec<AtomicU64>>,
+    pid: Pid,
 }
 
 /// An open connection to a peer. The read half is kept so the connection stays whole.
@@ -1154,13 +1349,28 @@ where
     let mut connection: Option<Connection> = None;
     let mut retry_at = Instant::now();
     let mut backoff = link.timing.backoff_min;
+    let mut greeted = link.greeted[link.pid.index()].load(Ordering::Relaxed);
     while let Some(envelope) = queue.recv().await {
+        let now_greeted = link.greeted[link.pid.index()].load(Ordering::Relaxed);
+        if now_greeted != greeted {
+            // The peer just connected to this node: it is up, whatever the backoff says.
+            // (An open connection is kept: dropping it here would make the two sides'
+            // reconnections greet each other for ever.)
+            greeted = now_greeted;
+            retry_at = Instant::now();
+            backoff = link.timing.backoff_min;
+        }
         let leaving = matches!(envelope, Envelope::Leave);
+        // A heartbeat lost is the detector's business: no log line for it.
+        let quiet = matches!(envelope, Envelope::Heartbeat);
         if connection.is_none() {
             if leaving {
                 return;
             }
             if Instant::now() < retry_at {
+                if quiet {
+                    continue;
+                }
                 log.line(format_args!(
                     "event=drop to={} reason=unreachable kind={}",
                     link.peer,
@@ -1178,12 +1388,14 @@ where
                     backoff = link.timing.backoff_min;
                 }
                 Err(e) => {
-                    log.line(format_args!(
-                        "event=drop to={} reason=unreachable kind={} error={e:?} retry_ms={}",
-                        link.peer,
-                        envelope_kind(&envelope),
-                        backoff.as_millis()
-                    ));
+                    if !quiet {
+                        log.line(format_args!(
+                            "event=drop to={} reason=unreachable kind={} error={e:?} retry_ms={}",
+                            link.peer,
+                            envelope_kind(&envelope),
+                            backoff.as_millis()
+                        ));
+                    }
                     retry_at = Instant::now() + backoff;
                     backoff = (backoff * 2).min(link.timing.backoff_max);
                     continue;
