@@ -125,6 +125,7 @@ fn hex(bytes: &[u8]) -> String {
 fn every_envelope_kind_round_trips_tagged_and_untagged_in_one_push_and_byte_by_byte() {
     let mut envelopes = vec![Envelope::Hello(hello("a", A_NONCE))];
     envelopes.extend(every_bully_msg().into_iter().map(from_a));
+    envelopes.push(Envelope::Heartbeat);
     envelopes.push(Envelope::Leave);
     for tagged in [false, true] {
         let config = config(tagged);
@@ -193,6 +194,16 @@ fn untagged_hello_is_the_bytes_the_module_docs_show() {
         hex(frame),
         "0000001d010000016301610000000000000000000000000000000005302e312e30"
     );
+}
+
+/// A heartbeat is variant 3 and nothing else: `00 00 00 03 01 00 03` untagged.
+#[test]
+fn untagged_heartbeat_is_the_bytes_the_module_docs_show() {
+    let hello = hello("a", A_NONCE);
+    let mut encoder = FrameEncoder::new(&config(false));
+    encoder.encode(&Env::Hello(hello)).unwrap();
+    let frame = encoder.encode(&Env::Heartbeat).unwrap();
+    assert_eq!(hex(frame), "00000003010003");
 }
 
 #[test]

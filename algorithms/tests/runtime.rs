@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration as StdDuration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -67,6 +67,15 @@ impl Nodes {
 
     /// As [`Nodes::start`], every node obeying the block file `blocks` if given.
     fn start_with(key: Option<&ClusterKey>, blocks: Option<&Path>) -> (Nodes, Cluster) {
+        Nodes::start_timed(key, blocks, test_timing())
+    }
+
+    /// As [`Nodes::start_with`], with the runtime's waits and sizes `timing`.
+    fn start_timed(
+        key: Option<&ClusterKey>,
+        blocks: Option<&Path>,
+        timing: Timing,
+    ) -> (Nodes, Cluster) {
         let listeners: Vec<_> = NAMES
             .iter()
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
@@ -87,7 +96,15 @@ impl Nodes {
             .enumerate()
             .map(|(i, listener)| {
                 let listen = Listen::Listener(listener);
-                Some(start_node(&cluster, Pid(i as u32), listen, key, blocks))
+                let timing = timing.clone();
+                Some(start_node(
+                    &cluster,
+                    Pid(i as u32),
+                    listen,
+                    key,
+                    blocks,
+                    timing,
+                ))
             })
             .collect();
         (Nodes(nodes), cluster)
@@ -140,6 +157,14 @@ impl Nodes {
     }
 }
 
+/// The runtime's defaults, but a lost peer is tried again within 200 ms.
+fn test_timing() -> Timing {
+    Timing {
+        backoff_max: StdDuration::from_millis(200),
+        ..Timing::default()
+    }
+}
+
 /// One in-process node of `cluster` (fast Bully, seed = its index).
 fn start_node(
     cluster: &Cluster,
@@ -147,6 +172,7 @@ fn start_node(
     listen: Listen,
     key: Option<&ClusterKey>,
     blocks: Option<&Path>,
+    timing: Timing,
 ) -> Node {
     let (stop, shutdown) = watch::channel(false);
     let (views, view) = watch::channel(View::DOWN);
@@ -155,10 +181,7 @@ fn start_node(
     config.key = key.cloned();
     config.seed = me.0 as u64;
     config.block_file = blocks.map(Path::to_path_buf);
-    config.timing = Timing {
-        backoff_max: StdDuration::from_millis(200),
-        ..Timing::default()
-    };
+    config.timing = timing;
     let task = tokio::spawn(run_node(config));
     Node { stop, view, task }
 }
@@ -210,7 +233,15 @@ async fn bully_on_sockets_obeys_the_block_file_two_leaders_then_one_after_heal_a
     assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
     let address = cluster.member(Pid(3)).address.clone().unwrap();
     let listen = Listen::Address(address);
-    nodes.0[3] = Some(start_node(&cluster, Pid(3), listen, None, Some(&blocks)));
+    let timing = test_timing();
+    nodes.0[3] = Some(start_node(
+        &cluster,
+        Pid(3),
+        listen,
+        None,
+        Some(&blocks),
+        timing,
+    ));
     nodes.wait_for_leader(Pid(3), bound).await;
     assert_eq!(nodes.leaders(), vec![Pid(3)]);
 }
@@ -301,6 +332,93 @@ async fn garbage_and_forged_frames_leave_the_leader_in_office() {
 
     // Positive control: the same claim rightly tagged reaches d, which bullies "a" back
     // (it runs an election, so its view changes).
+    let mut honest = Peer::connect(&d_address, &key, "a").await;
+    let frame = honest.coordinator();
+    honest.stream.write_all(&frame).await.unwrap();
+    let changed = timeout(StdDuration::from_secs(1), d_view.changed()).await;
+    assert!(matches!(changed, Ok(Ok(()))), "d never saw the claim");
+    nodes.wait_for_leader(Pid(3), bound).await;
+}
+
+/// Whether the node closed `stream` (end of stream or an error) within `wait`.
+async fn closed_within(stream: &mut TcpStream, wait: StdDuration) -> bool {
+    let mut byte = [0u8; 64];
+    loop {
+        match timeout(wait, stream.read(&mut byte)).await {
+            Err(_) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // The node's Hello: read on.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// A flood of 200 connections to the leader, with incoming connections capped at 64 and
+/// a 1 s handshake: 25 writing garbage, 150 held silent (those past the cap closed at once,
+/// the rest at the handshake timeout), 25 closed at once. The leader keeps running and
+/// keeps its office (its view never changes), every connection is closed by the node
+/// within the handshake timeout and a second, and then an honest peer still gets in (the
+/// positive control: the node accepts connections again).
+#[tokio::test]
+async fn a_flood_of_connections_leaves_the_leader_in_office_and_is_closed_in_bounded_time() {
+    let key = ClusterKey::from_bytes(b"a cluster key of 32 bytes, or so").unwrap();
+    let timing = Timing {
+        handshake_timeout: StdDuration::from_secs(1),
+        max_incoming: 64,
+        ..test_timing()
+    };
+    let (nodes, cluster) = Nodes::start_timed(Some(&key), None, timing);
+    let bound = election_bound(&fast_params());
+    nodes.wait_for_leader(Pid(3), bound).await;
+    let d_address = cluster.member(Pid(3)).address.clone().unwrap();
+    let mut d_view = nodes.0[3].as_ref().unwrap().view.clone();
+    d_view.borrow_and_update();
+    let started = tokio::time::Instant::now();
+
+    let mut garbage = Vec::new();
+    for i in 0..25u8 {
+        let mut stream = TcpStream::connect(&d_address).await.unwrap();
+        let _ = stream.write_all(&[i; 256]).await;
+        garbage.push(stream);
+    }
+    let mut silent = Vec::new();
+    for _ in 0..150 {
+        silent.push(TcpStream::connect(&d_address).await.unwrap());
+    }
+    for _ in 0..25 {
+        drop(TcpStream::connect(&d_address).await.unwrap());
+    }
+
+    // Past the cap: closed long before the handshake timeout.
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    let mut early = 0;
+    for stream in &mut silent {
+        if closed_within(stream, StdDuration::from_millis(1)).await {
+            early += 1;
+        }
+    }
+    assert!(early >= 150 - 64, "only {early} of 150 closed at once");
+
+    // Every connection closed within the handshake timeout and a second.
+    for stream in garbage.iter_mut().chain(&mut silent) {
+        let left = (StdDuration::from_secs(2)).saturating_sub(started.elapsed());
+        assert!(
+            closed_within(stream, left).await,
+            "a connection stayed open"
+        );
+    }
+    assert!(
+        !d_view.has_changed().unwrap(),
+        "d's view changed: {:?}",
+        *d_view.borrow()
+    );
+    assert!(nodes.agree_on(Pid(3)));
+    assert!(nodes.0.iter().flatten().all(|n| !n.task.is_finished()));
+    eprintln!(
+        "flood: {early} of 150 refused at once, all 200 closed after {:?}",
+        started.elapsed()
+    );
+
     let mut honest = Peer::connect(&d_address, &key, "a").await;
     let frame = honest.coordinator();
     honest.stream.write_all(&frame).await.unwrap();

@@ -18,7 +18,33 @@
 //! - **Receiving**: a reader task per incoming connection does the handshake, refuses a
 //!   name that is not a member (log line, connection closed), then passes each message to
 //!   the loop. A bad frame is logged and closes that connection; it never reaches the
-//!   algorithm.
+//!   algorithm. A connection that has not finished its handshake within
+//!   [`Timing::handshake_timeout`] is closed; at most [`Timing::max_incoming`] incoming
+//!   connections are open at once (default [`MAX_INCOMING`]), and one more is closed as
+//!   soon as it is accepted, with a log line (`event=refused ... reason=too_many_connections`).
+//!   So a flood of connections costs a bounded number of tasks for a bounded time. When a
+//!   peer's connection passes the handshake, this node's writer to that peer stops waiting
+//!   out its backoff: the peer is up (perhaps restarted), and the next message to it is not
+//!   dropped as unreachable.
+//! - **Failure detector**: for an algorithm whose [`Algorithm::detector`] is `Some`
+//!   (Stoller's), the node sends an [`Envelope::Heartbeat`] to every peer every
+//!   `delay / `[`HEARTBEATS_PER_DELAY`] (at least 1 ms), where `delay` is the detector's
+//!   [`delay`](crate::Detector::delay). A peer from which nothing (heartbeat or message) has
+//!   come for longer than `delay` is suspected; the first frame from it afterwards trusts it
+//!   again. Each verdict goes to [`Driver::on_suspect`] (which passes on news only) and to the
+//!   trace log as a `suspect` input. So a crash, or a block, is suspected between `delay` and
+//!   `delay` plus a heartbeat period after the last frame, and a restart is trusted at its
+//!   first heartbeat: the simulator's detector reports both exactly `delay` late. An
+//!   `EventuallyPerfect` detector's planned mistakes are not made here: a real detector
+//!   makes its own (a heartbeat late by more than `delay` on a loaded machine). Blocked
+//!   links carry no heartbeats, so the two sides of a block suspect each other.
+//! - **Incarnations**: [`NodeConfig::new`] sets [`NodeConfig::incarnation`] to the wall
+//!   clock in microseconds ([`clock_incarnation`]): a restarted node's is greater than any
+//!   of its earlier lives' on the same machine, unless the clock is set back, without a
+//!   file to keep (the simulator counts restarts instead; the algorithms only compare
+//!   incarnations). A verdict's incarnation (what [`crate::Context::incarnation`] says in
+//!   `on_suspect`) is the wall clock at the verdict, at least that of any life of the
+//!   suspected peer that began before it, clocks agreeing.
 //! - **Stopping**: on the shutdown signal the driver's leave handler runs, its sends go out,
 //!   every connection gets an [`Envelope::Leave`], the writers get
 //!   [`Timing::flush_timeout`] to finish, then the node stops.
@@ -72,6 +98,7 @@
 //! | `start` | `seed`, `me`, `members` (`name`, `priority`, `address`, `voter`), `params`, `incarnation` | the node starts: everything a replayer needs to build the same [`Driver`] |
 //! | `deliver` | `from`, `msg`, `msg_json`, `draws` | a message from `from` is handed to the driver |
 //! | `timer` | `timer`, `timer_json`, `token`, `draws` | a timer fires with a live token |
+//! | `suspect` | `who`, `suspected`, `incarnation`, `draws` | the failure detector's verdict on `who` (see above), with the incarnation handed to the driver |
 //! | `leave` | `draws` | the shutdown signal: the leave handler runs |
 //! | `role` | `role`, `leader`, `status`, `group` | the driver reports a new view |
 //! | `send` | `to`, `msg`, `msg_json` | the driver asks for a send (whether or not it arrives) |
@@ -84,11 +111,11 @@
 //! algorithm's types. `draws` lists each random number the input drew as `[lo, hi, value]`
 //! (omitted when none was drawn).
 //!
-//! The input lines (`start`, `deliver`, `timer`, `leave`) are the whole input of the node:
-//! a replayer builds a `Driver` from the `start` line, hands it each input at its `mono_us`
-//! with a `Random` that returns the recorded draws, and checks that the lines after each
-//! input (`role`, `send`, `set_timer`, `cancel_timer`, up to the next input line) are what
-//! the driver asks for again. An input line comes before the outputs it caused.
+//! The input lines (`start`, `deliver`, `timer`, `suspect`, `leave`) are the whole input of
+//! the node: a replayer builds a `Driver` from the `start` line, hands it each input at its
+//! `mono_us` with a `Random` that returns the recorded draws, and checks that the lines
+//! after each input (`role`, `send`, `set_timer`, `cancel_timer`, up to the next input line)
+//! are what the driver asks for again. An input line comes before the outputs it caused.
 
 use super::{
     handshake, random_nonce, read_frame, write_frame, ClusterKey, Envelope, FrameDecoder,
