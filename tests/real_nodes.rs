@@ -1,8 +1,8 @@
 //! Four real nodes of each algorithm (in-process, on 127.0.0.1, the `net` runtime) against
 //! the simulator: for the same members, parameters and faults, the nodes end each phase
 //! naming the leaders the simulator's run names at the end of that phase. The phases: all
-//! start; the leader's task is aborted (a crash); it restarts on its address; the node that
-//! leads then is blocked from the others (a partition {leader} | {the rest}, through the
+//! start; the leader's task is aborted (a crash); it restarts on its address; the restarted
+//! node is blocked from the others (a partition {leader} | {the rest}, through the
 //! block file); the block file is emptied (a heal). Each phase is bounded by a time derived
 //! from the algorithm's timeouts. At the end every node stops gracefully and every trace
 //! log, of every life, passes `net::conform::replay`.
@@ -398,8 +398,8 @@ fn self_named(leaders: &Leaders) -> Vec<String> {
         .collect()
 }
 
-/// Runs the phases for algorithm `A` (see the module docs); returns the simulator's leaders
-/// after the partition and after the heal, for the caller's checks, and each phase's time.
+/// Runs the phases for algorithm `A` (see the module docs); returns what the nodes named
+/// after the partition and after the heal (one of the simulator's outcomes each).
 async fn follow_the_simulator<A>(case: Case<A>, tag: &str) -> (Leaders, Leaders)
 where
     A: Algorithm + Send + 'static,
@@ -450,11 +450,12 @@ where
     let listen = Listen::Address(addresses[l.index()].clone());
     let node = nodes.start_node::<A>(l, listen, &case.params);
     nodes.nodes[l.index()] = Some(node);
-    let (after_restart, at) = nodes.wait_for(&after_restart, case.bound, "restart").await;
+    let (_, at) = nodes.wait_for(&after_restart, case.bound, "restart").await;
     times.push(at);
 
-    // The leader now blocked from the others: two groups.
-    let leader = agreed(&after_restart).expect("one leader after the restart");
+    // The restarted node blocked from the others: two groups. (It leads them all again in
+    // every algorithm here but Invitation, where the simulator also has it lead a group of
+    // its own beside c's when its restart falls at some points of the others' checks.)
     let others: Vec<String> = NAMES
         .iter()
         .filter(|n| **n != leader)
