@@ -631,10 +631,9 @@ mod tests {
     #[test]
     fn refuses_deep_nesting_and_a_memo_bomb() {
         let mut deep = b"\x80\x02".to_vec();
-        deep.extend(std::iter::repeat_n(b']', 1));
-        for _ in 0..20 {
-            deep.push(0x85); // wrap the top in a 1-tuple
-        }
+        deep.push(b']');
+        // Wrap the top in a 1-tuple, 20 times over.
+        deep.extend(std::iter::repeat_n(0x85, 20));
         deep.push(b'.');
         assert_eq!(read(&deep, 1024), Err(ReadError::TooDeep));
         let marks = [b"\x80\x02".as_slice(), &[b'('; 40]].concat();
