@@ -2,36 +2,15 @@
 //! the member dict, and its refusals of bad flags (exit 2).
 
 use conclave_services::gcd::pickle::{self, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 
 mod common;
-use common::{conclave, expect_code, stderr};
-
-/// Kills the daemon it holds when the test ends, passed or failed.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{conclave, expect_code, start_server, stderr};
 
 #[test]
 fn gcd_wire_lab_prints_its_address_and_answers_a_python_join() {
-    let child = Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(["gcd", "--listen", "127.0.0.1:0", "--wire", "lab"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start conclave gcd");
-    let mut gcd = KillOnDrop(child);
-    let mut line = String::new();
-    BufReader::new(gcd.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (_gcd, line) = start_server(&["gcd", "--listen", "127.0.0.1:0", "--wire", "lab"]);
     let port = line
         .strip_prefix("gcd listening on 127.0.0.1:")
         .and_then(|rest| rest.strip_suffix(" wire=lab\n"))

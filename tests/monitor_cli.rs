@@ -1,22 +1,11 @@
 //! `conclave monitor` as a user starts it: the line it prints, a report posted to it, and
 //! its export handed to `conclave report`; its refusals of bad flags (exit 2).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 
 mod common;
-use common::{conclave, expect_code, stderr};
-
-/// Kills the monitor it holds when the test ends, passed or failed.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{conclave, expect_code, start_server, stderr};
 
 fn scratch(test: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -47,18 +36,8 @@ fn http(port: &str, method: &str, path: &str, body: &str) -> String {
 fn monitor_takes_a_report_and_conclave_report_draws_its_export() {
     let dir = scratch("export");
     let db = dir.join("log/monitor.sqlite3");
-    let child = Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(["monitor", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start conclave monitor");
-    let mut monitor = KillOnDrop(child);
-    let mut line = String::new();
-    BufReader::new(monitor.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let db_arg = db.display().to_string();
+    let (monitor, line) = start_server(&["monitor", "--listen", "127.0.0.1:0", "--db", &db_arg]);
     let rest = line
         .strip_prefix("monitor listening on http://127.0.0.1:")
         .unwrap_or_else(|| panic!("first line: {line:?}"));

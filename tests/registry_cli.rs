@@ -1,22 +1,11 @@
 //! `conclave registry` as a user starts it: the line it prints on start, and its refusals of
 //! bad flags (exit 2) before it listens anywhere.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 
 mod common;
-use common::{conclave, expect_code, stderr};
-
-/// Kills the registry it holds when the test ends, passed or failed.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{conclave, expect_code, start_server, stderr};
 
 #[test]
 fn registry_on_a_non_loopback_address_without_a_token_file_exits_2() {
@@ -66,17 +55,7 @@ fn registry_refuses_a_missing_or_empty_token_file_and_a_bad_address() {
 
 #[test]
 fn registry_prints_its_address_and_answers_consul_requests() {
-    let child = Command::new(env!("CARGO_BIN_EXE_conclave"))
-        .args(["registry", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start conclave registry");
-    let mut registry = KillOnDrop(child);
-    let mut line = String::new();
-    BufReader::new(registry.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (_registry, line) = start_server(&["registry", "--listen", "127.0.0.1:0"]);
     let addr = line
         .strip_prefix("registry listening on http://127.0.0.1:")
         .unwrap_or_else(|| panic!("first line: {line:?}"))

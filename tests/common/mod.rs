@@ -31,3 +31,33 @@ pub fn stderr(o: &Output) -> String {
 pub fn expect_code(o: &Output, code: i32) {
     assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
 }
+
+/// A server the test started, killed when the test ends, passed or failed.
+pub struct Server {
+    pub child: std::process::Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `conclave ARGS` (a server: registry, gcd, monitor) and returns it with the first
+/// line it prints (where it listens).
+pub fn start_server<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Server, String) {
+    use std::io::BufRead;
+    let child = Command::new(env!("CARGO_BIN_EXE_conclave"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("the conclave binary starts");
+    let mut server = Server { child };
+    let mut line = String::new();
+    std::io::BufReader::new(server.child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("the server prints where it listens");
+    (server, line)
+}
