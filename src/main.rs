@@ -394,33 +394,16 @@ fn cmd_monitor(
     stale_after: std::time::Duration,
 ) -> u8 {
     use conclave_services::monitor;
-    match monitor::Options::new(listen, db, token_file, stale_after).and_then(monitor::serve) {
-        Ok(()) => HELD,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if e.is_bad_input() {
-                BAD_INPUT
-            } else {
-                INTERNAL
-            }
-        }
-    }
+    let served =
+        monitor::Options::new(listen, db, token_file, stale_after).and_then(monitor::serve);
+    exit_code_of(served, monitor::MonitorError::is_bad_input)
 }
 
 /// Serves the registry until the process ends; bad flags exit 2.
 fn cmd_registry(listen: std::net::SocketAddr, token_file: Option<&Path>) -> u8 {
     use conclave_services::registry;
-    match registry::Options::new(listen, token_file).and_then(registry::serve) {
-        Ok(()) => HELD,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if e.is_bad_input() {
-                BAD_INPUT
-            } else {
-                INTERNAL
-            }
-        }
-    }
+    let served = registry::Options::new(listen, token_file).and_then(registry::serve);
+    exit_code_of(served, registry::RegistryError::is_bad_input)
 }
 
 /// Serves the group coordinator daemon until the process ends; an address it cannot bind
@@ -431,11 +414,20 @@ fn cmd_gcd(listen: std::net::SocketAddr, wire: GcdWire) -> u8 {
         GcdWire::Conclave => gcd::Wire::Conclave,
         GcdWire::Lab => gcd::Wire::Lab,
     };
-    match gcd::serve(gcd::Options { listen, wire }) {
+    exit_code_of(
+        gcd::serve(gcd::Options { listen, wire }),
+        gcd::GcdError::is_bad_input,
+    )
+}
+
+/// The exit code of a service that stopped: 0, or the error printed and 2 for a mistake in
+/// the flags, 3 for a failure while serving.
+fn exit_code_of<E: std::fmt::Display>(served: Result<(), E>, bad_input: fn(&E) -> bool) -> u8 {
+    match served {
         Ok(()) => HELD,
         Err(e) => {
             eprintln!("error: {e}");
-            if e.is_bad_input() {
+            if bad_input(&e) {
                 BAD_INPUT
             } else {
                 INTERNAL
