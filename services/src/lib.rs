@@ -1,3 +1,4 @@
 pub mod gcd;
 pub mod monitor;
 pub mod registry;
+pub mod token;

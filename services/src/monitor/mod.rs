@@ -75,13 +75,8 @@ pub enum MonitorError {
          --token-file (nodes send the token as Authorization: Bearer)"
     )]
     NeedsToken(SocketAddr),
-    #[error("cannot read token file {path}: {source}")]
-    TokenFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("token file {0} is empty")]
-    EmptyToken(PathBuf),
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenFileError),
     #[error("cannot create the folder of {path}: {source}")]
     DbFolder {
         path: PathBuf,
@@ -127,21 +122,7 @@ impl Options {
         token_file: Option<&FsPath>,
         stale_after: Duration,
     ) -> Result<Options, MonitorError> {
-        let token = match token_file {
-            None => None,
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| MonitorError::TokenFile {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
-                let token = text.trim();
-                if token.is_empty() {
-                    return Err(MonitorError::EmptyToken(path.to_path_buf()));
-                }
-                Some(token.to_string())
-            }
-        };
+        let token = crate::token::read_token(token_file)?;
         if token.is_none() && !listen.ip().is_loopback() {
             return Err(MonitorError::NeedsToken(listen));
         }

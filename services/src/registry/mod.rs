@@ -39,7 +39,7 @@ use axum::Router;
 use state::{Catalog, NodeInfo};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -60,13 +60,8 @@ pub enum RegistryError {
          --token-file (clients send the token as X-Consul-Token)"
     )]
     NeedsToken(SocketAddr),
-    #[error("cannot read token file {path}: {source}")]
-    TokenFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("token file {0} is empty")]
-    EmptyToken(PathBuf),
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenFileError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -94,21 +89,7 @@ pub struct Options {
 impl Options {
     /// Reads the token file (trimmed) and refuses a non-loopback address without a token.
     pub fn new(listen: SocketAddr, token_file: Option<&FsPath>) -> Result<Options, RegistryError> {
-        let token = match token_file {
-            None => None,
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| RegistryError::TokenFile {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
-                let token = text.trim();
-                if token.is_empty() {
-                    return Err(RegistryError::EmptyToken(path.to_path_buf()));
-                }
-                Some(token.to_string())
-            }
-        };
+        let token = crate::token::read_token(token_file)?;
         if token.is_none() && !listen.ip().is_loopback() {
             return Err(RegistryError::NeedsToken(listen));
         }
