@@ -120,6 +120,7 @@
 
 pub mod conform;
 mod frame;
+pub mod gcd_wire;
 mod io;
 mod key;
 pub mod runtime;

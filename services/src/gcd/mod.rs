@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wire::{GcdAnswer, GcdRequest, Member};
+use wire::{member_of, GcdAnswer, GcdRequest};
 
 /// The daemon's port when `--listen` is not given (the seed names none).
 pub const DEFAULT_PORT: u16 = 50550;
@@ -287,7 +287,7 @@ fn answer_conclave(group: &Mutex<Group>, peer: SocketAddr, request: GcdRequest) 
     let (days, student_id, host, port) = match request {
         GcdRequest::Members => {
             let members = group.lock().unwrap_or_else(|e| e.into_inner()).members();
-            return GcdAnswer::Members(members.iter().map(Member::from_pair).collect());
+            return GcdAnswer::Members(members.iter().map(member_of).collect());
         }
         GcdRequest::Join {
             days,
@@ -301,7 +301,7 @@ fn answer_conclave(group: &Mutex<Group>, peer: SocketAddr, request: GcdRequest) 
     match checked {
         Ok((identity, listener)) => {
             let members = join(group, Wire::Conclave, peer, identity, listener);
-            GcdAnswer::Members(members.iter().map(Member::from_pair).collect())
+            GcdAnswer::Members(members.iter().map(member_of).collect())
         }
         Err(e) => {
             refused(Wire::Conclave, peer, &e.to_string());
