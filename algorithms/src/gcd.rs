@@ -6,6 +6,9 @@
 //! - A node joins by sending JOIN (identity and listening address) to the group coordinator
 //!   daemon (GCD), a service process of the world, and gets every member back; then it
 //!   starts an election. If the daemon does not answer within `answer_timeout` it asks again.
+//!   A cluster without a daemon (no service member) is one whose nodes joined before they
+//!   started, as `conclave-node --gcd ADDR` does against a real daemon: a node's members are
+//!   then every other voter, and joining (at start and on every rejoin) is electing at once.
 //! - ELECTION carries the member list (the receiver learns any member it did not know) and
 //!   is answered OK; a node that gets ELECTION starts its own election unless it is in one.
 //!   No OK within `answer_timeout`: the node wins and sends COORDINATOR to every member.
@@ -153,7 +156,8 @@ pub struct GcdNode {
     me: Pid,
     priority: u64,
     params: GcdParams,
-    gcd: Pid,
+    /// The daemon; `None` when the cluster has none (the node joined before it started).
+    gcd: Option<Pid>,
     status: Status,
     leader: Option<Pid>,
     members: PidSet,
@@ -178,8 +182,14 @@ impl GcdNode {
         ] {
             ctx.cancel_timer(t);
         }
+        let Some(gcd) = self.gcd else {
+            let voters: Vec<Pid> = ctx.cluster().voters().collect();
+            self.members = voters.into_iter().filter(|&p| p != self.me).collect();
+            self.elect(ctx);
+            return;
+        };
         let (days, student_id) = unpack_identity(self.priority);
-        ctx.send(self.gcd, GcdMsg::Join { days, student_id });
+        ctx.send(gcd, GcdMsg::Join { days, student_id });
         ctx.set_timer(GcdTimer::Join, self.params.answer_timeout);
     }
 
@@ -221,7 +231,9 @@ impl GcdNode {
         }
         let from_higher = ctx.cluster().priority(from) > self.priority;
         match msg {
-            GcdMsg::Members { members } if from == self.gcd && self.status == Status::Joining => {
+            GcdMsg::Members { members }
+                if Some(from) == self.gcd && self.status == Status::Joining =>
+            {
                 ctx.cancel_timer(GcdTimer::Join);
                 self.members = members.into_iter().filter(|&p| p != self.me).collect();
                 self.elect(ctx);
@@ -349,7 +361,7 @@ impl Algorithm for GcdBully {
             me,
             priority: cluster.priority(me),
             params: params.clone(),
-            gcd: cluster.services().next().unwrap_or(me),
+            gcd: cluster.services().next(),
             status: Status::Joining,
             leader: None,
             members: PidSet::new(),
