@@ -11,18 +11,36 @@
 //! name defaults to the address, the priority to the entry's position counted from 1 (the
 //! last entry has the highest priority). Priorities are either all given or none.
 //!
+//! Or the members are discovered before the node starts (see
+//! `conclave_algorithms::net::discovery`; the node binds `--listen` first, so port 0 works):
+//!
+//! - `--registry URL` (seed 000, Consul's API): register as `--name` with `--priority`, wait
+//!   `--discovery-wait` (8 s), list the service's passing instances; deregister at the end;
+//! - `--gcd ADDR` (seed 003): JOIN the group coordinator daemon as `--identity DAYS,SID`
+//!   (the member is named `DAYS,SID`), wait, ask for the member list;
+//! - `--broadcast ADDR:PORT` (seed 004): broadcast a HELLO, gather the answers for the wait,
+//!   and answer later HELLOs for as long as the node runs.
+//!
+//! Membership is fixed once the node starts: a node that starts later is not added to the
+//! running ones (restart them). `--monitor URL` reports every view to a monitor each second
+//! and copies its block list to the node's block file.
+//!
 //! `q` and Enter on stdin, SIGTERM or Ctrl-C stop the node gracefully. A bad flag, file or
-//! parameter exits with status 2; a failure to start (the address is taken) with 1.
+//! parameter exits with status 2; a failure to start (the address is taken, discovery
+//! failed) with 1.
 
 use clap::{Parser, ValueEnum};
+use conclave_algorithms::net::discovery::{self, cluster_of, Broadcast, Peer, Registry};
+use conclave_algorithms::net::report::{run_reporter, Monitor, Reporting};
 use conclave_algorithms::net::runtime::{
     run_node, stop_on_signals, stop_on_stdin, Listen, NodeConfig,
 };
 use conclave_algorithms::net::ClusterKey;
-use conclave_algorithms::{Algorithm, Cluster, Member, Pid};
+use conclave_algorithms::{Algorithm, Cluster, Member, Pid, Role, View};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::sync::watch;
 
@@ -37,13 +55,15 @@ enum AlgorithmName {
 }
 
 #[derive(Debug, Parser)]
+#[command(group = clap::ArgGroup::new("discovery").multiple(false).conflicts_with_all(["peers", "config"]))]
 #[command(about = "Runs one node of a leader-election algorithm on real sockets")]
 struct Args {
     #[arg(long, value_enum)]
     algorithm: AlgorithmName,
-    /// This node's member name (with --config, its line: `ip:port` or its `name=`).
-    #[arg(long)]
-    name: String,
+    /// This node's member name (with --config, its line: `ip:port` or its `name=`). With
+    /// --gcd the name is the identity, `DAYS,SID`.
+    #[arg(long, required_unless_present = "gcd", conflicts_with = "gcd")]
+    name: Option<String>,
     /// Where to accept connections; defaults to this node's address in the member list.
     #[arg(long)]
     listen: Option<String>,
@@ -52,12 +72,47 @@ struct Args {
         long,
         value_delimiter = ',',
         conflicts_with = "config",
-        required_unless_present = "config"
+        required_unless_present_any = ["config", "registry", "gcd", "broadcast"]
     )]
     peers: Vec<String>,
     /// A server_config file: one member per line, as in --peers; `#` comments, blank lines.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Discover the members through a Consul-compatible registry at this URL (seed 000).
+    #[arg(long, group = "discovery", requires_all = ["listen", "priority"])]
+    registry: Option<String>,
+    /// The service name to register under and list, with --registry.
+    #[arg(long, default_value = "conclave", requires = "registry")]
+    service: String,
+    /// A file holding the registry's token, sent as X-Consul-Token.
+    #[arg(long, requires = "registry")]
+    registry_token_file: Option<PathBuf>,
+    /// Discover the members through the group coordinator daemon at this address (seed 003).
+    #[arg(long, group = "discovery", requires_all = ["listen", "identity"])]
+    gcd: Option<SocketAddr>,
+    /// This node's identity for --gcd: days until a birthday, student id.
+    #[arg(long, value_name = "DAYS,SID", requires = "gcd")]
+    identity: Option<String>,
+    /// Discover the members by a UDP handshake on this broadcast address and port (seed 004),
+    /// such as 255.255.255.255:5595, or 127.255.255.255:5595 on one machine.
+    #[arg(long, group = "discovery", requires_all = ["listen", "priority"])]
+    broadcast: Option<SocketAddr>,
+    /// This node's priority, with --registry or --broadcast.
+    #[arg(long)]
+    priority: Option<u64>,
+    /// The address the other nodes reach this node at; defaults to the bound --listen
+    /// address (which then must not be 0.0.0.0).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// How long discovery gathers members before the node starts.
+    #[arg(long, default_value = "8s")]
+    discovery_wait: conclave_algorithms::Duration,
+    /// Report every view to the monitor at this URL each second, and take its block list.
+    #[arg(long)]
+    monitor: Option<String>,
+    /// A file holding the monitor's token, sent as a bearer token.
+    #[arg(long, requires = "monitor")]
+    monitor_token_file: Option<PathBuf>,
     /// The algorithm's parameters in RON, such as `(answer_timeout: "200ms")`.
     #[arg(long)]
     params: Option<String>,
@@ -88,6 +143,19 @@ struct Args {
 /// A mistake in the flags or the files they name: exit status 2.
 struct Usage(String);
 
+/// Why the node did not run: a usage mistake (exit status 2), or a failure to start, such
+/// as an address in use or a registry that cannot be reached (1).
+enum Failure {
+    Usage(String),
+    Start(String),
+}
+
+impl From<Usage> for Failure {
+    fn from(Usage(message): Usage) -> Self {
+        Failure::Usage(message)
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.algorithm {
@@ -102,14 +170,51 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(Usage(message)) => {
+        Err(Failure::Usage(message)) => {
             eprintln!("conclave-node: error: {message}");
             ExitCode::from(2)
+        }
+        Err(Failure::Start(message)) => {
+            eprintln!("conclave-node: error: {message}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run<A>(args: &Args) -> Result<ExitCode, Usage>
+/// The members, this node's Pid and address, where it listens, and what discovery leaves
+/// to do while the node runs.
+struct Membership {
+    cluster: Cluster,
+    me: Pid,
+    /// Where the other nodes reach this one (for the monitor's reports).
+    address: String,
+    listen: Listen,
+    /// Deregistered when dropped, at the end of `run`.
+    registered: Option<Registered>,
+    /// Answers the HELLOs of later nodes while the node runs.
+    broadcast: Option<Broadcast>,
+}
+
+/// This node's instance in the registry, removed on drop (a graceful stop, or any return
+/// from `run` after registering).
+struct Registered {
+    registry: Registry,
+    id: String,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        match self.registry.deregister(&self.id) {
+            Ok(()) => eprintln!(
+                "node={} event=deregistered registry={}",
+                self.id, self.registry.url
+            ),
+            Err(e) => eprintln!("node={} event=deregister_failed error={e}", self.id),
+        }
+    }
+}
+
+fn run<A>(args: &Args) -> Result<ExitCode, Failure>
 where
     A: Algorithm + Send + 'static,
     A::Msg: Send + Sync + 'static,
@@ -122,32 +227,33 @@ where
         }
         None => A::Params::default(),
     };
-    let entries = match &args.config {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| Usage(format!("cannot read --config {}: {e}", path.display())))?
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .map(str::to_string)
-            .collect(),
-        None => args.peers.clone(),
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Start(format!("cannot start the runtime: {e}")))?;
+    let membership = if args.registry.is_some() || args.gcd.is_some() || args.broadcast.is_some() {
+        discover(args, &runtime)?
+    } else {
+        static_members(args)?
     };
-    let cluster = cluster_of(&entries)?;
-    let me = cluster
-        .members
-        .iter()
-        .position(|m| m.name == args.name)
-        .map(|i| Pid(i as u32))
-        .ok_or_else(|| {
-            let names: Vec<_> = cluster.members.iter().map(|m| m.name.as_str()).collect();
-            Usage(format!("--name {:?} is not a member: {names:?}", args.name))
-        })?;
-    let listen = match &args.listen {
-        Some(listen) => listen.clone(),
-        None => cluster.member(me).address.clone().unwrap_or_default(),
-    };
+    let Membership {
+        cluster,
+        me,
+        address,
+        listen,
+        registered,
+        broadcast,
+    } = membership;
+    let name = cluster.member(me).name.clone();
     let key = match &args.cluster_key_file {
         Some(path) => Some(ClusterKey::load(path).map_err(|e| Usage(e.to_string()))?),
+        None => None,
+    };
+    let monitor = match &args.monitor {
+        Some(url) => Some(Monitor::new(
+            url,
+            read_token(args.monitor_token_file.as_deref(), "--monitor-token-file")?,
+        )),
         None => None,
     };
     let seed = match args.seed {
@@ -159,28 +265,58 @@ where
         }
     };
     eprintln!(
-        "conclave-node: node={} seed={seed} (rerun with --seed {seed} for the same draws)",
-        args.name
+        "conclave-node: node={name} seed={seed} (rerun with --seed {seed} for the same draws)"
     );
+    // With --monitor and no --block-file, the monitor's block list goes to a file of ours.
+    let temp_block_file = match (&monitor, &args.block_file) {
+        (Some(_), None) => {
+            Some(std::env::temp_dir().join(format!("conclave-node-{}.blocks", std::process::id())))
+        }
+        _ => None,
+    };
+    let block_file = args.block_file.clone().or(temp_block_file.clone());
+    let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
     let (stop, shutdown) = watch::channel(false);
-    let mut config = NodeConfig::<A>::new(cluster, me, params, Listen::Address(listen), shutdown);
+    let reporter_shutdown = shutdown.clone();
+    let mut config = NodeConfig::<A>::new(cluster, me, params, listen, shutdown);
     config.key = key;
     config.cluster_name = args.cluster.clone();
     config.seed = seed;
     config.trace_log = args.trace_log.clone();
-    config.block_file = args.block_file.clone();
+    config.block_file = block_file.clone();
     config.on_leader = args.on_leader.clone();
     config.on_follower = args.on_follower.clone();
+    let (views_tx, views) = watch::channel(View::new(Role::Idle, None, "Starting"));
+    if monitor.is_some() {
+        config.views = Some(views_tx);
+    }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Usage(format!("cannot start the runtime: {e}")))?;
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), false);
-        tokio::spawn(stop_on_signals(stop));
-        run_node(config).await
+        tokio::spawn(stop_on_signals(stop.clone()));
+        if let Some(broadcast) = broadcast {
+            tokio::spawn(broadcast.answer_forever(names.clone()));
+        }
+        let reporter = monitor.map(|monitor| {
+            let node = Reporting {
+                name,
+                address,
+                names,
+                block_file: block_file.unwrap_or_default(),
+            };
+            tokio::spawn(run_reporter(monitor, node, views, reporter_shutdown))
+        });
+        let result = run_node(config).await;
+        stop.send_replace(true);
+        if let Some(reporter) = reporter {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), reporter).await;
+        }
+        result
     });
+    if let Some(path) = temp_block_file {
+        let _ = std::fs::remove_file(path);
+    }
+    drop(registered);
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -190,8 +326,156 @@ where
     })
 }
 
+/// The members of `--peers` or `--config`.
+fn static_members(args: &Args) -> Result<Membership, Usage> {
+    let entries = match &args.config {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| Usage(format!("cannot read --config {}: {e}", path.display())))?
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .map(str::to_string)
+            .collect(),
+        None => args.peers.clone(),
+    };
+    let cluster = cluster_of_entries(&entries)?;
+    let name = args.name.clone().unwrap_or_default();
+    let me = cluster
+        .members
+        .iter()
+        .position(|m| m.name == name)
+        .map(|i| Pid(i as u32))
+        .ok_or_else(|| {
+            let names: Vec<_> = cluster.members.iter().map(|m| m.name.as_str()).collect();
+            Usage(format!("--name {name:?} is not a member: {names:?}"))
+        })?;
+    let own_address = cluster.member(me).address.clone().unwrap_or_default();
+    let listen = args.listen.clone().unwrap_or_else(|| own_address.clone());
+    Ok(Membership {
+        address: args.advertise.clone().unwrap_or(own_address),
+        cluster,
+        me,
+        listen: Listen::Address(listen),
+        registered: None,
+        broadcast: None,
+    })
+}
+
+/// The members found by `--registry`, `--gcd` or `--broadcast`, after binding `--listen`
+/// (so that port 0 can be advertised as the port it got).
+fn discover(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<Membership, Failure> {
+    let start = |e: discovery::DiscoveryError| Failure::Start(e.to_string());
+    let listen = args.listen.as_deref().unwrap_or_default();
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| Failure::Start(format!("cannot listen on {listen}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Failure::Start(format!("cannot listen on {listen}: {e}")))?;
+    let address = match &args.advertise {
+        Some(address) => address.clone(),
+        None if bound.ip().is_unspecified() => {
+            return Err(Failure::Usage(format!(
+                "--listen {bound} is a wildcard address: give --advertise HOST:PORT"
+            )))
+        }
+        None => bound.to_string(),
+    };
+    let wait = std::time::Duration::from_micros(args.discovery_wait.as_micros());
+    let mut me = Peer {
+        name: args.name.clone().unwrap_or_default(),
+        priority: args.priority.unwrap_or_default(),
+        address,
+    };
+    let (mut registered, mut broadcast) = (None, None);
+    let (via, peers) = if let Some(url) = &args.registry {
+        let token = read_token(args.registry_token_file.as_deref(), "--registry-token-file")?;
+        let registry = Registry::new(url, &args.service, token);
+        registry.register(&me).map_err(start)?;
+        eprintln!(
+            "node={} event=registered registry={url} service={} waiting={wait:?}",
+            me.name, args.service
+        );
+        registered = Some(Registered {
+            registry: registry.clone(),
+            id: me.name.clone(),
+        });
+        std::thread::sleep(wait);
+        ("registry", registry.passing().map_err(start)?)
+    } else if let Some(gcd) = args.gcd {
+        let (days, student_id) = parse_identity(args.identity.as_deref().unwrap_or_default())?;
+        me.name = discovery::gcd_name(days, student_id);
+        me.priority =
+            conclave_algorithms::gcd::pack_identity(u64::from(days), u64::from(student_id));
+        let join = discovery::join_gcd(gcd, days, student_id, &me.address, wait);
+        ("gcd", runtime.block_on(join).map_err(start)?)
+    } else if let Some(target) = args.broadcast {
+        let bound = {
+            let _enter = runtime.enter();
+            Broadcast::bind(target, &args.cluster, me.clone()).map_err(start)?
+        };
+        let peers = runtime.block_on(bound.discover(wait));
+        broadcast = Some(bound);
+        ("broadcast", peers)
+    } else {
+        return Err(Failure::Usage("no discovery flag".to_string()));
+    };
+    let (cluster, me_pid) = cluster_of(&me, peers);
+    let members: Vec<String> = cluster
+        .members
+        .iter()
+        .map(|m| {
+            format!(
+                "{}:{}@{}",
+                m.name,
+                m.priority,
+                m.address.as_deref().unwrap_or("-")
+            )
+        })
+        .collect();
+    eprintln!(
+        "node={} event=discovered via={via} members={} (fixed while the node runs)",
+        me.name,
+        members.join(",")
+    );
+    Ok(Membership {
+        cluster,
+        me: me_pid,
+        address: me.address,
+        listen: Listen::Listener(listener),
+        registered,
+        broadcast,
+    })
+}
+
+/// `DAYS,SID` as two numbers.
+fn parse_identity(text: &str) -> Result<(u32, u32), Usage> {
+    let bad = || {
+        Usage(format!(
+            "--identity {text:?}: want DAYS,SID such as 120,4123456"
+        ))
+    };
+    let (days, student_id) = text.split_once(',').ok_or_else(bad)?;
+    let days = days.trim().parse().map_err(|_| bad())?;
+    let student_id = student_id.trim().parse().map_err(|_| bad())?;
+    Ok((days, student_id))
+}
+
+/// The token in `path` (one trailing newline removed), if a path is given.
+fn read_token(path: Option<&Path>, flag: &str) -> Result<Option<String>, Usage> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Usage(format!("cannot read {flag} {}: {e}", path.display())))?;
+    let token = text.trim_end_matches(['\n', '\r']).to_string();
+    if token.is_empty() {
+        return Err(Usage(format!("{flag} {} is empty", path.display())));
+    }
+    Ok(Some(token))
+}
+
 /// The members of `entries`, each `[name[:priority]=]address`.
-fn cluster_of(entries: &[String]) -> Result<Cluster, Usage> {
+fn cluster_of_entries(entries: &[String]) -> Result<Cluster, Usage> {
     if entries.is_empty() {
         return Err(Usage("the member list is empty".to_string()));
     }

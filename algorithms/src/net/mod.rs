@@ -119,10 +119,12 @@
 //! higher priority but without the key, cannot get a single message accepted.
 
 pub mod conform;
+pub mod discovery;
 mod frame;
 pub mod gcd_wire;
 mod io;
 mod key;
+pub mod report;
 pub mod runtime;
 
 pub use frame::{EncodeError, FrameDecoder, FrameEncoder, FrameError};
