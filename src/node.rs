@@ -10,16 +10,24 @@
 //! conclave node --scenario scenarios/bully_coordinator_crash.ron --name n4 --base-port 7000
 //! ```
 //!
+//! `--registry URL` registers the node with a Consul-compatible registry (`conclave
+//! registry`), waits `--discovery-wait`, and takes the addresses of the scenario's other
+//! nodes from the passing instances (the members stay the scenario's); the node is
+//! deregistered when it stops. `--monitor URL` reports every view to a monitor each second
+//! and copies its block list to the block file (`conclave_algorithms::net::report`).
+//!
 //! `q` and Enter on stdin, SIGTERM or Ctrl-C stop the node gracefully (and, with
 //! `--stop-on-stdin-eof`, the end of stdin). A bad flag or scenario exits with 2, a failure
 //! to start (the address is taken) with 1.
 
 use crate::{print_scenario_error, BAD_INPUT, HELD};
+use conclave_algorithms::net::discovery::{Peer, Registration, Registry};
+use conclave_algorithms::net::report::{run_reporter, temp_block_file, Monitor, Reporting};
 use conclave_algorithms::net::runtime::{
     run_node, stop_on_signals, stop_on_stdin, Listen, NodeConfig,
 };
 use conclave_algorithms::net::ClusterKey;
-use conclave_algorithms::{Algorithm, Cluster, Pid};
+use conclave_algorithms::{Algorithm, Cluster, Pid, Role, View};
 use conclave_sim::scenario::Scenario;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -62,6 +70,25 @@ pub struct Args {
     /// dropped both ways. Read again when it changes.
     #[arg(long, value_name = "FILE")]
     pub block_file: Option<PathBuf>,
+    /// Register with the Consul-compatible registry at this URL, and take the other nodes'
+    /// addresses from it.
+    #[arg(long, value_name = "URL")]
+    pub registry: Option<String>,
+    /// The service name to register under and list, with --registry.
+    #[arg(long, default_value = "conclave", requires = "registry")]
+    pub service: String,
+    /// A file holding the registry's token, sent as X-Consul-Token.
+    #[arg(long, value_name = "FILE", requires = "registry")]
+    pub registry_token_file: Option<PathBuf>,
+    /// How long to wait between registering and listing, with --registry.
+    #[arg(long, value_name = "DUR", default_value = "8s")]
+    pub discovery_wait: conclave_algorithms::Duration,
+    /// Report every view to the monitor at this URL each second, and take its block list.
+    #[arg(long, value_name = "URL")]
+    pub monitor: Option<String>,
+    /// A file holding the monitor's token, sent as a bearer token.
+    #[arg(long, value_name = "FILE", requires = "monitor")]
+    pub monitor_token_file: Option<PathBuf>,
     /// Stop gracefully when stdin ends (`conclave cluster up` holds each node's stdin, so
     /// its nodes stop when it dies).
     #[arg(long)]
@@ -139,6 +166,8 @@ struct Setup {
     listen: String,
     key: Option<ClusterKey>,
     seed: u64,
+    monitor: Option<Monitor>,
+    registry: Option<Registry>,
 }
 
 fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
@@ -173,7 +202,24 @@ fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
         Some(path) => Some(ClusterKey::load(path).map_err(|e| e.to_string())?),
         None => None,
     };
+    let monitor = match &args.monitor {
+        Some(url) => Some(Monitor::new(
+            url,
+            read_token(args.monitor_token_file.as_deref())?,
+        )),
+        None => None,
+    };
+    let registry = match &args.registry {
+        Some(url) => Some(Registry::new(
+            url,
+            &args.service,
+            read_token(args.registry_token_file.as_deref())?,
+        )),
+        None => None,
+    };
     Ok(Setup {
+        monitor,
+        registry,
         cluster,
         me: Pid(index as u32),
         listen: args
@@ -197,13 +243,50 @@ where
         "conclave node: node={} listen={} seed={} node_seed={node_seed} (rerun with --seed {} for the same draws)",
         args.name, setup.listen, setup.seed, setup.seed
     );
+    let mut cluster = setup.cluster;
+    // With a registry the node listens before it registers, so that the check passes.
+    let listen = match &setup.registry {
+        Some(_) => match std::net::TcpListener::bind(&setup.listen) {
+            Ok(listener) => Listen::Listener(listener),
+            Err(e) => {
+                eprintln!("error: cannot listen on {}: {e}", setup.listen);
+                return NOT_STARTED;
+            }
+        },
+        None => Listen::Address(setup.listen),
+    };
+    let registration = match &setup.registry {
+        Some(registry) => match register_and_list(registry, &mut cluster, setup.me, args) {
+            Ok(registration) => Some(registration),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return NOT_STARTED;
+            }
+        },
+        None => None,
+    };
+    let temp_block_file = match (&setup.monitor, &args.block_file) {
+        (Some(_), None) => Some(temp_block_file()),
+        _ => None,
+    };
+    let block_file = args.block_file.clone().or(temp_block_file.clone());
+    let reporting = Reporting {
+        name: args.name.clone(),
+        address: cluster.member(setup.me).address.clone().unwrap_or_default(),
+        names: cluster.members.iter().map(|m| m.name.clone()).collect(),
+        block_file: block_file.clone().unwrap_or_default(),
+    };
     let (stop, shutdown) = watch::channel(false);
-    let listen = Listen::Address(setup.listen);
-    let mut config = NodeConfig::<A>::new(setup.cluster, setup.me, params, listen, shutdown);
+    let reporter_shutdown = shutdown.clone();
+    let mut config = NodeConfig::<A>::new(cluster, setup.me, params, listen, shutdown);
     config.key = setup.key;
     config.seed = node_seed;
     config.trace_log = args.trace_log.clone();
-    config.block_file = args.block_file.clone();
+    config.block_file = block_file;
+    let (views_tx, views) = watch::channel(View::new(Role::Idle, None, "Starting"));
+    if setup.monitor.is_some() {
+        config.views = Some(views_tx);
+    }
     config.on_leader = args.on_leader.clone();
     config.on_follower = args.on_follower.clone();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -217,11 +300,24 @@ where
         }
     };
     let eof_stops = args.stop_on_stdin_eof;
+    let monitor = setup.monitor;
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), eof_stops);
-        tokio::spawn(stop_on_signals(stop));
-        run_node(config).await
+        tokio::spawn(stop_on_signals(stop.clone()));
+        let reporter = monitor.map(|monitor| {
+            tokio::spawn(run_reporter(monitor, reporting, views, reporter_shutdown))
+        });
+        let result = run_node(config).await;
+        stop.send_replace(true);
+        if let Some(reporter) = reporter {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), reporter).await;
+        }
+        result
     });
+    if let Some(path) = temp_block_file {
+        let _ = std::fs::remove_file(path);
+    }
+    drop(registration);
     match result {
         Ok(()) => HELD,
         Err(e) => {
@@ -229,4 +325,49 @@ where
             NOT_STARTED
         }
     }
+}
+
+/// Registers this node, waits, and takes the other nodes' addresses from the passing
+/// instances of the same names (the others keep the scenario's).
+fn register_and_list(
+    registry: &Registry,
+    cluster: &mut Cluster,
+    me: Pid,
+    args: &Args,
+) -> Result<Registration, String> {
+    let member = cluster.member(me);
+    let peer = Peer {
+        name: member.name.clone(),
+        priority: member.priority,
+        address: member.address.clone().unwrap_or_default(),
+    };
+    let registration = registry
+        .register_until_dropped(&peer)
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(std::time::Duration::from_micros(
+        args.discovery_wait.as_micros(),
+    ));
+    let mut found = Vec::new();
+    for peer in registry.passing().map_err(|e| e.to_string())? {
+        if let Some(m) = cluster.members.iter_mut().find(|m| m.name == peer.name) {
+            m.address = Some(peer.address);
+            found.push(peer.name);
+        }
+    }
+    eprintln!(
+        "node={} event=discovered via=registry found={}",
+        peer.name,
+        found.join(",")
+    );
+    Ok(registration)
+}
+
+/// The token in `path` (one trailing newline removed), if a path is given.
+fn read_token(path: Option<&Path>) -> Result<Option<String>, String> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
 }

@@ -30,8 +30,10 @@
 //! failed) with 1.
 
 use clap::{Parser, ValueEnum};
-use conclave_algorithms::net::discovery::{self, cluster_of, Broadcast, Peer, Registry};
-use conclave_algorithms::net::report::{run_reporter, Monitor, Reporting};
+use conclave_algorithms::net::discovery::{
+    self, cluster_of, Broadcast, Peer, Registration, Registry,
+};
+use conclave_algorithms::net::report::{run_reporter, temp_block_file, Monitor, Reporting};
 use conclave_algorithms::net::runtime::{
     run_node, stop_on_signals, stop_on_stdin, Listen, NodeConfig,
 };
@@ -190,28 +192,9 @@ struct Membership {
     address: String,
     listen: Listen,
     /// Deregistered when dropped, at the end of `run`.
-    registered: Option<Registered>,
+    registered: Option<Registration>,
     /// Answers the HELLOs of later nodes while the node runs.
     broadcast: Option<Broadcast>,
-}
-
-/// This node's instance in the registry, removed on drop (a graceful stop, or any return
-/// from `run` after registering).
-struct Registered {
-    registry: Registry,
-    id: String,
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        match self.registry.deregister(&self.id) {
-            Ok(()) => eprintln!(
-                "node={} event=deregistered registry={}",
-                self.id, self.registry.url
-            ),
-            Err(e) => eprintln!("node={} event=deregister_failed error={e}", self.id),
-        }
-    }
 }
 
 fn run<A>(args: &Args) -> Result<ExitCode, Failure>
@@ -269,9 +252,7 @@ where
     );
     // With --monitor and no --block-file, the monitor's block list goes to a file of ours.
     let temp_block_file = match (&monitor, &args.block_file) {
-        (Some(_), None) => {
-            Some(std::env::temp_dir().join(format!("conclave-node-{}.blocks", std::process::id())))
-        }
+        (Some(_), None) => Some(temp_block_file()),
         _ => None,
     };
     let block_file = args.block_file.clone().or(temp_block_file.clone());
@@ -390,15 +371,11 @@ fn discover(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<Membership
     let (via, peers) = if let Some(url) = &args.registry {
         let token = read_token(args.registry_token_file.as_deref(), "--registry-token-file")?;
         let registry = Registry::new(url, &args.service, token);
-        registry.register(&me).map_err(start)?;
+        registered = Some(registry.register_until_dropped(&me).map_err(start)?);
         eprintln!(
             "node={} event=registered registry={url} service={} waiting={wait:?}",
             me.name, args.service
         );
-        registered = Some(Registered {
-            registry: registry.clone(),
-            id: me.name.clone(),
-        });
         std::thread::sleep(wait);
         ("registry", registry.passing().map_err(start)?)
     } else if let Some(gcd) = args.gcd {

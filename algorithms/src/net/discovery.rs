@@ -172,6 +172,16 @@ impl Registry {
         self.expect_ok(response, "PUT", &url).map(|_| ())
     }
 
+    /// Registers `me` as [`Registry::register`] does, and deregisters it when the returned
+    /// guard is dropped (a graceful stop, or any return after registering).
+    pub fn register_until_dropped(&self, me: &Peer) -> Result<Registration, DiscoveryError> {
+        self.register(me)?;
+        Ok(Registration {
+            registry: self.clone(),
+            id: me.name.clone(),
+        })
+    }
+
     /// The instances of the service whose checks all pass, as peers. An instance without
     /// a numeric `Meta.priority` is not a Conclave node and is left out.
     pub fn passing(&self) -> Result<Vec<Peer>, DiscoveryError> {
@@ -211,6 +221,24 @@ impl Registry {
             return Err(self.error(format!("{method} {url}: {status}: {}", text.trim())));
         }
         Ok(text)
+    }
+}
+
+/// An instance in the registry, deregistered on drop (the outcome is logged).
+pub struct Registration {
+    registry: Registry,
+    id: String,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        match self.registry.deregister(&self.id) {
+            Ok(()) => eprintln!(
+                "node={} event=deregistered registry={}",
+                self.id, self.registry.url
+            ),
+            Err(e) => eprintln!("node={} event=deregister_failed error={e}", self.id),
+        }
     }
 }
 

@@ -238,6 +238,12 @@ fn exchange(
     Ok(Some(blocks))
 }
 
+/// Where a node run with a monitor and no block file of its own keeps the monitor's block
+/// list: a file of this process in the temporary directory (remove it at exit).
+pub fn temp_block_file() -> PathBuf {
+    std::env::temp_dir().join(format!("conclave-node-{}.blocks", std::process::id()))
+}
+
 /// Writes `text` to `path` through a temporary file beside it and a rename, so a reader
 /// sees the old content or the new, never a part.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
