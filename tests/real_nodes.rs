@@ -50,9 +50,11 @@ fn ms(d: Duration) -> String {
 }
 
 /// The bound on a phase: `settle` (what the algorithm needs after a change, from its
-/// timeouts) twice over, for a false start, and a second of slack for a loaded machine.
+/// timeouts) twice over, for a false start, and five seconds of slack for a loaded machine
+/// (one phase of the majority test overran one second while CI's release tests ran beside
+/// it; the phases settle in 11-620 ms on a quiet one).
 fn bound(settle: Duration) -> StdDuration {
-    StdDuration::from_micros(2 * settle.as_micros()) + StdDuration::from_secs(1)
+    StdDuration::from_micros(2 * settle.as_micros()) + StdDuration::from_secs(5)
 }
 
 fn bully() -> Case<Bully> {
