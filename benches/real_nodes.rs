@@ -308,9 +308,10 @@ async fn kill_leader(n: usize, wait_ms: u64, dir: &Path) -> Killed {
     let agreed_at = tokio::time::timeout(BOUND, async {
         while let Some((i, at, leader)) = changed.recv().await {
             named[i] = leader;
-            let first = named[0];
-            if first.is_some() && first != Some(highest) && named.iter().all(|l| *l == first) {
-                return (at, first.unwrap());
+            if let Some(first) = named[0] {
+                if first != highest && named.iter().all(|l| *l == Some(first)) {
+                    return (at, first);
+                }
             }
         }
         unreachable!("the forwarders outlive the nodes")
