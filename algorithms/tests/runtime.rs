@@ -1,10 +1,12 @@
 //! The runtime on real sockets (feature `net`): Bully clusters on 127.0.0.1, in-process and
 //! as `conclave-node` processes, elect the highest node, elect again when it leaves or dies,
-//! and shrug off garbage and forged frames. Every test is bounded in time and stops what it
+//! run the role-change hooks, write trace logs that conform to the model, and shrug off
+//! garbage and forged frames. Every test is bounded in time and stops what it
 //! started, also when it fails.
 #![cfg(feature = "net")]
 
 use conclave_algorithms::bully::{Bully, BullyMsg, BullyParams};
+use conclave_algorithms::net::conform::replay;
 use conclave_algorithms::net::runtime::{run_node, Listen, NodeConfig, RuntimeError, Timing};
 use conclave_algorithms::net::{
     handshake, random_nonce, ClusterKey, Envelope, FrameDecoder, FrameEncoder, Hello, WireConfig,
@@ -542,10 +544,25 @@ fn conclave_node_processes_elect_again_when_the_leaders_process_is_killed() {
     for (i, (name, log)) in logs.iter().enumerate() {
         let _ = std::fs::remove_file(log);
         let stderr = std::fs::File::create(dir.join(format!("{name}.stderr"))).unwrap();
+        // Seed 004's master and slave scripts: each role change appends a line.
+        let roles = dir.join(format!("{name}.roles"));
+        let _ = std::fs::remove_file(&roles);
+        let hook = |role: &str| {
+            format!(
+                "echo {role} $CONCLAVE_NODE $CONCLAVE_ROLE $CONCLAVE_LEADER >> '{}'",
+                roles.display()
+            )
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_conclave-node"))
             .args(["--algorithm", "bully", "--name", name])
             .args(["--peers", &peers.join(",")])
             .args(["--params", params, "--seed", &i.to_string()])
+            .args([
+                "--on-leader",
+                &hook("master"),
+                "--on-follower",
+                &hook("slave"),
+            ])
             .arg("--trace-log")
             .arg(log)
             .stdin(Stdio::piped())
@@ -557,11 +574,23 @@ fn conclave_node_processes_elect_again_when_the_leaders_process_is_killed() {
     }
     let bound = election_bound(&fast_params()) + StdDuration::from_secs(2);
     wait_for_leader_in_logs(&logs, "d", bound);
+    // The hooks ran: d's master script, the others' slave scripts. (A hook runs when the
+    // role changes: a follower that first followed another node and then d ran its slave
+    // script once, naming the first.)
+    for name in NAMES {
+        let line = if name == "d" {
+            "master d Leader d".to_string()
+        } else {
+            format!("slave {name} Follower ")
+        };
+        wait_for_line(&dir.join(format!("{name}.roles")), &line, bound);
+    }
 
     let mut d = processes.0[3].take().unwrap();
     d.kill().unwrap();
     d.wait().unwrap();
     wait_for_leader_in_logs(&logs[..3], "c", bound);
+    wait_for_line(&dir.join("c.roles"), "master c Leader c", bound);
 
     // `q` and Enter stops the others gracefully: each exits 0 and logs its stop.
     for (child, (name, log)) in processes.0.iter_mut().zip(&logs) {
@@ -584,6 +613,32 @@ fn conclave_node_processes_elect_again_when_the_leaders_process_is_killed() {
             text.lines().last().unwrap().contains("\"event\":\"stop\""),
             "{name}"
         );
+    }
+    // Every log, the killed d's too, is what the model does with the same inputs.
+    for (name, log) in &logs {
+        let text = std::fs::read_to_string(log).unwrap();
+        let replayed = replay::<Bully>(&text).unwrap_or_else(|m| panic!("{name}: {m}"));
+        assert!(
+            replayed.inputs > 0 && replayed.outputs > 0,
+            "{name}: {replayed:?}"
+        );
+    }
+}
+
+/// Waits until `file` has a line that starts with `line`; panics after `bound`.
+fn wait_for_line(file: &Path, line: &str, bound: StdDuration) {
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if text.lines().any(|l| l.starts_with(line)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < bound,
+            "{} has no line {line:?} after {bound:?}: {text:?}",
+            file.display()
+        );
+        std::thread::sleep(StdDuration::from_millis(20));
     }
 }
 
