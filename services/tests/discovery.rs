@@ -1,8 +1,10 @@
 //! Peer discovery against the real services (`conclave_algorithms::net::discovery`, what
 //! `conclave-node --registry` and `--gcd` do): four nodes on 127.0.0.1 register with an
 //! in-process `conclave registry` (or JOIN an in-process `conclave gcd`), wait, list the
-//! members, start with that list and elect the highest. Every test is bounded in time and
-//! stops what it started, also when it fails.
+//! members, start with that list and elect the node the simulator elects for the seeds' own
+//! clusters: seed 000's four nodes with their ids (`scenarios/consul_four_nodes.ron`: node2),
+//! seed 003's four students with their identities (`scenarios/gcd_lab_feigning.ron`: carol).
+//! Every test is bounded in time and stops what it started, also when it fails.
 
 mod common;
 
@@ -19,6 +21,25 @@ use tokio::task::JoinHandle;
 
 /// How long discovery gathers: all four nodes register within it.
 const WAIT: StdDuration = StdDuration::from_millis(1500);
+/// The leaders the simulator ends `file` (under scenarios/) with, seed 0, by node name.
+fn simulated_leader(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(file);
+    let scenario = conclave_sim::scenario::Scenario::load(&path).expect("the seed's scenario");
+    let report = conclave_sim::run::run_scenario(
+        &scenario,
+        file,
+        0,
+        &conclave_sim::run::RunOptions::default(),
+    );
+    assert!(report.ok, "{file}: {:?}", report.expectations);
+    let leaders: std::collections::BTreeSet<_> =
+        report.leaders.values().flatten().cloned().collect();
+    assert_eq!(leaders.len(), 1, "{file}: {:?}", report.leaders);
+    leaders.into_iter().next().unwrap()
+}
+
 /// How long the election may take after the nodes start.
 const ELECTION_BOUND: StdDuration = StdDuration::from_secs(10);
 
@@ -129,7 +150,7 @@ fn fast_bully() -> BullyParams {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registry_four_bully_nodes_register_wait_list_and_elect_the_highest() {
+async fn registry_seed_000s_four_nodes_register_wait_list_and_elect_the_simulators_leader() {
     let addr = common::start(Some("s3cret")).await;
     let url = format!("http://{addr}");
     // A foreign instance of the same service, without a priority: left out.
@@ -145,12 +166,19 @@ async fn registry_four_bully_nodes_register_wait_list_and_elect_the_highest() {
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
 
+    // Seed 000's nodes and their ids, as consul_four_nodes.ron has them.
+    let ids = [
+        ("node1", 41_829_377),
+        ("node2", 97_300_114),
+        ("node3", 63_553_190),
+        ("node4", 12_774_925),
+    ];
     let mut discoveries = Vec::new();
-    for (i, name) in ["n1", "n2", "n3", "n4"].into_iter().enumerate() {
+    for (name, priority) in ids {
         let (listener, address) = bind();
         let me = Peer {
             name: name.into(),
-            priority: i as u64 + 1,
+            priority,
             address,
         };
         let registry = registry.clone();
@@ -165,17 +193,25 @@ async fn registry_four_bully_nodes_register_wait_list_and_elect_the_highest() {
     for discovery in discoveries {
         let (me, peers, listener) = discovery.await.unwrap();
         let (cluster, pid) = cluster_of(&me, peers);
+        // Members in the order of their priorities, lowest first.
         let names: Vec<_> = cluster.members.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["n1", "n2", "n3", "n4"], "{} found", me.name);
+        assert_eq!(
+            names,
+            ["node4", "node1", "node3", "node2"],
+            "{} found",
+            me.name
+        );
         nodes
             .0
             .push(start_node::<Bully>(cluster, pid, fast_bully(), listener));
     }
-    nodes.wait_for_leader("n4").await;
+    let leader = simulated_leader("consul_four_nodes.ron");
+    assert_eq!(leader, "node2");
+    nodes.wait_for_leader(&leader).await;
     nodes.stop().await;
 
     // What the binary does at a graceful stop; the foreign instance stays.
-    for name in ["n1", "n2", "n3", "n4"] {
+    for (name, _) in ids {
         let registry = registry.clone();
         tokio::task::spawn_blocking(move || registry.deregister(name))
             .await
@@ -201,7 +237,7 @@ async fn registry_four_bully_nodes_register_wait_list_and_elect_the_highest() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gcd_four_gcd_bully_nodes_join_wait_list_and_elect_the_highest_identity() {
+async fn gcd_seed_003s_four_students_join_wait_list_and_elect_the_simulators_leader() {
     let options = gcd::Options {
         listen: "127.0.0.1:0".parse().unwrap(),
         wire: gcd::Wire::Conclave,
@@ -210,12 +246,13 @@ async fn gcd_four_gcd_bully_nodes_join_wait_list_and_elect_the_highest_identity(
     let gcd_addr = daemon.local_addr();
     let daemon = tokio::spawn(daemon.run());
 
-    // (days, student id): the highest pair is (300, 1_000_001), not the highest id.
+    // (days, student id) of gcd_lab_feigning.ron's alice, bob, carol and dave: the highest
+    // pair is carol's (300, 2345678), not the highest student id (bob's).
     let identities = [
-        (12, 4_000_000),
-        (300, 1_000_001),
-        (120, 9_999_999),
-        (299, 9_000_000),
+        (120, 4_123_456),
+        (45, 4_987_654),
+        (300, 2_345_678),
+        (120, 4_500_000),
     ];
     let mut joins = Vec::new();
     for (days, student_id) in identities {
@@ -256,7 +293,9 @@ async fn gcd_four_gcd_bully_nodes_join_wait_list_and_elect_the_highest_identity(
             listener,
         ));
     }
-    nodes.wait_for_leader(&gcd_name(300, 1_000_001)).await;
+    // The simulator names its students; here a node's name is its identity pair.
+    assert_eq!(simulated_leader("gcd_lab_feigning.ron"), "carol");
+    nodes.wait_for_leader(&gcd_name(300, 2_345_678)).await;
     nodes.stop().await;
     daemon.abort();
 }
