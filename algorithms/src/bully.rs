@@ -254,7 +254,12 @@ impl BullyNode {
 
 impl BullyNode {
     fn new(me: Pid, cluster: &Cluster, params: &BullyParams) -> Self {
-        let registry = cluster.services().next();
+        // The first service is the registry only with registry discovery: another service
+        // (a log server) is no registry.
+        let registry = match params.discovery {
+            Discovery::Registry { .. } => cluster.services().next(),
+            Discovery::Static => None,
+        };
         BullyNode {
             me,
             priority: cluster.priority(me),
@@ -573,6 +578,28 @@ mod tests {
         );
         assert_eq!(top.view().role, Role::Leader);
         assert_eq!(top.view().leader, Some(Pid(2)));
+    }
+
+    #[test]
+    fn a_log_server_is_no_registry() {
+        // Four nodes and a log server (a service member), static discovery: the node knows
+        // the other voters and asks the higher ones, as without the log server.
+        let mut members: Vec<Member> = (1..=4)
+            .map(|i| Member::voter(&format!("n{i}"), i))
+            .collect();
+        members.push(Member {
+            name: "logserver".into(),
+            priority: 0,
+            address: None,
+            kind: MemberKind::Service,
+        });
+        let c = Cluster::new(members);
+        let mut low = Bully::new(Pid(1), &c, &BullyParams::default());
+        let e = step(&mut low, &c, |n, ctx| n.on_start(ctx));
+        assert_eq!(
+            sends(&e),
+            vec![(Pid(2), BullyMsg::Election), (Pid(3), BullyMsg::Election)]
+        );
     }
 
     #[test]
