@@ -13,7 +13,11 @@
 //! `--registry URL` registers the node with a Consul-compatible registry (`conclave
 //! registry`), waits `--discovery-wait`, and takes the addresses of the scenario's other
 //! nodes from the passing instances (the members stay the scenario's); the node is
-//! deregistered when it stops. `--monitor URL` reports every view to a monitor each second
+//! deregistered when it stops. `--gcd ADDR` does the same with a group coordinator daemon
+//! (`conclave gcd`): it JOINs as the identity its priority packs and takes the addresses of
+//! the members of the same identities. With either, the real service stands in for the
+//! scenario's service process, which is left out of the cluster: the node elects once it
+//! has the addresses, as a scenario without the service does. `--monitor URL` reports every view to a monitor each second
 //! and copies its block list to the block file (`conclave_algorithms::net::report`).
 //!
 //! `q` and Enter on stdin, SIGTERM or Ctrl-C stop the node gracefully (and, with
@@ -80,7 +84,11 @@ pub struct Args {
     /// A file holding the registry's token, sent as X-Consul-Token.
     #[arg(long, value_name = "FILE", requires = "registry")]
     pub registry_token_file: Option<PathBuf>,
-    /// How long to wait between registering and listing, with --registry.
+    /// JOIN the group coordinator daemon at this address (seed 003) as the identity the
+    /// node's priority packs, and take the other nodes' addresses from its member list.
+    #[arg(long, value_name = "ADDR", conflicts_with = "registry")]
+    pub gcd: Option<std::net::SocketAddr>,
+    /// How long to wait between registering and listing, with --registry or --gcd.
     #[arg(long, value_name = "DUR", default_value = "8s")]
     pub discovery_wait: conclave_algorithms::Duration,
     /// Report every view to the monitor at this URL each second, and take its block list.
@@ -168,6 +176,7 @@ struct Setup {
     seed: u64,
     monitor: Option<Monitor>,
     registry: Option<Registry>,
+    gcd: Option<std::net::SocketAddr>,
 }
 
 fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
@@ -191,6 +200,10 @@ fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
     let mut cluster = conclave_sim::run::cluster_of(scenario, seed);
     for (member, place) in cluster.members.iter_mut().zip(&places) {
         member.address = Some(place.address.clone());
+    }
+    // A real registry or daemon did the discovery the scenario's service does in the world.
+    if args.registry.is_some() || args.gcd.is_some() {
+        cluster.members.truncate(places.len());
     }
     for member in &cluster.members[places.len()..] {
         eprintln!(
@@ -220,6 +233,7 @@ fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
     Ok(Setup {
         monitor,
         registry,
+        gcd: args.gcd,
         cluster,
         me: Pid(index as u32),
         listen: args
@@ -244,16 +258,18 @@ where
         args.name, setup.listen, setup.seed, setup.seed
     );
     let mut cluster = setup.cluster;
-    // With a registry the node listens before it registers, so that the check passes.
-    let listen = match &setup.registry {
-        Some(_) => match std::net::TcpListener::bind(&setup.listen) {
+    // With a registry the node listens before it registers, so that the check passes (and
+    // before it joins a daemon, so that its members can connect at once).
+    let listen = if setup.registry.is_some() || setup.gcd.is_some() {
+        match std::net::TcpListener::bind(&setup.listen) {
             Ok(listener) => Listen::Listener(listener),
             Err(e) => {
                 eprintln!("error: cannot listen on {}: {e}", setup.listen);
                 return NOT_STARTED;
             }
-        },
-        None => Listen::Address(setup.listen),
+        }
+    } else {
+        Listen::Address(setup.listen)
     };
     let registration = match &setup.registry {
         Some(registry) => match register_and_list(registry, &mut cluster, setup.me, args) {
@@ -265,6 +281,12 @@ where
         },
         None => None,
     };
+    if let Some(gcd) = setup.gcd {
+        if let Err(e) = join_and_list(gcd, &mut cluster, setup.me, args) {
+            eprintln!("error: {e}");
+            return NOT_STARTED;
+        }
+    }
     let temp_block_file = match (&setup.monitor, &args.block_file) {
         (Some(_), None) => Some(temp_block_file()),
         _ => None,
@@ -360,6 +382,56 @@ fn register_and_list(
         found.join(",")
     );
     Ok(registration)
+}
+
+/// JOINs the daemon as the identity this node's priority packs, waits, and takes the other
+/// nodes' addresses from the members of the same identities (the others keep the
+/// scenario's).
+fn join_and_list(
+    gcd: std::net::SocketAddr,
+    cluster: &mut Cluster,
+    me: Pid,
+    args: &Args,
+) -> Result<(), String> {
+    let member = cluster.member(me);
+    let (days, student_id) = conclave_algorithms::gcd::unpack_identity(member.priority);
+    let (days, student_id) = match (u32::try_from(days), u32::try_from(student_id)) {
+        (Ok(days), Ok(student_id)) => (days, student_id),
+        _ => {
+            return Err(format!(
+                "node {}: priority {} is no (days, student id) identity",
+                member.name, member.priority
+            ))
+        }
+    };
+    let address = member.address.clone().unwrap_or_default();
+    let wait = std::time::Duration::from_micros(args.discovery_wait.as_micros());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let peers = runtime
+        .block_on(conclave_algorithms::net::discovery::join_gcd(
+            gcd, days, student_id, &address, wait,
+        ))
+        .map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for peer in peers {
+        if let Some(m) = cluster
+            .members
+            .iter_mut()
+            .find(|m| m.priority == peer.priority)
+        {
+            m.address = Some(peer.address);
+            found.push(m.name.clone());
+        }
+    }
+    eprintln!(
+        "node={} event=discovered via=gcd found={}",
+        args.name,
+        found.join(",")
+    );
+    Ok(())
 }
 
 /// The token in `path` (one trailing newline removed), if a path is given.
