@@ -10,6 +10,15 @@
 //! `DIR/cluster.json`; `restart` asks the runner (a file in `DIR/requests/`), so that every
 //! node stays the runner's child.
 //!
+//! The scenario's services start first, each as a `conclave` process on 127.0.0.1 (after the
+//! nodes' ports with `--base-port`, else on a port the OS picks), also with their stdin the
+//! runner's pipe, and stop after the nodes: a registry (Bully with `discovery:
+//! Registry(..)`: `conclave registry`, every node gets `--registry`), a log server
+//! (`log_server`: `conclave monitor`, every node gets `--monitor`) and a group coordinator
+//! daemon (GcdBully: `conclave gcd`, every node gets `--gcd`). With a monitor there is one
+//! block list, the monitor's: `block`, `unblock` and `heal` edit it through its API, as its
+//! form does, and the nodes take it from there; without one, they edit `DIR/blocks`.
+//!
 //! ```text
 //! conclave cluster up scenarios/bully_coordinator_crash.ron --base-port 7000
 //! conclave cluster kill n4
@@ -19,9 +28,12 @@
 
 use crate::node::{self, Place};
 use crate::{BAD_INPUT, HELD};
+use conclave_algorithms::bully::{BullyParams, Discovery};
+use conclave_algorithms::net::report::Monitor;
+use conclave_sim::scenario::{AlgorithmSpec, Scenario, ServiceKind};
 use nix::sys::signal::{kill, Signal};
 use serde::{Deserialize, Serialize};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -32,6 +44,11 @@ pub const STOP_BOUND: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(100);
 /// How long `cluster restart` waits for the runner to start the node again.
 const RESTART_BOUND: Duration = Duration::from_secs(10);
+/// How long a service gets to print the address it listens on.
+const SERVICE_BOUND: Duration = Duration::from_secs(10);
+/// How long a node waits between joining the group coordinator daemon and asking for its
+/// members: the runner starts every node within milliseconds.
+const GCD_WAIT: &str = "1s";
 /// A command failed on a cluster that exists (a signal could not be sent, the runner is
 /// gone).
 const FAILED: u8 = 1;
@@ -90,6 +107,31 @@ pub struct State {
     pub scenario: PathBuf,
     pub seed: u64,
     pub nodes: Vec<NodeState>,
+    /// The scenario's services, started before the nodes and stopped after them.
+    #[serde(default)]
+    pub services: Vec<ServiceState>,
+}
+
+impl State {
+    /// The cluster's monitor, when its scenario has a log server.
+    pub fn monitor(&self) -> Option<&ServiceState> {
+        self.services.iter().find(|s| s.kind == "monitor")
+    }
+}
+
+/// A service process of the cluster.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// The scenario's name for it (`consul`, `logserver`, `gcd`...).
+    pub name: String,
+    /// `registry`, `monitor` or `gcd`: the `conclave` command it runs.
+    pub kind: String,
+    /// Where it listens.
+    pub address: String,
+    /// `http://ADDR` for the registry and the monitor.
+    pub url: Option<String>,
+    pub pid: u32,
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -263,23 +305,32 @@ fn pair_of(state: &State, a: &str, b: &str) -> Result<(String, String), (u8, Str
     })
 }
 
-/// Reads DIR/blocks, changes its pairs, and writes it back at once.
-fn edit_blocks(
-    dir: &Path,
-    change: impl FnOnce(&mut Vec<(String, String)>, &State) -> Outcome,
-) -> Outcome {
-    let state = read_state(dir)?;
-    let path = dir.join("blocks");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut pairs: Vec<(String, String)> = text
-        .lines()
+/// The pairs of a block list, `a b` a line (`#` starts a comment), each in name order.
+fn pairs_of(text: &str) -> Vec<(String, String)> {
+    text.lines()
         .filter_map(|line| {
             let mut names = line.split('#').next()?.split_whitespace();
             let (a, b) = (names.next()?, names.next()?);
             Some(if a <= b { (a, b) } else { (b, a) })
         })
         .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+        .collect()
+}
+
+/// Changes the cluster's block list: the monitor's, when it has one, else DIR/blocks (read,
+/// changed and written back at once).
+fn edit_blocks(
+    dir: &Path,
+    change: impl FnOnce(&mut Vec<(String, String)>, &State) -> Outcome,
+) -> Outcome {
+    let state = read_state(dir)?;
+    if let Some(monitor) = state.monitor() {
+        let url = monitor.url.clone().unwrap_or_default();
+        return edit_monitor_blocks(&Monitor::new(&url, None), &state, change);
+    }
+    let path = dir.join("blocks");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut pairs = pairs_of(&text);
     let message = change(&mut pairs, &state)?;
     pairs.sort();
     pairs.dedup();
@@ -287,6 +338,25 @@ fn edit_blocks(
     write_atomically(&path, text.as_bytes())
         .map_err(|e| (FAILED, format!("{}: {e}", path.display())))?;
     Ok(message)
+}
+
+/// Reads the monitor's block list, changes its pairs, and sets it (`POST /api/blocks`).
+fn edit_monitor_blocks(
+    monitor: &Monitor,
+    state: &State,
+    change: impl FnOnce(&mut Vec<(String, String)>, &State) -> Outcome,
+) -> Outcome {
+    let text = monitor.blocks().map_err(|e| (FAILED, e))?;
+    let mut pairs = pairs_of(&text);
+    let message = change(&mut pairs, state)?;
+    pairs.sort();
+    pairs.dedup();
+    let now = monitor.set_blocks(&pairs).map_err(|e| (FAILED, e))?;
+    Ok(format!(
+        "{message} (the monitor's list at {}: {})",
+        monitor.url,
+        now.trim()
+    ))
 }
 
 /// Whether `address`'s host is this machine: a loopback address, or one a UDP socket can
@@ -335,8 +405,16 @@ fn up(
         }
     }
     let seed = seed.unwrap_or_else(|| scenario.seeds.first().copied().unwrap_or(0));
-    match start_all(dir, scenario_path, &places, base_port, local_only, seed) {
-        Ok((state, running)) => follow(dir, state, running),
+    let plan = Plan {
+        scenario: &scenario,
+        scenario_path,
+        places: &places,
+        base_port,
+        local_only,
+        seed,
+    };
+    match start_all(dir, &plan) {
+        Ok((state, running, services)) => follow(dir, state, running, services),
         Err(e) => {
             eprintln!("error: {e}");
             FAILED
@@ -344,33 +422,46 @@ fn up(
     }
 }
 
-fn start_all(
-    dir: &Path,
-    scenario_path: &Path,
-    places: &[Place],
+/// What `cluster up` starts.
+struct Plan<'a> {
+    scenario: &'a Scenario,
+    scenario_path: &'a Path,
+    places: &'a [Place],
     base_port: Option<u16>,
     local_only: bool,
     seed: u64,
-) -> Result<(State, Vec<Running>), String> {
+}
+
+fn start_all(dir: &Path, plan: &Plan) -> Result<(State, Vec<Running>, Vec<Running>), String> {
+    let (places, base_port, seed) = (plan.places, plan.base_port, plan.seed);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let scenario = std::fs::canonicalize(scenario_path)
-        .map_err(|e| format!("{}: {e}", scenario_path.display()))?;
-    let blocks = dir.join("blocks");
-    write_atomically(&blocks, b"").map_err(|e| format!("{}: {e}", blocks.display()))?;
+    let scenario = std::fs::canonicalize(plan.scenario_path)
+        .map_err(|e| format!("{}: {e}", plan.scenario_path.display()))?;
     let mut state = State {
         runner_pid: std::process::id(),
         scenario: scenario.clone(),
         seed,
         nodes: Vec::new(),
+        services: Vec::new(),
     };
-    let mut running = Vec::new();
     println!(
         "cluster: scenario={} dir={} seed={seed} runner_pid={}",
         scenario.display(),
         dir.display(),
         std::process::id()
     );
+    let services = start_services(&dir, plan, &mut state.services)?;
+    let service_args = node_args_for_services(plan.scenario, &state.services);
+    // One block list: the monitor's when there is one (each node copies it to a file of its
+    // own), else DIR/blocks.
+    let blocks = dir.join("blocks");
+    if state.monitor().is_some() {
+        let _ = std::fs::remove_file(&blocks);
+    } else {
+        write_atomically(&blocks, b"").map_err(|e| format!("{}: {e}", blocks.display()))?;
+    }
+    let mut running = Vec::new();
     for place in places {
         let trace_log = dir.join(format!("{}.jsonl", place.name));
         let mut args: Vec<String> = vec!["node".into(), "--scenario".into()];
@@ -381,9 +472,12 @@ fn start_all(
         }
         args.extend(["--seed".into(), seed.to_string()]);
         args.extend(["--trace-log".into(), trace_log.display().to_string()]);
-        args.extend(["--block-file".into(), blocks.display().to_string()]);
+        if state.monitor().is_none() {
+            args.extend(["--block-file".into(), blocks.display().to_string()]);
+        }
+        args.extend(service_args.iter().cloned());
         args.push("--stop-on-stdin-eof".into());
-        let start = !local_only || is_local(&place.address);
+        let start = !plan.local_only || is_local(&place.address);
         let child = if start {
             let _ = std::fs::remove_file(&trace_log);
             Some(spawn(&dir, &place.name, &args)?)
@@ -417,7 +511,150 @@ fn start_all(
         });
     }
     write_state(&dir, &state).map_err(|e| format!("{}: {e}", dir.display()))?;
-    Ok((state, running))
+    Ok((state, running, services))
+}
+
+/// The `conclave` command and kind of a scenario's service.
+fn command_of(kind: ServiceKind) -> &'static str {
+    match kind {
+        ServiceKind::Registry => "registry",
+        ServiceKind::GroupCoordinatorDaemon => "gcd",
+        ServiceKind::LogServer => "monitor",
+    }
+}
+
+/// Starts the scenario's services, in its order, each on 127.0.0.1: the port after the
+/// nodes' with `--base-port`, else one the OS picks. Waits for each to print the address it
+/// listens on. Prints and records each; a dropped [`Running`] ends its service (stdin).
+fn start_services(
+    dir: &Path,
+    plan: &Plan,
+    states: &mut Vec<ServiceState>,
+) -> Result<Vec<Running>, String> {
+    let mut running = Vec::new();
+    for (i, (name, kind)) in plan.scenario.services().into_iter().enumerate() {
+        let port = match plan.base_port {
+            Some(base) => {
+                let port = u32::from(base) + (plan.places.len() + i) as u32;
+                u16::try_from(port).map_err(|_| {
+                    format!("service {name:?}: --base-port {base} leaves no port for it")
+                })?
+            }
+            None => 0,
+        };
+        let command = command_of(kind);
+        let mut args: Vec<String> = vec![command.into(), "--listen".into()];
+        args.push(format!("127.0.0.1:{port}"));
+        if kind == ServiceKind::LogServer {
+            // A fresh log, so that no block list of an earlier cluster comes back.
+            let db = dir.join("monitor.sqlite3");
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+            }
+            args.extend(["--db".into(), db.display().to_string()]);
+        }
+        args.push("--stop-on-stdin-eof".into());
+        let (child, address) = spawn_service(dir, &name, &args)?;
+        let url =
+            (kind != ServiceKind::GroupCoordinatorDaemon).then(|| format!("http://{address}"));
+        println!(
+            "service={name} kind={command} address={address} pid={}",
+            child.id()
+        );
+        if kind == ServiceKind::LogServer {
+            println!("monitor: http://{address}/status");
+        }
+        states.push(ServiceState {
+            name,
+            kind: command.into(),
+            address,
+            url,
+            pid: child.id(),
+            args,
+        });
+        running.push(Running {
+            child: Some(child),
+            tail: Tail::new(PathBuf::new()),
+        });
+    }
+    Ok(running)
+}
+
+/// The flags that point a node at the cluster's services.
+fn node_args_for_services(scenario: &Scenario, services: &[ServiceState]) -> Vec<String> {
+    let mut args = Vec::new();
+    for service in services {
+        match (service.kind.as_str(), &service.url) {
+            ("registry", Some(url)) => {
+                args.extend(["--registry".into(), url.clone()]);
+                if let AlgorithmSpec::Bully(BullyParams {
+                    discovery: Discovery::Registry { wait, .. },
+                    ..
+                }) = &scenario.algorithm
+                {
+                    args.extend(["--discovery-wait".into(), format!("{}us", wait.as_micros())]);
+                }
+            }
+            ("monitor", Some(url)) => args.extend(["--monitor".into(), url.clone()]),
+            ("gcd", _) => args.extend([
+                "--gcd".into(),
+                service.address.clone(),
+                "--discovery-wait".into(),
+                GCD_WAIT.into(),
+            ]),
+            _ => {}
+        }
+    }
+    args
+}
+
+/// Starts a service with its stdin a pipe held by the runner, its stderr in
+/// DIR/<name>.log, and returns it with the address its first stdout line names
+/// ("... listening on [http://]ADDR[/status] ..."); the rest of its stdout is discarded.
+fn spawn_service(dir: &Path, name: &str, args: &[String]) -> Result<(Child, String), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find conclave itself: {e}"))?;
+    let log = dir.join(format!("{name}.log"));
+    let stderr = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut child = Process::new(exe)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot start service {name}: {e}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let (first_line, line) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout);
+        let mut first = String::new();
+        let _ = lines.read_line(&mut first);
+        let _ = first_line.send(first);
+        let _ = std::io::copy(&mut lines, &mut std::io::sink());
+    });
+    let address = line
+        .recv_timeout(SERVICE_BOUND)
+        .ok()
+        .and_then(|line| listening_address(&line));
+    match address {
+        Some(address) => Ok((child, address)),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(format!(
+                "service {name} ({}) did not say where it listens within {SERVICE_BOUND:?}; see {}",
+                args.join(" "),
+                log.display()
+            ))
+        }
+    }
+}
+
+/// The address in a service's "... listening on [http://]ADDR[/status] ..." line.
+fn listening_address(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("listening on ")?;
+    let word = rest.split_whitespace().next()?;
+    let word = word.strip_prefix("http://").unwrap_or(word);
+    Some(word.split('/').next()?.to_string())
 }
 
 /// Starts `conclave <args>` with its stdin a pipe held by the runner, its stderr in
@@ -436,7 +673,12 @@ fn spawn(dir: &Path, name: &str, args: &[String]) -> Result<Child, String> {
 }
 
 /// Follows the nodes until Ctrl-C or SIGTERM, then stops them.
-fn follow(dir: &Path, mut state: State, mut running: Vec<Running>) -> u8 {
+fn follow(
+    dir: &Path,
+    mut state: State,
+    mut running: Vec<Running>,
+    mut services: Vec<Running>,
+) -> u8 {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -446,6 +688,7 @@ fn follow(dir: &Path, mut state: State, mut running: Vec<Running>) -> u8 {
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
             stop_all(&mut running);
+            stop_all(&mut services);
             return FAILED;
         }
     };
@@ -466,6 +709,7 @@ fn follow(dir: &Path, mut state: State, mut running: Vec<Running>) -> u8 {
                 _ = tick.tick() => {
                     print_role_changes(&mut running, started_us);
                     reap(&state, &mut running, started_us);
+                    reap_services(&state, &mut services);
                     take_requests(&dir, &mut state, &mut running, started_us);
                 }
             }
@@ -476,6 +720,11 @@ fn follow(dir: &Path, mut state: State, mut running: Vec<Running>) -> u8 {
     println!("cluster: stopping {left} node(s)");
     stop_all(&mut running);
     print_role_changes(&mut running, started_us);
+    if !services.is_empty() {
+        let left = services.iter().filter(|r| r.child.is_some()).count();
+        println!("cluster: stopping {left} service(s)");
+        stop_all(&mut services);
+    }
     println!("cluster: stopped");
     HELD
 }
@@ -496,6 +745,19 @@ fn reap(state: &State, running: &mut [Running], started_us: u64) {
         if let Ok(Some(status)) = child.try_wait() {
             print_role_changes(std::slice::from_mut(run), started_us);
             println!("node={} event=exited status={status}", node.name);
+            run.child = None;
+        }
+    }
+}
+
+/// Notes each service process that has exited.
+fn reap_services(state: &State, services: &mut [Running]) {
+    for (service, run) in state.services.iter().zip(services.iter_mut()) {
+        let Some(child) = &mut run.child else {
+            continue;
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            println!("service={} event=exited status={status}", service.name);
             run.child = None;
         }
     }

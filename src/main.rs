@@ -214,6 +214,10 @@ enum Command {
         /// File holding the token every request must carry (as X-Consul-Token).
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// Exit when stdin ends (`conclave cluster up` holds its services' stdin, so they
+        /// end when it dies).
+        #[arg(long)]
+        stop_on_stdin_eof: bool,
     },
     /// Run one node of a scenario on real sockets (TCP), until `q`, Ctrl-C or SIGTERM.
     Node(node::Args),
@@ -228,6 +232,10 @@ enum Command {
         /// Wire format: issue 9's frames, or the lab's pickled (name, data) tuples.
         #[arg(long, value_enum, default_value = "conclave")]
         wire: GcdWire,
+        /// Exit when stdin ends (`conclave cluster up` holds its services' stdin, so they
+        /// end when it dies).
+        #[arg(long)]
+        stop_on_stdin_eof: bool,
     },
     /// Run seed 002's central log server: nodes report to it, /status shows them live with
     /// the "Block Connections" form, and the log is kept in SQLite.
@@ -245,6 +253,10 @@ enum Command {
         #[arg(long, value_name = "DUR", default_value = "3s",
               value_parser = conclave_services::registry::wire::parse_duration)]
         stale_after: std::time::Duration,
+        /// Exit when stdin ends (`conclave cluster up` holds its services' stdin, so they
+        /// end when it dies).
+        #[arg(long)]
+        stop_on_stdin_eof: bool,
     },
 }
 
@@ -371,19 +383,49 @@ fn main() -> ExitCode {
         Command::Shrink(args) => shrink::cmd_shrink(&args),
         Command::Report { file, out } => report::cmd_report(&file, out.as_deref()),
         Command::Compare(args) => compare::cmd_compare(&args),
-        Command::Registry { listen, token_file } => cmd_registry(listen, token_file.as_deref()),
+        Command::Registry {
+            listen,
+            token_file,
+            stop_on_stdin_eof,
+        } => {
+            exit_on_stdin_eof(stop_on_stdin_eof);
+            cmd_registry(listen, token_file.as_deref())
+        }
         Command::Node(args) => node::cmd_node(&args),
         Command::Cluster(args) => cluster::cmd_cluster(&args),
-        Command::Gcd { listen, wire } => cmd_gcd(listen, wire),
+        Command::Gcd {
+            listen,
+            wire,
+            stop_on_stdin_eof,
+        } => {
+            exit_on_stdin_eof(stop_on_stdin_eof);
+            cmd_gcd(listen, wire)
+        }
         Command::Monitor {
             listen,
             db,
             token_file,
             stale_after,
-        } => cmd_monitor(listen, db, token_file.as_deref(), stale_after),
+            stop_on_stdin_eof,
+        } => {
+            exit_on_stdin_eof(stop_on_stdin_eof);
+            cmd_monitor(listen, db, token_file.as_deref(), stale_after)
+        }
     })
     .unwrap_or(INTERNAL);
     ExitCode::from(code)
+}
+
+/// With `on`, a thread that ends the process (status 0) when stdin ends: a service that
+/// `conclave cluster up` started outlives no runner. Its state needs no flushing (the
+/// monitor's log is committed report by report).
+fn exit_on_stdin_eof(on: bool) {
+    if on {
+        std::thread::spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            std::process::exit(0);
+        });
+    }
 }
 
 /// Serves the monitor until the process ends; bad flags (or an unusable database) exit 2.

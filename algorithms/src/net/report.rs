@@ -87,6 +87,24 @@ impl Monitor {
         Ok(())
     }
 
+    /// Replaces the monitor's block list with `pairs` (`POST /api/blocks`) and returns the
+    /// list it then holds, as JSON. Blocks.
+    pub fn set_blocks(&self, pairs: &[(String, String)]) -> Result<String, String> {
+        let url = format!("{}/api/blocks", self.url);
+        let body = serde_json::json!({ "blocks": pairs }).to_string();
+        let mut response = self
+            .with_token(self.agent.post(&url))
+            .header("Content-Type", "application/json")
+            .send(body)
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let status = response.status();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        if !status.is_success() {
+            return Err(format!("POST {url}: {status}: {}", text.trim()));
+        }
+        Ok(text)
+    }
+
     /// GETs the block list. Blocks.
     pub fn blocks(&self) -> Result<String, String> {
         let url = format!("{}/api/blocks.txt", self.url);
