@@ -87,7 +87,21 @@ fn node_pids(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// The runner, and on drop: SIGKILL to it and to every node pid of its cluster.json.
+/// The service pids cluster.json lists.
+fn service_pids(dir: &Path) -> Vec<u32> {
+    let text = std::fs::read_to_string(dir.join("cluster.json")).unwrap_or_default();
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    state["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["pid"].as_u64())
+        .map(|pid| pid as u32)
+        .collect()
+}
+
+/// The runner, and on drop: SIGKILL to it and to every node and service pid of its
+/// cluster.json.
 struct Runner {
     child: Child,
     dir: PathBuf,
@@ -97,7 +111,10 @@ impl Drop for Runner {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        for pid in node_pids(&self.dir) {
+        for pid in node_pids(&self.dir)
+            .into_iter()
+            .chain(service_pids(&self.dir))
+        {
             let _ = kill(OsPid::from_raw(pid as i32), Signal::SIGKILL);
         }
     }
@@ -326,4 +343,150 @@ fn cluster_commands_without_a_cluster_exit_2() {
     );
     let output = conclave(&["cluster", "heal", "--dir", &missing]);
     expect_code(&output, 2);
+}
+
+/// The four Bully nodes with seed 002's log server: `cluster up` starts `conclave monitor`.
+const LOG_SERVER_SCENARIO: &str = r#"// Written by tests/cluster.rs.
+Scenario(
+    algorithm: Bully(
+        answer_timeout: "100ms",
+        coordinator_timeout: "300ms",
+        heartbeat_interval: "100ms",
+        heartbeat_timeout: "150ms",
+    ),
+    log_server: (interval: "1s"),
+    nodes: [(name: "a", id: 1), (name: "b", id: 2), (name: "c", id: 3), (name: "d", id: 4)],
+    run_for: "10s",
+)
+"#;
+
+/// The runner's line `monitor: http://ADDR/status`, waited for: ADDR.
+fn monitor_address(dir: &Path) -> String {
+    let started = Instant::now();
+    loop {
+        let out = std::fs::read_to_string(dir.join("runner.out")).unwrap_or_default();
+        if let Some(line) = out.lines().find(|l| l.starts_with("monitor: ")) {
+            let url = line.trim_start_matches("monitor: http://");
+            return url.trim_end_matches("/status").to_string();
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "no monitor line within {BOUND:?}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `GET path` from `address` over HTTP/1.1: the body as JSON.
+fn get_json(address: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"))
+}
+
+/// Waits until the monitor's last report of each of `nodes` names `leader`.
+fn wait_for_reports(monitor: &str, nodes: &[&str], leader: &str) {
+    let started = Instant::now();
+    loop {
+        let reports = get_json(monitor, "/api/nodes");
+        let reported: Vec<(String, String)> = reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let text = |key: &str| r[key].as_str().unwrap_or("-").to_string();
+                (text("node"), text("coordinator"))
+            })
+            .collect();
+        if nodes
+            .iter()
+            .all(|n| reported.contains(&(n.to_string(), leader.to_string())))
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < BOUND,
+            "the monitor shows no {leader} for {nodes:?} within {BOUND:?}: {reported:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn cluster_with_a_log_server_starts_the_monitor_blocks_through_it_and_stops_it() {
+    let dir = folder("monitor");
+    let scenario = dir.join("bully4_logserver.ron");
+    std::fs::write(&scenario, LOG_SERVER_SCENARIO).unwrap();
+    // Four node ports, then the monitor's.
+    let base = base_port(5);
+    let mut runner = Runner::up(&dir, &scenario, base);
+    let monitor = monitor_address(&dir);
+    assert_eq!(monitor, format!("127.0.0.1:{}", base + 4));
+    let all = ["a", "b", "c", "d"];
+    runner.wait_for_leader(&all, "d");
+    wait_for_reports(&monitor, &all, "d");
+    let services = service_pids(&runner.dir);
+    assert_eq!(services.len(), 1, "{services:?}");
+
+    // d cut off from the others, through the monitor: its list, not a blocks file.
+    for node in ["a", "b", "c"] {
+        runner.command(&["block", node, "d"]);
+    }
+    assert_eq!(
+        get_json(&monitor, "/api/blocks"),
+        serde_json::json!([["a", "d"], ["b", "d"], ["c", "d"]])
+    );
+    assert!(!runner.dir.join("blocks").exists());
+    runner.wait_for_leader(&["a", "b", "c"], "c");
+    runner.wait_for_leader(&["d"], "d");
+    wait_for_reports(&monitor, &["a", "b", "c"], "c");
+
+    runner.command(&["unblock", "d", "a"]);
+    assert_eq!(
+        get_json(&monitor, "/api/blocks"),
+        serde_json::json!([["b", "d"], ["c", "d"]])
+    );
+    runner.command(&["heal"]);
+    assert_eq!(get_json(&monitor, "/api/blocks"), serde_json::json!([]));
+
+    // SIGTERM to the runner stops the nodes, then the monitor.
+    let pids: Vec<u32> = node_pids(&runner.dir).into_iter().chain(services).collect();
+    kill(OsPid::from_raw(runner.child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = runner.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    wait_gone(&pids, Duration::from_secs(1));
+    let out = std::fs::read_to_string(dir.join("runner.out")).unwrap();
+    assert!(out.contains("service=logserver kind=monitor"), "{out}");
+    assert!(out.contains("cluster: stopping 1 service(s)"), "{out}");
+}
+
+/// A runner killed with SIGKILL orphans no service either (their stdin is its pipe too).
+#[test]
+fn cluster_services_stop_when_the_runner_is_killed() {
+    let dir = folder("service-orphans");
+    let scenario = dir.join("bully4_logserver.ron");
+    std::fs::write(&scenario, LOG_SERVER_SCENARIO).unwrap();
+    let mut runner = Runner::up(&dir, &scenario, base_port(5));
+    monitor_address(&dir);
+    runner.wait_for_leader(&["a", "b", "c", "d"], "d");
+    let pids: Vec<u32> = node_pids(&runner.dir)
+        .into_iter()
+        .chain(service_pids(&runner.dir))
+        .collect();
+    assert_eq!(pids.len(), 5);
+    runner.child.kill().unwrap();
+    runner.wait(Duration::from_secs(5));
+    wait_gone(&pids, Duration::from_secs(5));
 }
