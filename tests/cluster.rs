@@ -490,3 +490,92 @@ fn cluster_services_stop_when_the_runner_is_killed() {
     runner.wait(Duration::from_secs(5));
     wait_gone(&pids, Duration::from_secs(5));
 }
+
+/// Seed 000's shape (Consul) with short waits: the nodes register with `conclave registry`,
+/// wait a second, find each other there and elect.
+const REGISTRY_SCENARIO: &str = r#"// Written by tests/cluster.rs.
+Scenario(
+    algorithm: Bully(
+        answer_timeout: "100ms",
+        coordinator_timeout: "300ms",
+        heartbeat_interval: "100ms",
+        heartbeat_timeout: "150ms",
+        discovery: Registry(name: "consul", wait: "1s", health_interval: "1s", health_timeout: "500ms"),
+    ),
+    nodes: [(name: "a", id: 1), (name: "b", id: 2), (name: "c", id: 3), (name: "d", id: 4)],
+    run_for: "10s",
+)
+"#;
+
+/// Seed 003's shape: three nodes JOIN `conclave gcd` with their identities and elect carol.
+const GCD_SCENARIO: &str = r#"// Written by tests/cluster.rs.
+Scenario(
+    algorithm: GcdBully(gcd: "gcd", answer_timeout: "200ms", coordinator_timeout: "500ms",
+        probe_min: "100ms", probe_max: "300ms", probe_timeout: "200ms"),
+    nodes: [
+        (name: "alice", identity: (120, 4123456)),
+        (name: "bob", identity: (45, 4987654)),
+        (name: "carol", identity: (300, 2345678)),
+    ],
+    run_for: "10s",
+)
+"#;
+
+/// Starts `text`'s cluster, waits for `leader`, checks each node's discovery line and the
+/// runner's service line, and stops the runner: no node or service left.
+fn elect_through_a_service(test: &str, text: &str, nodes: &[&str], leader: &str, via: &str) {
+    let dir = folder(test);
+    let scenario = dir.join(format!("{test}.ron"));
+    std::fs::write(&scenario, text).unwrap();
+    let mut runner = Runner::up(&dir, &scenario, base_port(nodes.len() as u16 + 1));
+    runner.wait_for_leader(nodes, leader);
+    let found = nodes.join(",");
+    for node in nodes {
+        let log = std::fs::read_to_string(runner.dir.join(format!("{node}.log"))).unwrap();
+        let line = log
+            .lines()
+            .find(|l| l.contains("event=discovered"))
+            .unwrap_or_else(|| panic!("{node} discovered nothing: {log}"));
+        let mut names: Vec<&str> = line.rsplit("found=").next().unwrap().split(',').collect();
+        names.sort();
+        assert!(
+            line.contains(&format!("via={via}")) && names.join(",") == found,
+            "{line}"
+        );
+    }
+    let pids: Vec<u32> = node_pids(&runner.dir)
+        .into_iter()
+        .chain(service_pids(&runner.dir))
+        .collect();
+    assert_eq!(pids.len(), nodes.len() + 1, "{pids:?}");
+    kill(OsPid::from_raw(runner.child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(runner.wait(Duration::from_secs(10)).success());
+    wait_gone(&pids, Duration::from_secs(1));
+    let out = std::fs::read_to_string(dir.join("runner.out")).unwrap();
+    assert!(
+        out.contains(&format!("kind={via} address=127.0.0.1:")),
+        "{out}"
+    );
+}
+
+#[test]
+fn cluster_with_a_registry_starts_conclave_registry_and_the_nodes_elect_through_it() {
+    elect_through_a_service(
+        "registry",
+        REGISTRY_SCENARIO,
+        &["a", "b", "c", "d"],
+        "d",
+        "registry",
+    );
+}
+
+#[test]
+fn cluster_of_gcd_bully_starts_conclave_gcd_and_the_nodes_join_it_then_elect() {
+    elect_through_a_service(
+        "gcd",
+        GCD_SCENARIO,
+        &["alice", "bob", "carol"],
+        "carol",
+        "gcd",
+    );
+}
