@@ -2,8 +2,10 @@
 //! as real processes on 127.0.0.1 elects its highest node, elects the next when the leader
 //! is killed, splits in two under blocks (plain Bully keeps both leaders after the heal, as
 //! the simulator's bully_partition_heal.ron says), takes the old leader back on restart,
-//! elects again while it is paused, and leaves no process behind when the runner stops or dies. Every wait is bounded; a
-//! guard kills everything the test started, also when it fails.
+//! elects again while it is paused, and leaves no process behind when the runner stops or dies;
+//! with a scenario's services (log server, registry, group coordinator daemon) it starts
+//! them, blocks through the monitor, elects through the registry and the daemon. Every wait
+//! is bounded; a guard kills everything the test started, also when it fails.
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid as OsPid;
