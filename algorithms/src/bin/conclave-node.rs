@@ -25,14 +25,22 @@
 //! running ones (restart them). `--monitor URL` reports every view to a monitor each second
 //! and copies its block list to the node's block file.
 //!
+//! With `--wire lab` (GCD Bully only) the node speaks seed 003's own wire instead, pickled
+//! `(message_name, message_data)` tuples one per connection, with a `conclave gcd --wire
+//! lab` daemon and Python lab nodes: it JOINs the daemon itself, learns members as they come
+//! (the daemon's answers, ELECTION's member dicts), and rejoins after a failed probe
+//! (`conclave_algorithms::net::lab`).
+//!
 //! `q` and Enter on stdin, SIGTERM or Ctrl-C stop the node gracefully. A bad flag, file or
 //! parameter exits with status 2; a failure to start (the address is taken, discovery
 //! failed) with 1.
 
 use clap::{Parser, ValueEnum};
+use conclave_algorithms::gcd::GcdParams;
 use conclave_algorithms::net::discovery::{
     self, cluster_of, Broadcast, Peer, Registration, Registry,
 };
+use conclave_algorithms::net::lab::{run_lab_node, LabConfig};
 use conclave_algorithms::net::report::{run_reporter, temp_block_file, Monitor, Reporting};
 use conclave_algorithms::net::runtime::{
     run_node, stop_on_signals, stop_on_stdin, Listen, NodeConfig,
@@ -54,6 +62,15 @@ enum AlgorithmName {
     AsyncBully,
     Gcd,
     Quorum,
+}
+
+/// What the node speaks to its peers and the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum WireName {
+    /// Conclave's frames (`conclave_algorithms::net`).
+    Conclave,
+    /// The SeattleU lab's pickled tuples, one per connection (GCD Bully with --gcd only).
+    Lab,
 }
 
 #[derive(Debug, Parser)]
@@ -140,6 +157,11 @@ struct Args {
     /// dropped both ways. Read again when it changes.
     #[arg(long)]
     block_file: Option<PathBuf>,
+    /// The wire: `lab` speaks seed 003's pickles with a `conclave gcd --wire lab` daemon
+    /// and Python lab nodes (needs --algorithm gcd, --gcd, --identity, --listen; members
+    /// are learnt while the node runs, no --discovery-wait).
+    #[arg(long, value_enum, default_value = "conclave")]
+    wire: WireName,
 }
 
 /// A mistake in the flags or the files they name: exit status 2.
@@ -160,15 +182,12 @@ impl From<Usage> for Failure {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let result = match args.algorithm {
-        AlgorithmName::Bully => run::<conclave_algorithms::bully::Bully>(&args),
-        AlgorithmName::GarciaMolina => {
-            run::<conclave_algorithms::garcia_molina::GarciaMolina>(&args)
-        }
-        AlgorithmName::Invitation => run::<conclave_algorithms::invitation::Invitation>(&args),
-        AlgorithmName::AsyncBully => run::<conclave_algorithms::async_bully::AsyncBully>(&args),
-        AlgorithmName::Gcd => run::<conclave_algorithms::gcd::GcdBully>(&args),
-        AlgorithmName::Quorum => run::<conclave_algorithms::quorum::Quorum>(&args),
+    let result = match (args.wire, args.algorithm) {
+        (WireName::Lab, AlgorithmName::Gcd) => run_lab(&args),
+        (WireName::Lab, other) => Err(Failure::Usage(format!(
+            "--wire lab is the GCD Bully's (--algorithm gcd), not {other:?}'s"
+        ))),
+        (WireName::Conclave, algorithm) => run_algorithm(algorithm, &args),
     };
     match result {
         Ok(code) => code,
@@ -179,6 +198,90 @@ fn main() -> ExitCode {
         Err(Failure::Start(message)) => {
             eprintln!("conclave-node: error: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_algorithm(algorithm: AlgorithmName, args: &Args) -> Result<ExitCode, Failure> {
+    match algorithm {
+        AlgorithmName::Bully => run::<conclave_algorithms::bully::Bully>(args),
+        AlgorithmName::GarciaMolina => {
+            run::<conclave_algorithms::garcia_molina::GarciaMolina>(args)
+        }
+        AlgorithmName::Invitation => run::<conclave_algorithms::invitation::Invitation>(args),
+        AlgorithmName::AsyncBully => run::<conclave_algorithms::async_bully::AsyncBully>(args),
+        AlgorithmName::Gcd => run::<conclave_algorithms::gcd::GcdBully>(args),
+        AlgorithmName::Quorum => run::<conclave_algorithms::quorum::Quorum>(args),
+    }
+}
+
+/// `--wire lab`: the GCD Bully over the lab's pickles (`conclave_algorithms::net::lab`).
+fn run_lab(args: &Args) -> Result<ExitCode, Failure> {
+    let (Some(gcd), Some(listen)) = (args.gcd, &args.listen) else {
+        return Err(Failure::Usage(
+            "--wire lab needs --gcd ADDR, --identity DAYS,SID and --listen".to_string(),
+        ));
+    };
+    let unsupported = [
+        (args.cluster_key_file.is_some(), "--cluster-key-file"),
+        (args.block_file.is_some(), "--block-file"),
+        (args.monitor.is_some(), "--monitor"),
+    ];
+    if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
+        return Err(Failure::Usage(format!(
+            "{flag} is not supported with --wire lab"
+        )));
+    }
+    let identity = parse_identity(args.identity.as_deref().unwrap_or_default())?;
+    let params: GcdParams = match &args.params {
+        Some(text) => {
+            ron::from_str(text).map_err(|e| Usage(format!("--params: {e} (in {text:?})")))?
+        }
+        None => GcdParams::default(),
+    };
+    let advertise = match &args.advertise {
+        Some(address) => Some(discovery::split_address(address).map_err(|e| Usage(e.to_string()))?),
+        None => None,
+    };
+    let seed = seed_of(args)?;
+    eprintln!(
+        "conclave-node: node={},{} wire=lab seed={seed} (rerun with --seed {seed} for the same draws)",
+        identity.0, identity.1
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Start(format!("cannot start the runtime: {e}")))?;
+    let (stop, shutdown) = watch::channel(false);
+    let mut config = LabConfig::new(gcd, identity, Listen::Address(listen.clone()), shutdown);
+    config.advertise = advertise;
+    config.params = params;
+    config.seed = seed;
+    config.trace_log = args.trace_log.clone();
+    config.on_leader = args.on_leader.clone();
+    config.on_follower = args.on_follower.clone();
+    let result = runtime.block_on(async move {
+        stop_on_stdin(stop.clone(), false);
+        tokio::spawn(stop_on_signals(stop.clone()));
+        run_lab_node(config).await
+    });
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("conclave-node: error: {e}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
+/// `--seed`, or one drawn from the OS.
+fn seed_of(args: &Args) -> Result<u64, Usage> {
+    match args.seed {
+        Some(seed) => Ok(seed),
+        None => {
+            let mut bytes = [0; 8];
+            getrandom::fill(&mut bytes).map_err(|e| Usage(format!("no seed: {e}")))?;
+            Ok(u64::from_le_bytes(bytes))
         }
     }
 }
@@ -239,14 +342,7 @@ where
         )),
         None => None,
     };
-    let seed = match args.seed {
-        Some(seed) => seed,
-        None => {
-            let mut bytes = [0; 8];
-            getrandom::fill(&mut bytes).map_err(|e| Usage(format!("no seed: {e}")))?;
-            u64::from_le_bytes(bytes)
-        }
-    };
+    let seed = seed_of(args)?;
     eprintln!(
         "conclave-node: node={name} seed={seed} (rerun with --seed {seed} for the same draws)"
     );

@@ -124,6 +124,7 @@ mod frame;
 pub mod gcd_wire;
 mod io;
 mod key;
+pub mod lab;
 pub mod pickle;
 pub mod report;
 pub mod runtime;

@@ -464,7 +464,7 @@ where
     Ok(())
 }
 
-async fn bind(listen: Listen) -> Result<TcpListener, RuntimeError> {
+pub(super) async fn bind(listen: Listen) -> Result<TcpListener, RuntimeError> {
     let (address, bound) = match listen {
         Listen::Address(address) => {
             let bound = TcpListener::bind(&address).await;
@@ -521,32 +521,32 @@ pub async fn stop_on_signals(stop: watch::Sender<bool>) {
     stop.send_replace(true);
 }
 
-fn micros(us: u64) -> StdDuration {
+pub(super) fn micros(us: u64) -> StdDuration {
     StdDuration::from_micros(us)
 }
 
 /// The node's log lines, to stderr, with the time since the node started first.
 #[derive(Clone)]
-struct Log {
-    start: Instant,
-    node: Arc<str>,
+pub(super) struct Log {
+    pub(super) start: Instant,
+    pub(super) node: Arc<str>,
 }
 
 impl Log {
-    fn line(&self, rest: fmt::Arguments<'_>) {
+    pub(super) fn line(&self, rest: fmt::Arguments<'_>) {
         let now = Time(self.start.elapsed().as_micros() as u64);
         eprintln!("t={now} node={} {rest}", self.node);
     }
 }
 
 /// The node's random draws: a ChaCha8 stream from the seed, each draw kept for the trace.
-struct Draws {
+pub(super) struct Draws {
     rng: ChaCha8Rng,
-    taken: Vec<[u64; 3]>,
+    pub(super) taken: Vec<[u64; 3]>,
 }
 
 impl Draws {
-    fn new(seed: u64) -> Self {
+    pub(super) fn new(seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(ALGORITHM_STREAM);
         Draws {
@@ -1123,12 +1123,12 @@ where
     }
 }
 
-fn json<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
+pub(super) fn json<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_else(|e| format!("unserializable: {e}").into())
 }
 
 /// Starts `sh -c command` for a role change, without waiting for it in the node's loop.
-fn run_hook(command: &str, node: &str, role: Role, leader: Option<&str>, log: &Log) {
+pub(super) fn run_hook(command: &str, node: &str, role: Role, leader: Option<&str>, log: &Log) {
     let mut child = tokio::process::Command::new("sh");
     child
         .arg("-c")
@@ -1160,7 +1160,7 @@ fn run_hook(command: &str, node: &str, role: Role, leader: Option<&str>, log: &L
 }
 
 /// The trace log's file.
-struct Trace {
+pub(super) struct Trace {
     out: std::io::BufWriter<std::fs::File>,
     node: String,
     path: PathBuf,
@@ -1168,7 +1168,7 @@ struct Trace {
 }
 
 impl Trace {
-    fn create(path: PathBuf, node: &str) -> Result<Self, RuntimeError> {
+    pub(super) fn create(path: PathBuf, node: &str) -> Result<Self, RuntimeError> {
         match std::fs::File::create(&path) {
             Ok(file) => Ok(Trace {
                 out: std::io::BufWriter::new(file),
@@ -1180,7 +1180,13 @@ impl Trace {
         }
     }
 
-    fn line(&mut self, now: Time, event: &str, fields: &[(&str, serde_json::Value)], log: &Log) {
+    pub(super) fn line(
+        &mut self,
+        now: Time,
+        event: &str,
+        fields: &[(&str, serde_json::Value)],
+        log: &Log,
+    ) {
         if self.failed {
             return;
         }
@@ -1204,7 +1210,7 @@ impl Trace {
     }
 
     /// Lines reach the file after every input, so a killed node's log is whole.
-    fn flush(&mut self, log: &Log) {
+    pub(super) fn flush(&mut self, log: &Log) {
         if !self.failed {
             if let Err(e) = self.out.flush() {
                 self.fail(e, log);
