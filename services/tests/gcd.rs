@@ -1,8 +1,12 @@
 //! `conclave gcd` over real TCP on 127.0.0.1: JOIN and the member list over issue 9's frames
 //! and over the lab's pickles, joins again, hostile pickles refused while the daemon keeps
 //! serving, and Python lab nodes (standard library only) that join and elect the leader the
-//! simulator predicts for the same identities.
+//! simulator predicts for the same identities, alone and together with Conclave nodes on the
+//! lab's wire (`conclave_algorithms::net::lab`).
 
+use conclave_algorithms::net::lab::{run_lab_node, LabConfig, LabView};
+use conclave_algorithms::net::runtime::Listen;
+use conclave_algorithms::{Role, View};
 use conclave_services::gcd::pickle::{self, Value};
 use conclave_services::gcd::wire::{request, GcdAnswer, GcdRequest, Member};
 use conclave_services::gcd::{bind, Options, Wire};
@@ -308,4 +312,180 @@ fn wait_for_lines(
             return;
         }
     }
+}
+
+/// A Conclave node on the lab's wire in this process (`conclave-node --wire lab`'s loop);
+/// stopped when dropped.
+struct ConclaveLabNode {
+    port: u16,
+    views: tokio::sync::watch::Receiver<LabView>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for ConclaveLabNode {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+fn start_conclave_lab_node(gcd: SocketAddr, identity: (u32, u32)) -> ConclaveLabNode {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().unwrap().port();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let starting = LabView {
+        view: View::new(Role::Idle, None, "Starting"),
+        leader: None,
+    };
+    let (views_tx, views) = tokio::sync::watch::channel(starting);
+    let mut config = LabConfig::new(gcd, identity, Listen::Listener(listener), shutdown);
+    config.views = Some(views_tx);
+    tokio::spawn(run_lab_node(config));
+    ConclaveLabNode { port, views, stop }
+}
+
+/// A node of the mixed group: a Python lab process, or a Conclave lab node.
+enum Kind {
+    Python,
+    Conclave,
+}
+
+/// What the test knows of each node: whether it joined, and the leader it last named.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    joined: bool,
+    leader: Option<(u32, u32)>,
+}
+
+/// Takes in the Python nodes' lines and the Conclave nodes' views until `done`, polling
+/// every 20 ms; panics after 30 s.
+async fn wait_mixed(
+    lines: &mpsc::Receiver<(usize, String)>,
+    conclave: &[(usize, &ConclaveLabNode)],
+    seen: &mut [Seen],
+    done: impl Fn(&[Seen]) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        while let Ok((i, line)) = lines.try_recv() {
+            eprintln!("python node{i} {line}");
+            if line.starts_with("joined ") {
+                seen[i].joined = true;
+            }
+            if let Some(rest) = line.strip_prefix("leader ") {
+                let numbers: Vec<u32> = rest
+                    .split(' ')
+                    .filter_map(|kv| kv.split_once('=')?.1.parse().ok())
+                    .collect();
+                seen[i].leader = Some((numbers[0], numbers[1]));
+            }
+        }
+        for &(i, node) in conclave {
+            let view = node.views.borrow().clone();
+            seen[i].joined |= !matches!(view.view.status, "Starting" | "Joining");
+            seen[i].leader = view.leader;
+        }
+        if done(seen) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not done within 30 s: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_conclave_lab_nodes_join_one_daemon_and_elect_the_predicted_leader() {
+    let gcd = start(Wire::Lab).await;
+    // Python, Conclave, Python, Conclave, Python, joining in this order: a Conclave node
+    // follows a Python leader first, and the highest identity (a Conclave node) joins fourth.
+    let group = [
+        (Kind::Python, (120, 4_123_456)),
+        (Kind::Conclave, (45, 4_987_654)),
+        (Kind::Python, (120, 4_500_000)),
+        (Kind::Conclave, (300, 2_345_678)),
+        (Kind::Python, (10, 9_999_999)),
+    ];
+    let identities: Vec<(u32, u32)> = group.iter().map(|(_, id)| *id).collect();
+    let expected = predicted_leader(&identities);
+    assert_eq!(expected, (300, 2_345_678), "highest identity pair wins");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/gcd_lab_node.py");
+    let (lines_tx, lines) = mpsc::channel::<(usize, String)>();
+    let mut python = Nodes(Vec::new());
+    let mut conclave = Vec::new();
+    let mut seen = vec![Seen::default(); group.len()];
+    let started = Instant::now();
+    for (i, (kind, (days, student_id))) in group.iter().enumerate() {
+        match kind {
+            Kind::Python => {
+                let mut child = Command::new("python3")
+                    .args([
+                        script,
+                        "127.0.0.1",
+                        &gcd.port().to_string(),
+                        &days.to_string(),
+                        &student_id.to_string(),
+                    ])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .expect("python3 runs");
+                let stdout = child.stdout.take().unwrap();
+                python.0.push(child);
+                let tx = lines_tx.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                        let _ = tx.send((i, line));
+                    }
+                });
+            }
+            Kind::Conclave => {
+                conclave.push((i, start_conclave_lab_node(gcd, (*days, *student_id))));
+            }
+        }
+        let watched: Vec<(usize, &ConclaveLabNode)> =
+            conclave.iter().map(|(i, n)| (*i, n)).collect();
+        // The next node starts once this one has joined (the simulator's order).
+        wait_mixed(&lines, &watched, &mut seen, |seen| seen[i].joined).await;
+    }
+    let watched: Vec<(usize, &ConclaveLabNode)> = conclave.iter().map(|(i, n)| (*i, n)).collect();
+    wait_mixed(&lines, &watched, &mut seen, |seen| {
+        seen.iter().all(|s| s.leader == Some(expected))
+    })
+    .await;
+    let leader_view = conclave[1].1.views.borrow().view;
+    assert_eq!(leader_view.role, Role::Leader);
+    assert_eq!(conclave[0].1.views.borrow().view.role, Role::Follower);
+    eprintln!(
+        "all five nodes (three Python, two Conclave) name {expected:?} {:.1} s after the first started",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conclave_lab_node_answers_a_hostile_pickle_with_a_str_and_keeps_its_role() {
+    let gcd = start(Wire::Lab).await;
+    let mut node = start_conclave_lab_node(gcd, (300, 2_345_678));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.views.borrow_and_update().view.role != Role::Leader {
+        assert!(Instant::now() < deadline, "alone, it leads within 10 s");
+        let _ = tokio::time::timeout(Duration::from_secs(1), node.views.changed()).await;
+    }
+    let addr: SocketAddr = ([127, 0, 0, 1], node.port).into();
+    // pickle.dumps(os.system, 2): refused by name, never unpickled.
+    let answer = lab_exchange(addr, b"\x80\x02cposix\nsystem\nq\x00.", true).await;
+    assert_eq!(
+        answer,
+        Value::str(
+            "Expected a pickled message: opcode 0x63 (GLOBAL) at byte 2 is not allowed: the \
+             protocol has only tuples, lists, dicts, str, int, None and bool"
+        )
+    );
+    let join = lab_exchange(addr, &lab_join(10, 1_000_001, "localhost", 1), true).await;
+    assert_eq!(join, Value::str("Unexpected message: JOIN"));
+    // It still serves, and its view has not changed since it became leader.
+    let probe = pickle::write(&Value::Tuple(vec![Value::str("PROBE"), Value::None]));
+    let ok = lab_exchange(addr, &probe, true).await;
+    assert_eq!(ok, Value::Tuple(vec![Value::str("OK"), Value::None]));
+    assert!(!node.views.has_changed().unwrap(), "no role change");
+    assert_eq!(node.views.borrow().view.role, Role::Leader);
+    assert_eq!(node.views.borrow().leader, Some((300, 2_345_678)));
 }
