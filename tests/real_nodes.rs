@@ -9,12 +9,15 @@
 //!
 //! These tests live in the root package because they need both the runtime
 //! (`conclave-algorithms` with `net`) and the simulator (`conclave-sim`, which depends on
-//! `conclave-algorithms`). The GCD lab's Bully is not here: its group coordinator daemon
-//! does not run on sockets yet.
+//! `conclave-algorithms`). The GCD lab's Bully runs here without its daemon (the real
+//! nodes know each other from the start, as after a JOIN; a node of a cluster without a
+//! daemon elects at once), against the simulator's run with the daemon; its discovery
+//! through a real daemon is tested in services/tests.
 
 use conclave_algorithms::async_bully::{AsyncBully, AsyncBullyParams};
 use conclave_algorithms::bully::{Bully, BullyParams};
 use conclave_algorithms::garcia_molina::{GarciaMolina, GarciaMolinaParams};
+use conclave_algorithms::gcd::{GcdBully, GcdParams};
 use conclave_algorithms::invitation::{Invitation, InvitationParams};
 use conclave_algorithms::net::conform::replay;
 use conclave_algorithms::net::runtime::{run_node, Listen, NodeConfig, RuntimeError, Timing};
@@ -181,6 +184,32 @@ fn quorum() -> Case<Quorum> {
     }
 }
 
+fn gcd() -> Case<GcdBully> {
+    let p = GcdParams {
+        answer_timeout: Duration::from_millis(100),
+        coordinator_timeout: Duration::from_millis(300),
+        probe_min: Duration::from_millis(100),
+        probe_max: Duration::from_millis(200),
+        probe_timeout: Duration::from_millis(100),
+        ..GcdParams::default()
+    };
+    let ron = format!(
+        "GcdBully(answer_timeout: {}, coordinator_timeout: {}, probe_min: {}, probe_max: {}, probe_timeout: {})",
+        ms(p.answer_timeout),
+        ms(p.coordinator_timeout),
+        ms(p.probe_min),
+        ms(p.probe_max),
+        ms(p.probe_timeout)
+    );
+    // The longest wait for a probe, its timeout, then an election with both of its waits.
+    let settle = p.probe_max + p.probe_timeout + p.answer_timeout + p.coordinator_timeout;
+    Case {
+        bound: bound(settle),
+        params: p,
+        ron,
+    }
+}
+
 /// The faults of the phases so far, as the scenario's RON.
 struct Phases {
     faults: Vec<(u128, String)>,
@@ -235,7 +264,13 @@ fn scenario(
         .zip(addresses)
         .enumerate()
         .map(|(i, (name, address))| {
-            format!("(name: \"{name}\", id: {}, address: \"{address}\")", i + 1)
+            // The GCD lab's nodes have an identity (days, student id), in the same order.
+            let id = if algorithm.starts_with("GcdBully") {
+                format!("identity: ({}, {})", 100 + i, 1_000_000 + i)
+            } else {
+                format!("id: {}", i + 1)
+            };
+            format!("(name: \"{name}\", {id}, address: \"{address}\")")
         })
         .collect();
     let run_for = phase.as_millis() * (faults.len() as u128 + 1) + OFFSETS_MS.end * OFFSET_STEP_MS;
@@ -400,6 +435,9 @@ fn self_named(leaders: &Leaders) -> Vec<String> {
         .collect()
 }
 
+/// Held by the test whose cluster runs.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Runs the phases for algorithm `A` (see the module docs); returns what the nodes named
 /// after the partition and after the heal (one of the simulator's outcomes each).
 async fn follow_the_simulator<A>(case: Case<A>, tag: &str) -> (Leaders, Leaders)
@@ -409,6 +447,10 @@ where
     A::Timer: Send,
     A::Params: Serialize + DeserializeOwned + Send,
 {
+    // One cluster at a time: six clusters and their simulations at once on two cores
+    // delayed majority election's votes past its margins (no master), which is the
+    // machine's doing, not the algorithm's.
+    let _serial = SERIAL.lock().await;
     let dir = std::env::temp_dir().join(format!("conclave-real-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -422,7 +464,14 @@ where
         .collect();
     let mut phases = Phases { faults: Vec::new() };
     let phase = case.bound;
+    // The voters: the simulator's services (the GCD lab's daemon) do not run here.
     let cluster = cluster_of(&scenario(&case.ron, &addresses, &[], phase), 0);
+    let cluster = Cluster::new(
+        cluster
+            .voters()
+            .map(|p| cluster.member(p).clone())
+            .collect(),
+    );
     let mut nodes = Nodes::start::<A>(cluster, listeners, &case.params, dir);
     let mut times = Vec::new();
 
@@ -458,9 +507,14 @@ where
     // The restarted node blocked from the others: two groups. (It leads them all again in
     // every algorithm here but Invitation, where the simulator also has it lead a group of
     // its own beside c's when its restart falls at some points of the others' checks.)
+    // The simulator's services (the GCD lab's daemon) stay with the others: on sockets the
+    // nodes have no daemon to lose.
+    let services = scenario(&case.ron, &addresses, &[], phase).services();
     let others: Vec<String> = NAMES
         .iter()
         .filter(|n| **n != leader)
+        .map(|n| n.to_string())
+        .chain(services.into_iter().map(|(name, _)| name))
         .map(|n| format!("\"{n}\""))
         .collect();
     phases.add(
@@ -554,6 +608,14 @@ async fn real_async_bully_with_heartbeats_follows_the_simulator_crash_restart_pa
     assert_eq!(self_named(&split), ["c", "d"]);
     assert_eq!(self_named(&healed), ["d"]);
     assert!(suspect_lines("async-bully") > 0);
+}
+
+/// The GCD lab's Bully (no feigned failures): like the textbook Bully, d, then c, d bullies
+/// back; cut off, d leads alone while c leads the rest.
+#[tokio::test]
+async fn real_gcd_bully_follows_the_simulator_crash_restart_partition_heal() {
+    let (split, _) = follow_the_simulator(gcd(), "gcd").await;
+    assert_eq!(self_named(&split), ["c", "d"]);
 }
 
 /// Majority: never two masters; the lowest port is master.
