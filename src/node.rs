@@ -101,6 +101,17 @@ pub struct Args {
     /// its nodes stop when it dies).
     #[arg(long)]
     pub stop_on_stdin_eof: bool,
+    /// The wire: `lab` speaks seed 003's pickled tuples with a `conclave gcd --wire lab`
+    /// daemon (--gcd) and Python lab nodes (the GCD Bully only; its identity is the node's).
+    #[arg(long, value_enum, default_value = "conclave")]
+    pub wire: Wire,
+}
+
+/// `conclave node --wire`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Wire {
+    Conclave,
+    Lab,
 }
 
 /// A scenario's node as a real process sees it.
@@ -156,6 +167,9 @@ pub fn cmd_node(args: &Args) -> u8 {
     let Some(scenario) = load(&args.scenario) else {
         return BAD_INPUT;
     };
+    if args.wire == Wire::Lab {
+        return lab_node(&scenario, args);
+    }
     match prepare(&scenario, args) {
         Ok(setup) => conclave_sim::with_algorithm!(&scenario.algorithm, |A, p| {
             run::<A>(setup, p.clone(), args)
@@ -163,6 +177,84 @@ pub fn cmd_node(args: &Args) -> u8 {
         Err(message) => {
             eprintln!("error: {message}");
             BAD_INPUT
+        }
+    }
+}
+
+/// `--wire lab`: the scenario's GCD Bully node over the lab's pickles
+/// (`conclave_algorithms::net::lab`): it JOINs the daemon and learns its members there.
+fn lab_node(scenario: &Scenario, args: &Args) -> u8 {
+    use conclave_algorithms::net::lab::{run_lab_node, LabConfig};
+    use conclave_sim::scenario::AlgorithmSpec;
+    let usage = |message: String| {
+        eprintln!("error: {message}");
+        BAD_INPUT
+    };
+    let AlgorithmSpec::GcdBully(params) = &scenario.algorithm else {
+        return usage(format!(
+            "--wire lab is the GCD Bully's, and {} runs {}",
+            args.scenario.display(),
+            scenario.algorithm.name()
+        ));
+    };
+    let Some(gcd) = args.gcd else {
+        return usage("--wire lab needs --gcd ADDR (a `conclave gcd --wire lab` daemon)".into());
+    };
+    let unsupported = [
+        (args.cluster_key_file.is_some(), "--cluster-key-file"),
+        (args.block_file.is_some(), "--block-file"),
+        (args.monitor.is_some(), "--monitor"),
+        (args.registry.is_some(), "--registry"),
+    ];
+    if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
+        return usage(format!("{flag} is not supported with --wire lab"));
+    }
+    let setup = match prepare(scenario, args) {
+        Ok(setup) => setup,
+        Err(message) => return usage(message),
+    };
+    let (days, student_id) =
+        conclave_algorithms::gcd::unpack_identity(setup.cluster.member(setup.me).priority);
+    let (Ok(days), Ok(student_id)) = (u32::try_from(days), u32::try_from(student_id)) else {
+        return usage(format!(
+            "{}'s identity is not the lab's (days, student id)",
+            args.name
+        ));
+    };
+    let identity = (days, student_id);
+    let node_seed = setup.seed.wrapping_add(u64::from(setup.me.0));
+    eprintln!(
+        "conclave node: node={} identity={},{} wire=lab listen={} node_seed={node_seed}",
+        args.name, identity.0, identity.1, setup.listen
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return NOT_STARTED;
+        }
+    };
+    let (stop, shutdown) = watch::channel(false);
+    let mut config = LabConfig::new(gcd, identity, Listen::Address(setup.listen), shutdown);
+    config.params = params.clone();
+    config.seed = node_seed;
+    config.trace_log = args.trace_log.clone();
+    config.on_leader = args.on_leader.clone();
+    config.on_follower = args.on_follower.clone();
+    let eof_stops = args.stop_on_stdin_eof;
+    let result = runtime.block_on(async move {
+        stop_on_stdin(stop.clone(), eof_stops);
+        tokio::spawn(stop_on_signals(stop.clone()));
+        run_lab_node(config).await
+    });
+    match result {
+        Ok(()) => HELD,
+        Err(e) => {
+            eprintln!("error: {e}");
+            NOT_STARTED
         }
     }
 }

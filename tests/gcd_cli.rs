@@ -51,3 +51,137 @@ fn gcd_refuses_an_unknown_wire_and_an_address_in_use() {
         stderr(&o)
     );
 }
+
+/// Kills the nodes it holds when the test ends, passed or failed.
+struct Nodes(Vec<std::process::Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn conclave_node_wire_lab_nodes_join_a_lab_daemon_and_elect_the_highest_identity() {
+    let dir = std::env::temp_dir().join(format!("conclave-gcd-lab-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_gcd, line) = start_server(&["gcd", "--listen", "127.0.0.1:0", "--wire", "lab"]);
+    let gcd = line
+        .strip_prefix("gcd listening on ")
+        .and_then(|rest| rest.strip_suffix(" wire=lab\n"))
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_string();
+    let ports: Vec<u16> = (0..3)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        })
+        .collect();
+    // carol's (300, 2345678) is the highest pair, not the highest student id (bob's).
+    let scenario = dir.join("lab.ron");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"Scenario(
+    algorithm: GcdBully(answer_timeout: "300ms", coordinator_timeout: "600ms", probe_min: "300ms", probe_max: "600ms", probe_timeout: "300ms"),
+    nodes: [
+        (name: "alice", identity: (120, 4123456), address: "127.0.0.1:{}"),
+        (name: "bob", identity: (45, 4987654), address: "127.0.0.1:{}"),
+        (name: "carol", identity: (300, 2345678), address: "127.0.0.1:{}"),
+    ],
+    run_for: "10s",
+)"#,
+            ports[0], ports[1], ports[2]
+        ),
+    )
+    .unwrap();
+    let mut nodes = Nodes(Vec::new());
+    for name in ["alice", "bob", "carol"] {
+        let roles = dir.join(format!("{name}.roles"));
+        let hook = |role: &str| format!("echo {role} $CONCLAVE_LEADER >> '{}'", roles.display());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_conclave"))
+            .args(["node", "--wire", "lab", "--gcd", &gcd, "--name", name])
+            .arg("--scenario")
+            .arg(&scenario)
+            .args([
+                "--on-leader",
+                &hook("leader"),
+                "--on-follower",
+                &hook("follower"),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        nodes.0.push(child);
+        // Each joins before the next, as the lab's students start their nodes.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let started = std::time::Instant::now();
+    let expected = [
+        ("alice", "follower 300,2345678"),
+        ("bob", "follower 300,2345678"),
+        ("carol", "leader 300,2345678"),
+    ];
+    loop {
+        let seen: Vec<bool> = expected
+            .iter()
+            .map(|(name, line)| {
+                let text = std::fs::read_to_string(dir.join(format!("{name}.roles")));
+                text.unwrap_or_default().lines().any(|l| l == *line)
+            })
+            .collect();
+        if seen.iter().all(|s| *s) {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "hooks so far: {:?}",
+            expected.map(|(name, _)| std::fs::read_to_string(dir.join(format!("{name}.roles"))))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn conclave_node_wire_lab_refuses_another_algorithm_and_a_missing_daemon() {
+    let o = conclave(&[
+        "node",
+        "--wire",
+        "lab",
+        "--scenario",
+        "scenarios/consul_four_nodes.ron",
+        "--name",
+        "node1",
+        "--gcd",
+        "127.0.0.1:1",
+    ]);
+    expect_code(&o, 2);
+    assert!(
+        stderr(&o).contains("--wire lab is the GCD Bully's"),
+        "{}",
+        stderr(&o)
+    );
+    let o = conclave(&[
+        "node",
+        "--wire",
+        "lab",
+        "--scenario",
+        "scenarios/gcd_lab_feigning.ron",
+        "--name",
+        "alice",
+    ]);
+    expect_code(&o, 2);
+    assert!(
+        stderr(&o).contains("--wire lab needs --gcd"),
+        "{}",
+        stderr(&o)
+    );
+}
