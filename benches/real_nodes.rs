@@ -1,4 +1,4 @@
-//! Real nodes on loopback against the simulator (issue 18): how long after the leader's
+//! Real nodes on loopback against the simulator: how long after the leader's
 //! process is killed every other node names the same new leader, and how many election
 //! messages that takes, for the textbook Bully with heartbeats, on N = 4 and 16 nodes.
 //!

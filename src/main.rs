@@ -229,7 +229,7 @@ enum Command {
         /// Address to listen on.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:50550")]
         listen: std::net::SocketAddr,
-        /// Wire format: issue 9's frames, or the lab's pickled (name, data) tuples.
+        /// Wire format: Conclave's frames (the `net` wire format), or the lab's pickled (name, data) tuples.
         #[arg(long, value_enum, default_value = "conclave")]
         wire: GcdWire,
         /// Exit when stdin ends (`conclave cluster up` holds its services' stdin, so they

@@ -1,4 +1,4 @@
-//! Bounded load on loopback against the registry and the monitor (issue 19), both started
+//! Bounded load on loopback against the registry and the monitor, both started
 //! in-process on 127.0.0.1 with a port from the OS, in one tokio runtime of two worker
 //! threads that also runs the clients (the machine has two cores: clients and server share
 //! them, so the figures are a floor for a server with the machine to itself).

@@ -5,7 +5,7 @@
 //! address a newer join claims, are dropped ([`group`]).
 //!
 //! Two wire formats, one per daemon (`--wire`):
-//! - `conclave` (default): issue 9's frames with serde request and answer types ([`wire`]);
+//! - `conclave` (default): Conclave's frames (the `net` wire format) with serde request and answer types ([`wire`]);
 //! - `lab`: the lab's pickled `(message_name, message_data)` tuples, one per connection
 //!   ([`lab`]), read by a bounded reader that builds plain values and refuses anything
 //!   else ([`pickle`]), so a student's Python node can join.

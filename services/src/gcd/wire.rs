@@ -1,4 +1,4 @@
-//! The daemon over Conclave's frames (`--wire conclave`, the default): issue 9's
+//! The daemon over Conclave's frames (`--wire conclave`, the default): the `net` wire format's
 //! length-prefixed frames ([`conclave_algorithms::net`]), each carrying an
 //! `Envelope<GcdRequest>` from a node and an `Envelope<GcdAnswer>` from the daemon.
 //!
