@@ -26,12 +26,10 @@
 
 use crate::{print_scenario_error, BAD_INPUT, HELD};
 use conclave_algorithms::net::discovery::{Peer, Registration, Registry};
-use conclave_algorithms::net::report::{run_reporter, temp_block_file, Monitor, Reporting};
-use conclave_algorithms::net::runtime::{
-    run_node, stop_on_signals, stop_on_stdin, Listen, NodeConfig,
-};
+use conclave_algorithms::net::report::{run_node_reporting, temp_block_file, Monitor, Reporting};
+use conclave_algorithms::net::runtime::{stop_on_signals, stop_on_stdin, Listen, NodeConfig};
 use conclave_algorithms::net::ClusterKey;
-use conclave_algorithms::{Algorithm, Cluster, Pid, Role, View};
+use conclave_algorithms::{Algorithm, Cluster, Pid};
 use conclave_sim::scenario::Scenario;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -391,16 +389,11 @@ where
         block_file: block_file.clone().unwrap_or_default(),
     };
     let (stop, shutdown) = watch::channel(false);
-    let reporter_shutdown = shutdown.clone();
     let mut config = NodeConfig::<A>::new(cluster, setup.me, params, listen, shutdown);
     config.key = setup.key;
     config.seed = node_seed;
     config.trace_log = args.trace_log.clone();
     config.block_file = block_file;
-    let (views_tx, views) = watch::channel(View::new(Role::Idle, None, "Starting"));
-    if setup.monitor.is_some() {
-        config.views = Some(views_tx);
-    }
     config.on_leader = args.on_leader.clone();
     config.on_follower = args.on_follower.clone();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -418,15 +411,7 @@ where
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), eof_stops);
         tokio::spawn(stop_on_signals(stop.clone()));
-        let reporter = monitor.map(|monitor| {
-            tokio::spawn(run_reporter(monitor, reporting, views, reporter_shutdown))
-        });
-        let result = run_node(config).await;
-        stop.send_replace(true);
-        if let Some(reporter) = reporter {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), reporter).await;
-        }
-        result
+        run_node_reporting(config, monitor.map(|m| (m, reporting)), stop).await
     });
     if let Some(path) = temp_block_file {
         let _ = std::fs::remove_file(path);

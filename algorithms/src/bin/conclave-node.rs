@@ -41,12 +41,10 @@ use conclave_algorithms::net::discovery::{
     self, cluster_of, Broadcast, Peer, Registration, Registry,
 };
 use conclave_algorithms::net::lab::{run_lab_node, LabConfig};
-use conclave_algorithms::net::report::{run_reporter, temp_block_file, Monitor, Reporting};
-use conclave_algorithms::net::runtime::{
-    run_node, stop_on_signals, stop_on_stdin, Listen, NodeConfig,
-};
+use conclave_algorithms::net::report::{run_node_reporting, temp_block_file, Monitor, Reporting};
+use conclave_algorithms::net::runtime::{stop_on_signals, stop_on_stdin, Listen, NodeConfig};
 use conclave_algorithms::net::ClusterKey;
-use conclave_algorithms::{Algorithm, Cluster, Member, Pid, Role, View};
+use conclave_algorithms::{Algorithm, Cluster, Member, Pid};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -354,7 +352,6 @@ where
     let block_file = args.block_file.clone().or(temp_block_file.clone());
     let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
     let (stop, shutdown) = watch::channel(false);
-    let reporter_shutdown = shutdown.clone();
     let mut config = NodeConfig::<A>::new(cluster, me, params, listen, shutdown);
     config.key = key;
     config.cluster_name = args.cluster.clone();
@@ -363,10 +360,6 @@ where
     config.block_file = block_file.clone();
     config.on_leader = args.on_leader.clone();
     config.on_follower = args.on_follower.clone();
-    let (views_tx, views) = watch::channel(View::new(Role::Idle, None, "Starting"));
-    if monitor.is_some() {
-        config.views = Some(views_tx);
-    }
 
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), false);
@@ -374,21 +367,16 @@ where
         if let Some(broadcast) = broadcast {
             tokio::spawn(broadcast.answer_forever(names.clone()));
         }
-        let reporter = monitor.map(|monitor| {
+        let reporting = monitor.map(|monitor| {
             let node = Reporting {
                 name,
                 address,
                 names,
                 block_file: block_file.unwrap_or_default(),
             };
-            tokio::spawn(run_reporter(monitor, node, views, reporter_shutdown))
+            (monitor, node)
         });
-        let result = run_node(config).await;
-        stop.send_replace(true);
-        if let Some(reporter) = reporter {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), reporter).await;
-        }
-        result
+        run_node_reporting(config, reporting, stop).await
     });
     if let Some(path) = temp_block_file {
         let _ = std::fs::remove_file(path);

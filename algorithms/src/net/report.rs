@@ -276,6 +276,33 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     })
 }
 
+/// Runs the node and, when it reports to a monitor, the reporter beside it: the node's
+/// views go to the monitor, and once the node stops (and `stop` is sent) the reporter has
+/// up to 3 s for its last report.
+pub async fn run_node_reporting<A>(
+    mut config: super::runtime::NodeConfig<A>,
+    reporting: Option<(Monitor, Reporting)>,
+    stop: watch::Sender<bool>,
+) -> Result<(), super::runtime::RuntimeError>
+where
+    A: crate::Algorithm + Send + 'static,
+    A::Msg: Send + Sync + 'static,
+    A::Timer: Send,
+    A::Params: Serialize + Send,
+{
+    let reporter = reporting.map(|(monitor, node)| {
+        let (views_tx, views) = watch::channel(View::new(Role::Idle, None, "Starting"));
+        config.views = Some(views_tx);
+        tokio::spawn(run_reporter(monitor, node, views, config.shutdown.clone()))
+    });
+    let result = super::runtime::run_node(config).await;
+    stop.send_replace(true);
+    if let Some(reporter) = reporter {
+        let _ = tokio::time::timeout(Duration::from_secs(3), reporter).await;
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
