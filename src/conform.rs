@@ -81,6 +81,20 @@ pub fn cmd_conform(
             texts.iter().map(|t| replay::<A>(t)).collect(),
             serde_json::to_value(p).unwrap_or_default()
         ));
+    // A file that is no trace log is bad input, not a verdict.
+    if let Some((log, m)) = logs
+        .iter()
+        .zip(&replayed)
+        .find_map(|(log, r)| r.as_ref().err().filter(|m| m.malformed).map(|m| (log, m)))
+    {
+        eprintln!(
+            "error: {}:{}: not a trace log: {}",
+            log.display(),
+            m.line,
+            m.what
+        );
+        return BAD_INPUT;
+    }
     let nodes: Vec<NodeResult> = logs
         .iter()
         .zip(&replayed)

@@ -160,4 +160,17 @@ fn missing_logs_and_bad_scenarios_exit_2() {
     expect_code(&o, 2);
     let o = conform(&logs(), SCENARIO, &["--clock-uncertainty", "soon"]);
     expect_code(&o, 2);
+    // A file that is no trace log: its line named, exit 2.
+    let dir = scratch("garbage");
+    let garbage = dir.join("garbage.jsonl");
+    std::fs::write(&garbage, "{\"mono_us\": 1}\n").unwrap();
+    let o = conform(&[garbage.display().to_string()], SCENARIO, &[]);
+    expect_code(&o, 2);
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {}:1: not a trace log: a line without an \"event\"\n",
+            garbage.display()
+        )
+    );
 }

@@ -46,6 +46,9 @@ pub struct Mismatch {
     /// The input whose outputs differ, as the log has it ("timer Answer at 1.001724s").
     pub input: Option<String>,
     pub what: String,
+    /// The text is not a trace log at all (not JSON, no start line, an unknown event), as
+    /// opposed to a log the model disagrees with.
+    pub malformed: bool,
 }
 
 impl fmt::Display for Mismatch {
@@ -193,7 +196,7 @@ where
             continue;
         }
         let v: Value = serde_json::from_str(text)
-            .map_err(|e| mismatch(line, &done.node, &input, format!("not a JSON object: {e}")))?;
+            .map_err(|e| malformed(line, format!("not a JSON object: {e}")))?;
         let event = v["event"].as_str().unwrap_or("").to_string();
         let now = Time(v["mono_us"].as_u64().unwrap_or(0));
         if matches!(
@@ -252,7 +255,7 @@ where
         let mut ready = Ready::default();
         match event.as_str() {
             "start" => {
-                let started = start::<A>(&v).map_err(|e| mismatch(line, &done.node, &input, e))?;
+                let started = start::<A>(&v).map_err(|e| malformed(line, e))?;
                 done.node = started.cluster.name(started.driver.me()).to_string();
                 done.params = v["params"].clone();
                 let Replaying {
@@ -268,12 +271,7 @@ where
             }
             "deliver" | "timer" | "suspect" | "leave" => {
                 let Some(r) = node.as_mut() else {
-                    return Err(mismatch(
-                        line,
-                        &done.node,
-                        &input,
-                        format!("a {event} before the start"),
-                    ));
+                    return Err(malformed(line, format!("a {event} before the start")));
                 };
                 let env = env(&r.cluster, &r.voters, now, r.incarnation);
                 match event.as_str() {
@@ -368,12 +366,12 @@ where
                 continue;
             }
             other => {
-                return Err(mismatch(
-                    line,
-                    &done.node,
-                    &input,
-                    format!("an event the log format does not have: {other:?}"),
-                ))
+                let what = if other.is_empty() {
+                    "a line without an \"event\"".to_string()
+                } else {
+                    format!("an event the log format does not have: {other:?}")
+                };
+                return Err(malformed(line, what));
             }
         }
         done.inputs += 1;
@@ -400,6 +398,7 @@ where
             line: last.max(1),
             input: None,
             what: "the log has no start line".into(),
+            malformed: true,
         });
     }
     done.cut = !pending.is_empty();
@@ -412,6 +411,18 @@ fn mismatch(line: usize, node: &str, input: &Option<String>, what: String) -> Mi
         line,
         input: input.clone(),
         what,
+        malformed: false,
+    }
+}
+
+/// A line that makes the text no trace log.
+fn malformed(line: usize, what: String) -> Mismatch {
+    Mismatch {
+        node: None,
+        line,
+        input: None,
+        what,
+        malformed: true,
     }
 }
 
