@@ -18,48 +18,13 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// What the browser tests need, or why they cannot run.
-fn ready() -> Result<(), String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!(
-            "no Chromium at {chromium} (apt-get install chromium)"
-        ));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Err("no node".into());
-    }
-    let modules = browser_dir().join("node_modules");
-    for needed in ["playwright-core", "mermaid/dist/mermaid.min.js"] {
-        if !modules.join(needed).exists() {
-            return Err(format!(
-                "no {} (run `npm ci` in {})",
-                modules.join(needed).display(),
-                browser_dir().display()
-            ));
-        }
-    }
-    Ok(())
-}
+#[path = "browser/support.rs"]
+mod support;
 
-/// Whether to go on; panics when the browser is missing and CI asked for it.
+/// Whether to go on (see `browser/support.rs`): Chromium, node, playwright-core and Mermaid.
 fn browser_or_skip(test: &str) -> bool {
-    match ready() {
-        Ok(()) => true,
-        Err(why) if std::env::var("CONCLAVE_BROWSER_TESTS").as_deref() == Ok("1") => {
-            panic!("{test}: CONCLAVE_BROWSER_TESTS=1 but {why}")
-        }
-        Err(why) => {
-            // Straight to standard error, past the test harness's capture, so that a
-            // skipped test shows in `cargo test`'s output.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: SKIPPED, {why}; set CONCLAVE_BROWSER_TESTS=1 to make this a failure"
-            );
-            false
-        }
-    }
+    let needed = ["playwright-core", "mermaid/dist/mermaid.min.js"];
+    support::browser_or_skip(test, &browser_dir(), &needed)
 }
 
 /// Runs check.mjs and returns what it printed.

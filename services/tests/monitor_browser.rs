@@ -17,42 +17,12 @@ fn playwright_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/tests/browser")
 }
 
-fn ready() -> Result<(), String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Err(format!(
-            "no Chromium at {chromium} (apt-get install chromium)"
-        ));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Err("no node".into());
-    }
-    let playwright = playwright_dir().join("node_modules/playwright-core");
-    if !playwright.exists() {
-        return Err(format!(
-            "no {} (run `npm ci` in {})",
-            playwright.display(),
-            playwright_dir().display()
-        ));
-    }
-    Ok(())
-}
+#[path = "../../reports/tests/browser/support.rs"]
+mod support;
 
+/// Whether to go on (see `reports/tests/browser/support.rs`): Chromium, node, playwright-core.
 fn browser_or_skip(test: &str) -> bool {
-    match ready() {
-        Ok(()) => true,
-        Err(why) if std::env::var("CONCLAVE_BROWSER_TESTS").as_deref() == Ok("1") => {
-            panic!("{test}: CONCLAVE_BROWSER_TESTS=1 but {why}")
-        }
-        Err(why) => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: SKIPPED, {why}; set CONCLAVE_BROWSER_TESTS=1 to make this a failure"
-            );
-            false
-        }
-    }
+    support::browser_or_skip(test, &playwright_dir(), &["playwright-core"])
 }
 
 /// A report from the test itself, before the page opens.

@@ -2,6 +2,8 @@
 //! code. Each test file uses some of these.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
