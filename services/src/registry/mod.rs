@@ -110,9 +110,36 @@ pub(crate) struct Inner {
     pub(crate) catalog: Catalog,
     /// Check id -> the task running it.
     tasks: BTreeMap<String, AbortHandle>,
+    /// Rendered health listings (all, `?passing`) of registered service names, valid while
+    /// the catalog's index is `answers_at`: every change takes a new index, so a kept
+    /// answer is the answer until then. The listing is what nodes poll.
+    answers: BTreeMap<String, [Option<Bytes>; 2]>,
+    answers_at: u64,
 }
 
 impl Inner {
+    /// The body of `GET /v1/health/service/:name` (with `?passing` or not), and its
+    /// `X-Consul-Index`; rendered once per catalog change.
+    fn health_answer(&mut self, name: &str, passing: bool, node: &NodeInfo) -> (u64, Bytes) {
+        let catalog = &self.catalog;
+        let header = catalog.service_header_index(name);
+        if self.answers_at != catalog.index() {
+            self.answers.clear();
+            self.answers_at = catalog.index();
+        }
+        if let Some(Some(body)) = self.answers.get(name).map(|a| &a[usize::from(passing)]) {
+            return (header, body.clone());
+        }
+        let body = Bytes::from(catalog.health_json(name, passing, node).to_string());
+        // Only names ever registered: a query for any other name is not kept, so the
+        // answers stay as few as the registrations.
+        if catalog.service_index(name) > 0 {
+            self.answers.entry(name.to_string()).or_default()[usize::from(passing)] =
+                Some(body.clone());
+        }
+        (header, body)
+    }
+
     fn stop_checks(&mut self, ids: &[String]) {
         for id in ids {
             if let Some(task) = self.tasks.remove(id) {
@@ -171,6 +198,8 @@ pub async fn bind(options: Options) -> Result<Registry, RegistryError> {
         inner: Mutex::new(Inner {
             catalog: Catalog::default(),
             tasks: BTreeMap::new(),
+            answers: BTreeMap::new(),
+            answers_at: 0,
         }),
         changed: watch::Sender::new(1),
         node: NodeInfo {
@@ -384,8 +413,8 @@ async fn block(shared: &Shared, blocking: &Blocking, index_of: impl Fn(&Catalog)
 }
 
 /// A JSON answer with the headers Consul's clients read.
-fn json_answer(index: u64, body: &serde_json::Value) -> Response {
-    let mut response = (StatusCode::OK, body.to_string()).into_response();
+fn json_answer(index: u64, body: Bytes) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -418,14 +447,8 @@ async fn health_service(
         (Err(e), _) | (_, Err(e)) => return text(StatusCode::BAD_REQUEST, e),
     };
     block(&shared, &blocking, |c| c.service_index(&name)).await;
-    let (index, body) = shared.update(|inner| {
-        let c = &inner.catalog;
-        (
-            c.service_header_index(&name),
-            c.health_json(&name, passing, &shared.node),
-        )
-    });
-    json_answer(index, &body)
+    let (index, body) = shared.update(|inner| inner.health_answer(&name, passing, &shared.node));
+    json_answer(index, body)
 }
 
 async fn catalog_service(
@@ -445,7 +468,7 @@ async fn catalog_service(
             c.catalog_service_json(&name, &shared.node),
         )
     });
-    json_answer(index, &body)
+    json_answer(index, Bytes::from(body.to_string()))
 }
 
 async fn catalog_services(State(shared): State<Arc<Shared>>, Query(params): Params) -> Response {
@@ -456,5 +479,5 @@ async fn catalog_services(State(shared): State<Arc<Shared>>, Query(params): Para
     block(&shared, &blocking, Catalog::index).await;
     let (index, body) =
         shared.update(|inner| (inner.catalog.index(), inner.catalog.catalog_services_json()));
-    json_answer(index, &body)
+    json_answer(index, Bytes::from(body.to_string()))
 }
