@@ -8,12 +8,14 @@
 // (`{"step": ..., ...}`), or `{"step": "error", "error": ...}` and exits 1. The steps:
 //
 //   {"do": "table", "nodes": ["a", ...], "leader": "d"}  wait until the table lists exactly
-//                                                       these nodes, each naming the leader
+//                                                       these nodes, each naming the leader,
+//                                                       which leads while the others follow
 //   {"do": "block", "pair": "a d"}                      tick the pair, press Block
 //   {"do": "reset"}                                     press Reset
 //   {"do": "watch"}                                     mark the page (a reload would lose it)
 //   {"do": "killed", "node": "d", "leader": "c"}        wait, without reloading, until the
-//                                                       others name the new leader and the
+//                                                       others name the new leader (it
+//                                                       leading, they following) and the
 //                                                       killed node's row is stale
 //
 // playwright-core is the one the reports crate's browser tests install
@@ -64,7 +66,8 @@ try {
         await page.waitForFunction(({ nodes, leader }) => {
           const trs = [...document.querySelectorAll('#nodes tbody tr')];
           return trs.map((tr) => tr.dataset.node).sort().join(' ') === [...nodes].sort().join(' ')
-            && trs.every((tr) => tr.children[2].textContent === leader);
+            && trs.every((tr) => tr.children[2].textContent === leader
+              && tr.children[5].textContent === (tr.dataset.node === leader ? 'Leader' : 'Follower'));
         }, step, { timeout: BOUND });
         say({ step: 'table', rows: await rows(page) });
         break;
@@ -84,7 +87,8 @@ try {
           const trs = [...document.querySelectorAll('#nodes tbody tr')];
           return trs.length > 1 && trs.every((tr) => (tr.dataset.node === node
             ? tr.classList.contains('stale')
-            : tr.children[2].textContent === leader));
+            : tr.children[2].textContent === leader
+              && tr.children[5].textContent === (tr.dataset.node === leader ? 'Leader' : 'Follower')));
         }, step, { timeout: BOUND });
         say({
           step: 'killed',
