@@ -8,9 +8,10 @@
 //! tuples, lists, dicts, str, int, None and bool (a `GLOBAL os.system`, say) is answered with
 //! a `str` saying what was wrong, logged, and never reaches the algorithm.
 //!
-//! [`run_lab_node`] drives the same [`Driver`] as [`super::runtime`] (timers by (due, token),
-//! role changes logged and published first, the `on_leader` / `on_follower` commands, the
-//! runtime's log lines and trace-log events), with this transport instead of frames. The
+//! [`run_lab_node`] drives its [`crate::driver::Driver`] through the same host as
+//! [`super::runtime`] (`net::host`: timers by (due, token), role changes logged and
+//! published first, the `on_leader` / `on_follower` commands, the runtime's log lines and
+//! trace-log events), with this transport instead of frames. The
 //! daemon is member `gcd` of the node's cluster (a service), so GcdBully joins, and joins
 //! again after a failed probe, itself. The cluster starts as the daemon and this node and
 //! grows as members are learnt (append only, so Pids stay put; at most [`MAX_MEMBERS`]):
@@ -51,11 +52,11 @@
 //! ```
 
 use super::discovery::{gcd_name, join_address};
+use super::host::{until_due, Hooks, Host, Transport};
 use super::pickle::{self, ReadError, Value};
-use super::runtime::{bind, json, micros, run_hook, Draws, Listen, Log, RuntimeError, Trace};
-use crate::driver::{Driver, Env, Output, Ready};
-use crate::gcd::{pack_identity, unpack_identity, GcdBully, GcdMsg, GcdParams, GcdTimer};
-use crate::{Cluster, Member, MemberKind, Pid, Role, Time, View};
+use super::runtime::{bind, Listen, Log, RuntimeError, Trace};
+use crate::gcd::{pack_identity, unpack_identity, GcdBully, GcdMsg, GcdParams};
+use crate::{Cluster, Member, MemberKind, Pid, View};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -312,44 +313,35 @@ pub async fn run_lab_node(config: LabConfig) -> Result<(), RuntimeError> {
     };
     let (inbox_tx, mut inbox) = mpsc::channel::<Incoming>(1024);
     let server = tokio::spawn(accept(listener, inbox_tx.clone(), log.clone()));
-    let mut node = LabNode {
-        driver: Driver::new(Pid(1)),
-        voters: cluster.voters().collect(),
-        cluster,
-        by_identity: BTreeMap::from([(identity, Pid(1))]),
-        addresses: BTreeMap::from([(Pid(1), own.clone())]),
-        identity,
-        gcd,
-        draws: Draws::new(seed),
-        ready: Ready::default(),
-        timers: BTreeMap::new(),
-        inbox: inbox_tx,
-        answer: None,
-        trace,
-        log: log.clone(),
-        start,
+    let hooks = Hooks {
         on_leader,
         on_follower,
-        role: Role::Idle,
+    };
+    let host = Host::new(ME, cluster, 0, seed, trace, log.clone(), start, hooks);
+    let net = LabNet {
+        by_identity: BTreeMap::from([(identity, ME)]),
+        addresses: BTreeMap::from([(ME, own.clone())]),
+        identity,
+        gcd,
+        inbox: inbox_tx,
+        answer: None,
+        log: log.clone(),
         views,
     };
-    node.start(&params, seed);
+    let mut node = LabNode { host, net };
+    let fields = vec![("wire", "lab".into())];
+    node.host.start(&params, seed, fields, &mut node.net);
     loop {
-        let next_due = node.timers.keys().next().map(|&(due, _)| due);
-        let sleep = async {
-            match next_due {
-                Some(due) => tokio::time::sleep_until(start + micros(due.0)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = until_due(start, node.host.next_due());
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|&stop| stop) => break,
             Some(incoming) = inbox.recv() => node.incoming(incoming),
-            _ = sleep => node.fire_due(),
+            _ = sleep => node.host.fire_due(&mut node.net),
         }
     }
-    node.leave();
+    node.host.leave(&mut node.net);
+    node.host.stopped();
     server.abort();
     log.line(format_args!("event=stopped"));
     Ok(())
@@ -448,66 +440,63 @@ async fn exchange(
         .unwrap_or_else(|_| Err(format!("no answer within {SEND_TIMEOUT:?}")))
 }
 
-/// The loop's state: the driver, what the node knows of the group, and the outputs' ends.
-struct LabNode {
-    driver: Driver<GcdBully>,
-    cluster: Cluster,
-    voters: Vec<Pid>,
+/// The lab's transport: what the node knows of the group's addresses, and the outputs' ends.
+struct LabNet {
     by_identity: BTreeMap<Identity, Pid>,
     /// Where each known member listens.
     addresses: BTreeMap<Pid, (String, u16)>,
     identity: Identity,
     gcd: SocketAddr,
-    draws: Draws,
-    ready: Ready<GcdMsg, GcdTimer>,
-    timers: BTreeMap<(Time, u64), GcdTimer>,
     inbox: mpsc::Sender<Incoming>,
     /// The answer of the request being handled, if it has not been given.
     answer: Option<oneshot::Sender<Value>>,
-    trace: Option<Trace>,
     log: Log,
-    start: Instant,
-    on_leader: Option<String>,
-    on_follower: Option<String>,
-    role: Role,
     views: Option<watch::Sender<LabView>>,
+}
+
+/// The loop's state: the driver's host and the lab's transport.
+struct LabNode {
+    host: Host<GcdBully>,
+    net: LabNet,
 }
 
 const DAEMON: Pid = Pid(0);
 const ME: Pid = Pid(1);
 
-impl LabNode {
-    fn now(&self) -> Time {
-        Time(self.start.elapsed().as_micros() as u64)
-    }
+fn identity_of(cluster: &Cluster, pid: Pid) -> Identity {
+    let (days, sid) = unpack_identity(cluster.priority(pid));
+    (days as u32, sid as u32)
+}
 
+impl LabNode {
     /// The member of `identity` (added if new, its address updated if given).
     fn learn(&mut self, identity: Identity, address: Option<(String, u16)>) -> Option<Pid> {
-        if identity == self.identity {
+        if identity == self.net.identity {
             return Some(ME);
         }
-        let pid = match self.by_identity.get(&identity) {
+        let host = &mut self.host;
+        let pid = match self.net.by_identity.get(&identity) {
             Some(&pid) => pid,
-            None if self.cluster.len() >= MAX_MEMBERS => {
-                self.log.line(format_args!(
+            None if host.cluster.len() >= MAX_MEMBERS => {
+                host.log.line(format_args!(
                     "event=member_ignored days={} student_id={} reason=max_members",
                     identity.0, identity.1
                 ));
                 return None;
             }
             None => {
-                let pid = Pid(self.cluster.len() as u32);
+                let pid = Pid(host.cluster.len() as u32);
                 let priority = pack_identity(identity.0.into(), identity.1.into());
                 let member = Member::voter(&gcd_name(identity.0, identity.1), priority);
-                self.cluster.members.push(member);
-                self.voters.push(pid);
-                self.by_identity.insert(identity, pid);
+                host.cluster.members.push(member);
+                host.voters.push(pid);
+                self.net.by_identity.insert(identity, pid);
                 pid
             }
         };
-        if let Some((host, port)) = address {
-            self.cluster.members[pid.index()].address = Some(join_address(&host, port));
-            self.addresses.insert(pid, (host, port));
+        if let Some((host_name, port)) = address {
+            self.host.cluster.members[pid.index()].address = Some(join_address(&host_name, port));
+            self.net.addresses.insert(pid, (host_name, port));
         }
         Some(pid)
     }
@@ -519,43 +508,6 @@ impl LabNode {
             .collect()
     }
 
-    fn identity_of(&self, pid: Pid) -> Identity {
-        let (days, sid) = unpack_identity(self.cluster.priority(pid));
-        (days as u32, sid as u32)
-    }
-
-    fn input(
-        &mut self,
-        now: Time,
-        f: impl FnOnce(&mut Driver<GcdBully>, Env<'_>, &mut Draws, &mut Ready<GcdMsg, GcdTimer>) -> bool,
-    ) -> bool {
-        let env = Env {
-            now,
-            cluster: &self.cluster,
-            voters: &self.voters,
-            incarnation: 0,
-        };
-        self.draws.taken.clear();
-        f(&mut self.driver, env, &mut self.draws, &mut self.ready)
-    }
-
-    fn start(&mut self, params: &GcdParams, seed: u64) {
-        let now = self.now();
-        self.input(now, |d, env, random, ready| {
-            d.start(params, env, random, ready);
-            true
-        });
-        let fields = vec![
-            ("seed", seed.into()),
-            ("me", ME.0.into()),
-            ("params", json(params)),
-            ("wire", "lab".into()),
-        ];
-        self.trace_input(now, "start", fields);
-        self.log.line(format_args!("event=start seed={seed}"));
-        self.carry_out(now);
-    }
-
     fn incoming(&mut self, incoming: Incoming) {
         match incoming {
             Incoming::Request { message, answer } => {
@@ -564,8 +516,8 @@ impl LabNode {
                         let members = self.learn_all(members);
                         (ME, GcdMsg::Election { members })
                     }
-                    LabMessage::Coordinator(identity) if identity == self.identity => {
-                        self.log.line(format_args!(
+                    LabMessage::Coordinator(identity) if identity == self.net.identity => {
+                        self.net.log.line(format_args!(
                             "event=drop kind=Coordinator reason=own_identity"
                         ));
                         return;
@@ -576,9 +528,9 @@ impl LabNode {
                     },
                     LabMessage::Probe => (ME, GcdMsg::Probe),
                 };
-                self.answer = Some(answer);
-                self.deliver(from, msg);
-                self.answer = None;
+                self.net.answer = Some(answer);
+                self.host.deliver(from, msg, &mut self.net);
+                self.net.answer = None;
             }
             Incoming::Answer { from, asked, value } => {
                 let msg = match asked {
@@ -587,7 +539,7 @@ impl LabNode {
                             members: self.learn_all(members),
                         },
                         None => {
-                            self.log.line(format_args!(
+                            self.net.log.line(format_args!(
                                 "event=join_refused answer={:?}",
                                 format!("{value:?}")
                             ));
@@ -597,163 +549,24 @@ impl LabNode {
                     Asked::Election if is_ok(&value) => GcdMsg::Ok,
                     Asked::Probe if is_ok(&value) => GcdMsg::ProbeOk,
                     _ => {
-                        self.log.line(format_args!(
+                        self.net.log.line(format_args!(
                             "event=bad_answer from={} asked={asked:?} answer={:?}",
-                            self.cluster.name(from),
+                            self.host.cluster.name(from),
                             format!("{value:?}")
                         ));
                         return;
                     }
                 };
-                self.deliver(from, msg);
+                self.host.deliver(from, msg, &mut self.net);
             }
         }
     }
+}
 
-    fn deliver(&mut self, from: Pid, msg: GcdMsg) {
-        let now = self.now();
-        let traced = self
-            .trace
-            .as_ref()
-            .map(|_| (format!("{msg:?}"), json(&msg)));
-        self.input(now, |d, env, random, ready| {
-            d.on_message(from, msg, env, random, ready);
-            true
-        });
-        if let Some((debug, msg_json)) = traced {
-            let fields = vec![
-                ("from", self.cluster.name(from).into()),
-                ("msg", debug.into()),
-                ("msg_json", msg_json),
-            ];
-            self.trace_input(now, "deliver", fields);
-        }
-        self.carry_out(now);
-    }
-
-    fn fire_due(&mut self) {
-        loop {
-            let now = self.now();
-            let Some(entry) = self.timers.first_entry() else {
-                return;
-            };
-            if entry.key().0 > now {
-                return;
-            }
-            let ((_, token), timer) = entry.remove_entry();
-            let live = self.input(now, |d, env, random, ready| {
-                d.on_timer(timer, token, env, random, ready)
-            });
-            if !live {
-                continue;
-            }
-            let fields = vec![
-                ("timer", format!("{timer:?}").into()),
-                ("timer_json", json(&timer)),
-                ("token", token.into()),
-            ];
-            self.trace_input(now, "timer", fields);
-            self.carry_out(now);
-        }
-    }
-
-    fn leave(&mut self) {
-        let now = self.now();
-        self.log.line(format_args!("event=leave"));
-        self.input(now, |d, env, random, ready| {
-            d.leave(env, random, ready);
-            true
-        });
-        self.trace_input(now, "leave", Vec::new());
-        self.carry_out(now);
-        self.driver.stop();
-        self.timers.clear();
-        self.trace_line(now, "stop", Vec::new());
-    }
-
-    fn carry_out(&mut self, now: Time) {
-        let mut ready = std::mem::take(&mut self.ready);
-        if let Some(view) = ready.role.take() {
-            self.role_change(now, view);
-        }
-        for output in ready.outputs.drain(..) {
-            match output {
-                Output::Send { to, msg } => {
-                    if self.trace.is_some() {
-                        let fields = vec![
-                            ("to", self.cluster.name(to).into()),
-                            ("msg", format!("{msg:?}").into()),
-                            ("msg_json", json(&msg)),
-                        ];
-                        self.trace_line(now, "send", fields);
-                    }
-                    self.send(to, msg);
-                }
-                Output::SetTimer { timer, token, due } => {
-                    self.timers.retain(|_, t| *t != timer);
-                    self.timers.insert((due, token), timer);
-                    let fields = vec![
-                        ("timer", format!("{timer:?}").into()),
-                        ("timer_json", json(&timer)),
-                        ("token", token.into()),
-                        ("due_us", due.0.into()),
-                    ];
-                    self.trace_line(now, "set_timer", fields);
-                }
-                Output::CancelTimer { timer } => {
-                    self.timers.retain(|_, t| *t != timer);
-                    let fields = vec![
-                        ("timer", format!("{timer:?}").into()),
-                        ("timer_json", json(&timer)),
-                    ];
-                    self.trace_line(now, "cancel_timer", fields);
-                }
-            }
-        }
-        ready.clear();
-        self.ready = ready;
-        if let Some(trace) = &mut self.trace {
-            trace.flush(&self.log);
-        }
-    }
-
-    fn role_change(&mut self, now: Time, view: View) {
-        let leader = view.leader.map(|l| self.cluster.name(l).to_string());
-        self.log.line(format_args!(
-            "event=role role={:?} leader={} status={} group={}",
-            view.role,
-            leader.as_deref().unwrap_or("-"),
-            view.status,
-            view.group
-        ));
-        let fields = vec![
-            ("role", json(&view.role)),
-            ("leader", json(&leader)),
-            ("status", view.status.into()),
-            ("group", view.group.into()),
-        ];
-        self.trace_line(now, "role", fields);
-        if view.role != self.role {
-            let command = match view.role {
-                Role::Leader => self.on_leader.as_deref(),
-                Role::Follower => self.on_follower.as_deref(),
-                _ => None,
-            };
-            if let Some(command) = command {
-                let node = self.cluster.name(ME).to_string();
-                run_hook(command, &node, view.role, leader.as_deref(), &self.log);
-            }
-            self.role = view.role;
-        }
-        if let Some(views) = &self.views {
-            let leader = view.leader.map(|l| self.identity_of(l));
-            views.send_replace(LabView { view, leader });
-        }
-    }
-
+impl Transport<GcdBully> for LabNet {
     /// Carries out one send: as the answer of the request being handled, or as a lab
     /// message on a connection of its own.
-    fn send(&mut self, to: Pid, msg: GcdMsg) {
+    fn send(&mut self, cluster: &Cluster, to: Pid, msg: GcdMsg) {
         let (bytes, asked) = match msg {
             GcdMsg::Ok | GcdMsg::ProbeOk if to == ME => {
                 if let Some(answer) = self.answer.take() {
@@ -768,7 +581,8 @@ impl LabNode {
                     Value::Tuple(vec![Value::Str(host), Value::Int(port.into())]),
                 ]);
                 let gcd = (self.gcd.ip().to_string(), self.gcd.port());
-                self.spawn_exchange(to, gcd, message("JOIN", data), Some(Asked::Join));
+                let bytes = message("JOIN", data);
+                self.spawn_exchange(cluster, to, gcd, bytes, Some(Asked::Join));
                 return;
             }
             GcdMsg::Election { members } => {
@@ -778,7 +592,7 @@ impl LabNode {
                     .filter_map(|p| {
                         let (host, port) = self.addresses.get(&p)?.clone();
                         let address = Value::Tuple(vec![Value::Str(host), Value::Int(port.into())]);
-                        Some((identity_value(self.identity_of(p)), address))
+                        Some((identity_value(identity_of(cluster, p)), address))
                     })
                     .collect();
                 (
@@ -791,7 +605,7 @@ impl LabNode {
             other => {
                 self.log.line(format_args!(
                     "event=drop to={} kind={other:?} reason=not_in_the_lab_protocol",
-                    self.cluster.name(to)
+                    cluster.name(to)
                 ));
                 return;
             }
@@ -799,17 +613,27 @@ impl LabNode {
         let Some(address) = self.addresses.get(&to).cloned().filter(|_| to != ME) else {
             self.log.line(format_args!(
                 "event=drop to={} reason=no_address",
-                self.cluster.name(to)
+                cluster.name(to)
             ));
             return;
         };
-        self.spawn_exchange(to, address, bytes, asked);
+        self.spawn_exchange(cluster, to, address, bytes, asked);
     }
 
+    fn publish(&mut self, cluster: &Cluster, view: View) {
+        if let Some(views) = &self.views {
+            let leader = view.leader.map(|l| identity_of(cluster, l));
+            views.send_replace(LabView { view, leader });
+        }
+    }
+}
+
+impl LabNet {
     /// Sends `bytes` to `to` at `address` in a task of its own; its answer, if `asked` for
     /// one, comes back to the loop.
     fn spawn_exchange(
         &self,
+        cluster: &Cluster,
         to: Pid,
         (host, port): (String, u16),
         bytes: Vec<u8>,
@@ -817,7 +641,7 @@ impl LabNode {
     ) {
         let inbox = self.inbox.clone();
         let log = self.log.clone();
-        let peer = self.cluster.name(to).to_string();
+        let peer = cluster.name(to).to_string();
         tokio::spawn(async move {
             match exchange(host, port, bytes, asked.is_some()).await {
                 Ok(Some(value)) => {
@@ -837,22 +661,6 @@ impl LabNode {
                 )),
             }
         });
-    }
-
-    fn trace_input(&mut self, now: Time, event: &str, mut fields: Vec<(&str, serde_json::Value)>) {
-        if self.trace.is_none() {
-            return;
-        }
-        if !self.draws.taken.is_empty() {
-            fields.push(("draws", json(&self.draws.taken)));
-        }
-        self.trace_line(now, event, fields);
-    }
-
-    fn trace_line(&mut self, now: Time, event: &str, fields: Vec<(&str, serde_json::Value)>) {
-        if let Some(trace) = &mut self.trace {
-            trace.line(now, event, &fields, &self.log);
-        }
     }
 }
 

@@ -122,6 +122,7 @@ pub mod conform;
 pub mod discovery;
 mod frame;
 pub mod gcd_wire;
+mod host;
 mod io;
 mod key;
 pub mod lab;

@@ -1,7 +1,7 @@
-//! The runtime of one node on real sockets: the same [`Driver`] the simulator uses, fed by
+//! The runtime of one node on real sockets: the same [`Driver`](crate::driver::Driver) the simulator uses, fed by
 //! TCP connections, tokio timers and a shutdown signal (feature `net`).
 //!
-//! [`run_node`] owns one [`Driver`] in a single loop that takes, one at a time: the start,
+//! [`run_node`] owns one [`Driver`](crate::driver::Driver) in a single loop that takes, one at a time: the start,
 //! a message from a peer, a due timer, the shutdown signal. What the driver asks for is
 //! carried out as the simulator's world does: the role change first (logged, recorded, and
 //! the `on_leader` / `on_follower` command started), then the sends and timer operations in
@@ -11,7 +11,7 @@
 //!   driver as [`Time`]. Timers wait in a map by (due, token); the driver ignores a stale
 //!   token.
 //! - **Sending**: one writer task per peer with a bounded queue. It connects on the first
-//!   message, does the [`handshake`](super::handshake) (bounded by
+//!   message, does the [`handshake`] (bounded by
 //!   [`Timing::handshake_timeout`]), and reconnects with a doubling backoff when the
 //!   connection breaks. A message to a peer that cannot be reached, or whose queue is full,
 //!   is dropped (a lost message) with a log line; the node's loop never waits on a peer.
@@ -31,7 +31,7 @@
 //!   `delay / `[`HEARTBEATS_PER_DELAY`] (at least 1 ms), where `delay` is the detector's
 //!   [`delay`](crate::Detector::delay). A peer from which nothing (heartbeat or message) has
 //!   come for longer than `delay` is suspected; the first frame from it afterwards trusts it
-//!   again. Each verdict goes to [`Driver::on_suspect`] (which passes on news only) and to the
+//!   again. Each verdict goes to [`Driver::on_suspect`](crate::driver::Driver::on_suspect) (which passes on news only) and to the
 //!   trace log as a `suspect` input. So a crash, or a block, is suspected between `delay` and
 //!   `delay` plus a heartbeat period after the last frame, and a restart is trusted at its
 //!   first heartbeat: the simulator's detector reports both exactly `delay` late. An
@@ -95,7 +95,7 @@
 //!
 //! | `event` | keys | what |
 //! | --- | --- | --- |
-//! | `start` | `seed`, `me`, `members` (`name`, `priority`, `address`, `voter`), `params`, `incarnation` | the node starts: everything a replayer needs to build the same [`Driver`] |
+//! | `start` | `seed`, `me`, `members` (`name`, `priority`, `address`, `voter`), `params`, `incarnation` | the node starts: everything a replayer needs to build the same [`Driver`](crate::driver::Driver) |
 //! | `deliver` | `from`, `msg`, `msg_json`, `draws` | a message from `from` is handed to the driver |
 //! | `timer` | `timer`, `timer_json`, `token`, `draws` | a timer fires with a live token |
 //! | `suspect` | `who`, `suspected`, `incarnation`, `draws` | the failure detector's verdict on `who` (see above), with the incarnation handed to the driver |
@@ -117,11 +117,11 @@
 //! after each input (`role`, `send`, `set_timer`, `cancel_timer`, up to the next input line)
 //! are what the driver asks for again. An input line comes before the outputs it caused.
 
+use super::host::{until_due, Hooks, Host, Transport};
 use super::{
     handshake, random_nonce, read_frame, write_frame, ClusterKey, Envelope, FrameDecoder,
     FrameEncoder, Hello, WireConfig,
 };
-use crate::driver::{Driver, Env, Output, Ready};
 use crate::{Algorithm, Cluster, MemberKind, Message, Pid, Random, Role, Time, View};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -392,59 +392,75 @@ where
         })
         .collect();
 
-    let mut node = Node::<A> {
-        driver: Driver::new(me),
-        voters: cluster.voters().collect(),
+    let net = Net {
+        me,
         name: cluster.name(me).to_string(),
-        cluster,
-        incarnation,
-        draws: Draws::new(seed),
-        ready: Ready::default(),
-        timers: BTreeMap::new(),
         outboxes,
         inbox: inbox_tx,
-        trace,
         log: log.clone(),
-        start,
-        hooks: Hooks {
-            on_leader,
-            on_follower,
-        },
-        role: Role::Idle,
         views,
         blocks: block_file.map(Blocks::new),
+    };
+    let hooks = Hooks {
+        on_leader,
+        on_follower,
+    };
+    let host = Host::new(
+        me,
+        cluster,
+        incarnation,
+        seed,
+        trace,
+        log.clone(),
+        start,
+        hooks,
+    );
+    let mut node = Node::<A> {
+        host,
+        net,
         detector: None,
     };
     if let Some(detector) = A::detector(&params) {
-        let heartbeats = Heartbeats::new(&detector, node.cluster.len(), node.now());
-        node.log.line(format_args!(
+        let members = node.host.cluster.len();
+        let heartbeats = Heartbeats::new(&detector, members, node.host.now());
+        log.line(format_args!(
             "event=detector delay={} heartbeat_every_ms={}",
             heartbeats.silence,
             heartbeats.every.as_millis()
         ));
         node.detector = Some(heartbeats);
     }
-    node.reload_blocks();
-    node.start(&params, seed);
+    node.net.reload_blocks();
+    let members: Vec<_> = node
+        .host
+        .cluster
+        .members
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "name": m.name, "priority": m.priority, "address": m.address,
+                "voter": m.kind == MemberKind::Voter,
+            })
+        })
+        .collect();
+    let fields = vec![
+        ("members", members.into()),
+        ("incarnation", incarnation.into()),
+    ];
+    node.host.start(&params, seed, fields, &mut node.net);
     let mut block_poll = tokio::time::interval(BLOCK_POLL);
     block_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let every = node.detector.as_ref().map_or(BLOCK_POLL, |d| d.every);
     let mut heartbeat = tokio::time::interval(every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let next_due = node.timers.keys().next().map(|&(due, _)| due);
-        let sleep = async {
-            match next_due {
-                Some(due) => tokio::time::sleep_until(start + micros(due.0)).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = until_due(start, node.host.next_due());
         tokio::select! {
             biased;
             _ = shutdown.wait_for(|&stop| stop) => break,
             Some(incoming) = inbox.recv() => node.incoming(incoming),
-            _ = sleep => node.fire_due(),
-            _ = block_poll.tick(), if node.blocks.is_some() => node.reload_blocks(),
+            _ = sleep => node.host.fire_due(&mut node.net),
+            _ = block_poll.tick(), if node.net.blocks.is_some() => node.net.reload_blocks(),
             _ = heartbeat.tick(), if node.detector.is_some() => node.heartbeat(),
         }
     }
@@ -575,34 +591,24 @@ enum Incoming<M> {
     /// A heartbeat of the failure detector: `from` is alive.
     Heartbeat { from: Pid },
 }
-
-struct Hooks {
-    on_leader: Option<String>,
-    on_follower: Option<String>,
-}
-
-/// The node's loop state: the driver and what carries out its outputs.
-struct Node<A: Algorithm> {
-    driver: Driver<A>,
-    cluster: Cluster,
-    voters: Vec<Pid>,
+/// The runtime's transport: each peer's writer queue, the block file, and where views go.
+struct Net<A: Algorithm> {
+    me: Pid,
+    /// This node's member name (its frames' sender, its side of a blocked pair).
     name: String,
-    incarnation: u64,
-    draws: Draws,
-    ready: Ready<A::Msg, A::Timer>,
-    /// Running timers by (due, token); a timer set again replaces its entry.
-    timers: BTreeMap<(Time, u64), A::Timer>,
     /// Each peer's writer queue, by Pid (`None`: this node, or no address).
     outboxes: Vec<Option<mpsc::Sender<Envelope<A::Msg>>>>,
     /// The loop's own inbox, for a message the node sends itself.
     inbox: mpsc::Sender<Incoming<A::Msg>>,
-    trace: Option<Trace>,
     log: Log,
-    start: Instant,
-    hooks: Hooks,
-    role: Role,
     views: Option<watch::Sender<View>>,
     blocks: Option<Blocks>,
+}
+
+/// The node's loop state: the driver's host, the transport, and the failure detector.
+struct Node<A: Algorithm> {
+    host: Host<A>,
+    net: Net<A>,
     detector: Option<Heartbeats>,
 }
 
@@ -728,70 +734,7 @@ fn parse_blocks(text: &str, path: &std::path::Path, log: &Log) -> BTreeSet<(Stri
     pairs
 }
 
-impl<A: Algorithm> Node<A>
-where
-    A::Params: Serialize,
-{
-    fn now(&self) -> Time {
-        Time(self.start.elapsed().as_micros() as u64)
-    }
-
-    /// Hands the driver one input at `now`, with fresh draws.
-    fn input<R>(
-        &mut self,
-        now: Time,
-        f: impl FnOnce(&mut Driver<A>, Env<'_>, &mut dyn Random, &mut Ready<A::Msg, A::Timer>) -> R,
-    ) -> R {
-        self.input_in(now, self.incarnation, f)
-    }
-
-    /// [`Node::input`] with `incarnation` in the [`Env`] (a detector's verdict has its own).
-    fn input_in<R>(
-        &mut self,
-        now: Time,
-        incarnation: u64,
-        f: impl FnOnce(&mut Driver<A>, Env<'_>, &mut dyn Random, &mut Ready<A::Msg, A::Timer>) -> R,
-    ) -> R {
-        let env = Env {
-            now,
-            cluster: &self.cluster,
-            voters: &self.voters,
-            incarnation,
-        };
-        self.draws.taken.clear();
-        f(&mut self.driver, env, &mut self.draws, &mut self.ready)
-    }
-
-    fn start(&mut self, params: &A::Params, seed: u64) {
-        let now = self.now();
-        self.input(now, |d, env, random, ready| {
-            d.start(params, env, random, ready)
-        });
-        if self.trace.is_some() {
-            let members: Vec<_> = self
-                .cluster
-                .members
-                .iter()
-                .map(|m| {
-                    serde_json::json!({
-                        "name": m.name, "priority": m.priority, "address": m.address,
-                        "voter": m.kind == MemberKind::Voter,
-                    })
-                })
-                .collect();
-            let fields = vec![
-                ("seed", seed.into()),
-                ("me", self.driver.me().0.into()),
-                ("members", members.into()),
-                ("params", json(params)),
-                ("incarnation", self.incarnation.into()),
-            ];
-            self.trace_input(now, "start", fields);
-        }
-        self.log.line(format_args!("event=start seed={seed}"));
-        self.carry_out(now);
-    }
-
+impl<A: Algorithm> Net<A> {
     /// Reads the block file again if it changed, and logs the new pairs.
     fn reload_blocks(&mut self) {
         let Some(blocks) = &mut self.blocks else {
@@ -815,11 +758,10 @@ where
     }
 
     /// Whether the link to or from `peer` is blocked; counts and logs the drop if so.
-    fn blocked(&mut self, peer: Pid, direction: &str, kind: &str) -> bool {
+    fn blocked(&mut self, peer: &str, direction: &str, kind: &str) -> bool {
         let Some(blocks) = &mut self.blocks else {
             return false;
         };
-        let peer = self.cluster.name(peer);
         if !blocks.blocks(&self.name, peer) {
             return false;
         }
@@ -832,34 +774,88 @@ where
     }
 
     /// Whether the link with `peer` is blocked, without a log line (heartbeats are many).
-    fn blocked_quietly(&self, peer: Pid) -> bool {
+    fn blocked_quietly(&self, peer: &str) -> bool {
         self.blocks
             .as_ref()
-            .is_some_and(|b| b.blocks(&self.name, self.cluster.name(peer)))
+            .is_some_and(|b| b.blocks(&self.name, peer))
+    }
+
+    /// The graceful stop's last word: a Leave to every peer.
+    fn leave(&mut self) {
+        for outbox in self.outboxes.iter_mut().filter_map(Option::take) {
+            // A full queue means the peer is not taking messages: it will see the
+            // connection close instead.
+            let _ = outbox.try_send(Envelope::Leave);
+        }
+    }
+}
+
+impl<A: Algorithm> Transport<A> for Net<A> {
+    fn send(&mut self, cluster: &Cluster, to: Pid, msg: A::Msg) {
+        if to == self.me {
+            let _ = self.inbox.try_send(Incoming::Msg { from: to, msg });
+            return;
+        }
+        if self.blocked(cluster.name(to), "to", msg.kind()) {
+            return;
+        }
+        let Some(outbox) = self.outboxes.get(to.index()).and_then(Option::as_ref) else {
+            self.log.line(format_args!(
+                "event=drop to={} reason=no_address",
+                cluster.name(to)
+            ));
+            return;
+        };
+        let envelope = Envelope::Msg {
+            from: self.name.clone(),
+            msg,
+        };
+        if outbox.try_send(envelope).is_err() {
+            self.log.line(format_args!(
+                "event=drop to={} reason=queue_full",
+                cluster.name(to)
+            ));
+        }
+    }
+
+    fn publish(&mut self, _: &Cluster, view: View) {
+        if let Some(views) = &self.views {
+            views.send_replace(view);
+        }
+    }
+}
+
+impl<A: Algorithm> Node<A>
+where
+    A::Params: Serialize,
+{
+    /// Whether the link with `peer` is blocked, without a log line.
+    fn blocked_quietly(&self, peer: Pid) -> bool {
+        self.net.blocked_quietly(self.host.cluster.name(peer))
     }
 
     /// `peer` was heard from: the detector notes it, and trusts it again if it suspected it.
     fn heard(&mut self, peer: Pid) {
-        let now = self.now();
+        let now = self.host.now();
         let Some(detector) = &mut self.detector else {
             return;
         };
         detector.heard[peer.index()] = now;
         if detector.suspected[peer.index()] {
             detector.suspected[peer.index()] = false;
-            self.verdict(now, peer, false);
+            self.verdict(peer, false);
         }
     }
 
     /// The detector's round: a heartbeat to every peer whose link is not blocked, then a
     /// suspicion of every peer silent for longer than the detector's delay.
     fn heartbeat(&mut self) {
-        let now = self.now();
-        for peer in (0..self.cluster.len() as u32).map(Pid) {
+        let now = self.host.now();
+        for peer in (0..self.host.cluster.len() as u32).map(Pid) {
             if self.blocked_quietly(peer) {
                 continue;
             }
-            if let Some(outbox) = self.outboxes.get(peer.index()).and_then(Option::as_ref) {
+            if let Some(outbox) = self.net.outboxes.get(peer.index()).and_then(Option::as_ref) {
                 // A full queue or an unreachable peer: this heartbeat is lost, as on a
                 // network; the peer's detector sees the silence.
                 let _ = outbox.try_send(Envelope::Heartbeat);
@@ -868,7 +864,7 @@ where
         let Some(detector) = &mut self.detector else {
             return;
         };
-        let me = self.driver.me();
+        let me = self.host.driver.me();
         let silence = detector.silence.as_micros();
         let silent: Vec<Pid> = (0..detector.heard.len())
             .map(|i| Pid(i as u32))
@@ -883,31 +879,16 @@ where
             detector.suspected[peer.index()] = true;
         }
         for peer in silent {
-            self.verdict(now, peer, true);
+            self.verdict(peer, true);
         }
     }
 
     /// Hands the driver the detector's verdict on `who`, its incarnation the wall clock's
     /// microseconds now (a life of `who` that began before the verdict has a smaller one).
-    fn verdict(&mut self, now: Time, who: Pid, suspected: bool) {
+    fn verdict(&mut self, who: Pid, suspected: bool) {
         let incarnation = clock_incarnation();
-        self.log.line(format_args!(
-            "event=suspect who={} suspected={suspected}",
-            self.cluster.name(who)
-        ));
-        let news = self.input_in(now, incarnation, |d, env, random, ready| {
-            d.on_suspect(who, suspected, env, random, ready)
-        });
-        if !news {
-            return;
-        }
-        let fields = vec![
-            ("who", self.cluster.name(who).into()),
-            ("suspected", suspected.into()),
-            ("incarnation", incarnation.into()),
-        ];
-        self.trace_input(now, "suspect", fields);
-        self.carry_out(now);
+        self.host
+            .verdict(who, suspected, incarnation, &mut self.net);
     }
 
     /// A message or a heartbeat from a peer (or a message from this node to itself).
@@ -923,203 +904,24 @@ where
     }
 
     fn deliver(&mut self, from: Pid, msg: A::Msg) {
-        if from != self.driver.me() && self.blocked(from, "from", msg.kind()) {
-            return;
-        }
-        if from != self.driver.me() {
+        if from != self.host.driver.me() {
+            if self
+                .net
+                .blocked(self.host.cluster.name(from), "from", msg.kind())
+            {
+                return;
+            }
             // Heard from: the detector trusts it again first, then the message counts.
             self.heard(from);
         }
-        let now = self.now();
-        let traced = self
-            .trace
-            .as_ref()
-            .map(|_| (format!("{msg:?}"), json(&msg)));
-        self.input(now, |d, env, random, ready| {
-            d.on_message(from, msg, env, random, ready)
-        });
-        if let Some((debug, msg_json)) = traced {
-            let from = self.cluster.name(from).into();
-            let fields = vec![
-                ("from", from),
-                ("msg", debug.into()),
-                ("msg_json", msg_json),
-            ];
-            self.trace_input(now, "deliver", fields);
-        }
-        self.carry_out(now);
-    }
-
-    /// Fires every timer that is due, earliest first.
-    fn fire_due(&mut self) {
-        loop {
-            let now = self.now();
-            let Some(entry) = self.timers.first_entry() else {
-                return;
-            };
-            if entry.key().0 > now {
-                return;
-            }
-            let ((_, token), timer) = entry.remove_entry();
-            let live = self.input(now, |d, env, random, ready| {
-                d.on_timer(timer, token, env, random, ready)
-            });
-            if !live {
-                continue;
-            }
-            let fields = vec![
-                ("timer", format!("{timer:?}").into()),
-                ("timer_json", json(&timer)),
-                ("token", token.into()),
-            ];
-            self.trace_input(now, "timer", fields);
-            self.carry_out(now);
-        }
+        self.host.deliver(from, msg, &mut self.net);
     }
 
     /// The graceful stop: the leave handler's outputs, then a Leave to every peer.
     fn leave(&mut self) {
-        let now = self.now();
-        self.log.line(format_args!("event=leave"));
-        self.input(now, |d, env, random, ready| d.leave(env, random, ready));
-        self.trace_input(now, "leave", Vec::new());
-        self.carry_out(now);
-        self.driver.stop();
-        self.timers.clear();
-        for outbox in self.outboxes.iter_mut().filter_map(Option::take) {
-            // A full queue means the peer is not taking messages: it will see the
-            // connection close instead.
-            let _ = outbox.try_send(Envelope::Leave);
-        }
-        self.trace_line(now, "stop", Vec::new());
-    }
-
-    /// Carries out what the last input asked: the role change, then the outputs in order.
-    fn carry_out(&mut self, now: Time) {
-        let mut ready = std::mem::take(&mut self.ready);
-        if let Some(view) = ready.role.take() {
-            self.role_change(now, view);
-        }
-        for output in ready.outputs.drain(..) {
-            match output {
-                Output::Send { to, msg } => {
-                    if self.trace.is_some() {
-                        let fields = vec![
-                            ("to", self.cluster.name(to).into()),
-                            ("msg", format!("{msg:?}").into()),
-                            ("msg_json", json(&msg)),
-                        ];
-                        self.trace_line(now, "send", fields);
-                    }
-                    self.send(to, msg);
-                }
-                Output::SetTimer { timer, token, due } => {
-                    self.timers.retain(|_, t| *t != timer);
-                    self.timers.insert((due, token), timer);
-                    if self.trace.is_some() {
-                        let fields = vec![
-                            ("timer", format!("{timer:?}").into()),
-                            ("timer_json", json(&timer)),
-                            ("token", token.into()),
-                            ("due_us", due.0.into()),
-                        ];
-                        self.trace_line(now, "set_timer", fields);
-                    }
-                }
-                Output::CancelTimer { timer } => {
-                    self.timers.retain(|_, t| *t != timer);
-                    if self.trace.is_some() {
-                        let fields = vec![
-                            ("timer", format!("{timer:?}").into()),
-                            ("timer_json", json(&timer)),
-                        ];
-                        self.trace_line(now, "cancel_timer", fields);
-                    }
-                }
-            }
-        }
-        ready.clear();
-        self.ready = ready;
-        if let Some(trace) = &mut self.trace {
-            trace.flush(&self.log);
-        }
-    }
-
-    fn role_change(&mut self, now: Time, view: View) {
-        let leader = view.leader.map(|l| self.cluster.name(l).to_string());
-        self.log.line(format_args!(
-            "event=role role={:?} leader={} status={} group={}",
-            view.role,
-            leader.as_deref().unwrap_or("-"),
-            view.status,
-            view.group
-        ));
-        if self.trace.is_some() {
-            let fields = vec![
-                ("role", json(&view.role)),
-                ("leader", json(&leader)),
-                ("status", view.status.into()),
-                ("group", view.group.into()),
-            ];
-            self.trace_line(now, "role", fields);
-        }
-        if view.role != self.role {
-            let command = match view.role {
-                Role::Leader => self.hooks.on_leader.as_deref(),
-                Role::Follower => self.hooks.on_follower.as_deref(),
-                _ => None,
-            };
-            if let Some(command) = command {
-                run_hook(command, &self.name, view.role, leader.as_deref(), &self.log);
-            }
-            self.role = view.role;
-        }
-        if let Some(views) = &self.views {
-            views.send_replace(view);
-        }
-    }
-
-    fn send(&mut self, to: Pid, msg: A::Msg) {
-        if to == self.driver.me() {
-            let _ = self.inbox.try_send(Incoming::Msg { from: to, msg });
-            return;
-        }
-        if self.blocked(to, "to", msg.kind()) {
-            return;
-        }
-        let Some(outbox) = self.outboxes.get(to.index()).and_then(Option::as_ref) else {
-            self.log.line(format_args!(
-                "event=drop to={} reason=no_address",
-                self.cluster.name(to)
-            ));
-            return;
-        };
-        let envelope = Envelope::Msg {
-            from: self.name.clone(),
-            msg,
-        };
-        if outbox.try_send(envelope).is_err() {
-            self.log.line(format_args!(
-                "event=drop to={} reason=queue_full",
-                self.cluster.name(to)
-            ));
-        }
-    }
-
-    fn trace_input(&mut self, now: Time, event: &str, mut fields: Vec<(&str, serde_json::Value)>) {
-        if self.trace.is_none() {
-            return;
-        }
-        if !self.draws.taken.is_empty() {
-            fields.push(("draws", json(&self.draws.taken)));
-        }
-        self.trace_line(now, event, fields);
-    }
-
-    fn trace_line(&mut self, now: Time, event: &str, fields: Vec<(&str, serde_json::Value)>) {
-        if let Some(trace) = &mut self.trace {
-            trace.line(now, event, &fields, &self.log);
-        }
+        self.host.leave(&mut self.net);
+        self.net.leave();
+        self.host.stopped();
     }
 }
 
