@@ -107,6 +107,9 @@ fn conclave_node_wire_lab_nodes_join_a_lab_daemon_and_elect_the_highest_identity
             .args(["node", "--wire", "lab", "--gcd", &gcd, "--name", name])
             .arg("--scenario")
             .arg(&scenario)
+            .arg("--trace-log")
+            .arg(dir.join(format!("{name}.jsonl")))
+            .arg("--stop-on-stdin-eof")
             .args([
                 "--on-leader",
                 &hook("leader"),
@@ -146,6 +149,49 @@ fn conclave_node_wire_lab_nodes_join_a_lab_daemon_and_elect_the_highest_identity
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // Stopped gracefully (the end of their stdin), their trace logs conform to the model,
+    // the members each learnt from the daemon and from ELECTION included.
+    for child in &mut nodes.0 {
+        drop(child.stdin.take());
+    }
+    for child in &mut nodes.0 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "a node did not stop");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let logs: Vec<String> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|name| dir.join(format!("{name}.jsonl")).display().to_string())
+        .collect();
+    let mut args = vec!["conform", "--json", "--scenario"];
+    let scenario_arg = scenario.display().to_string();
+    args.push(&scenario_arg);
+    args.extend(logs.iter().map(String::as_str));
+    let output = common::conclave(&args);
+    common::expect_code(&output, 0);
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let conforming: Vec<_> = summary["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap_or("?").to_string(),
+                n["conforms"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        conforming,
+        [
+            ("120,4123456".to_string(), true),
+            ("45,4987654".to_string(), true),
+            ("300,2345678".to_string(), true)
+        ],
+        "{summary}"
+    );
     drop(nodes);
     let _ = std::fs::remove_dir_all(&dir);
 }

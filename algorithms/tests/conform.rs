@@ -116,3 +116,50 @@ fn a_log_without_a_start_or_with_garbage_is_refused_with_its_line() {
     assert_eq!(m.line, 3);
     assert!(m.what.starts_with("not a JSON object"), "{m}");
 }
+
+/// The log with `line` inserted before line `n` (from 1).
+fn inserted(text: &str, n: usize, line: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(n - 1, line);
+    lines.join("\n")
+}
+
+#[test]
+fn member_lines_change_the_replayed_cluster_and_bad_ones_are_refused() {
+    let text = log("a");
+    let member = |json: &str| {
+        format!(r#"{{"mono_us":153000,"wall_us":0,"node":"a","event":"member","member":{json}}}"#)
+    };
+    // d's COORDINATOR, as if from e: without e a member, the model cannot take it.
+    let coordinator = line_with(
+        &text,
+        &[r#""event":"deliver","from":"d","msg":"Coordinator""#],
+    );
+    let from_e = doctored(&text, coordinator, |l| {
+        l.replace(r#""from":"d""#, r#""from":"e""#)
+    });
+    let m = replay::<Bully>(&from_e).expect_err("e is no member");
+    assert!(m.what.contains("from e, who is not a member"), "{m}");
+    // With a `member` line for e before it, the model takes it and follows e, where the
+    // log (really d's COORDINATOR) follows d.
+    let e = member(r#"{"name":"e","priority":5,"address":null,"voter":true}"#);
+    let m = replay::<Bully>(&inserted(&from_e, coordinator, &e)).expect_err("e leads");
+    assert_eq!(m.line, coordinator + 2, "{m}");
+    assert!(
+        m.what
+            .ends_with("the model would `become Follower (leader e, status Follower)`"),
+        "{m}"
+    );
+    // A known member at another address: Bully does not care, the log still conforms.
+    let moved = member(r#"{"name":"b","priority":2,"address":"127.0.0.1:9999","voter":true}"#);
+    let r =
+        replay::<Bully>(&inserted(&text, coordinator, &moved)).unwrap_or_else(|m| panic!("{m}"));
+    assert!(r.inputs > 20, "{r:?}");
+    // A member without a name, or one before the start, makes the text no trace log.
+    let nameless = member(r#"{"priority":5}"#);
+    let m = replay::<Bully>(&inserted(&text, coordinator, &nameless)).expect_err("nameless");
+    assert!(m.malformed && m.line == coordinator, "{m}");
+    assert!(m.what.contains("without a name"), "{m}");
+    let m = replay::<Bully>(&inserted(&text, 1, &moved)).expect_err("before the start");
+    assert!(m.malformed && m.line == 1, "{m}");
+}

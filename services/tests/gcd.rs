@@ -4,8 +4,10 @@
 //! simulator predicts for the same identities, alone and together with Conclave nodes on the
 //! lab's wire (`conclave_algorithms::net::lab`).
 
+use conclave_algorithms::gcd::GcdBully;
+use conclave_algorithms::net::conform::replay;
 use conclave_algorithms::net::lab::{run_lab_node, LabConfig, LabView};
-use conclave_algorithms::net::runtime::Listen;
+use conclave_algorithms::net::runtime::{Listen, RuntimeError};
 use conclave_algorithms::{Role, View};
 use conclave_services::gcd::pickle::{self, Value};
 use conclave_services::gcd::wire::{request, GcdAnswer, GcdRequest, Member};
@@ -320,6 +322,22 @@ struct ConclaveLabNode {
     port: u16,
     views: tokio::sync::watch::Receiver<LabView>,
     stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<Result<(), RuntimeError>>>,
+    trace_log: std::path::PathBuf,
+}
+
+impl ConclaveLabNode {
+    /// Stops the node gracefully and waits (at most 10 s) until its trace log is whole.
+    async fn stop(mut self) -> std::path::PathBuf {
+        self.stop.send_replace(true);
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the lab node stops within 10 s")
+            .unwrap()
+            .expect("the lab node ran");
+        self.trace_log.clone()
+    }
 }
 
 impl Drop for ConclaveLabNode {
@@ -337,10 +355,26 @@ fn start_conclave_lab_node(gcd: SocketAddr, identity: (u32, u32)) -> ConclaveLab
         leader: None,
     };
     let (views_tx, views) = tokio::sync::watch::channel(starting);
+    // Tests run side by side in this process, some with the same identities: a file each.
+    static NODES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NODES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let trace_log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "gcd-lab-{}-{}-{}-{n}.jsonl",
+        identity.0,
+        identity.1,
+        std::process::id()
+    ));
     let mut config = LabConfig::new(gcd, identity, Listen::Listener(listener), shutdown);
     config.views = Some(views_tx);
-    tokio::spawn(run_lab_node(config));
-    ConclaveLabNode { port, views, stop }
+    config.trace_log = Some(trace_log.clone());
+    let task = Some(tokio::spawn(run_lab_node(config)));
+    ConclaveLabNode {
+        port,
+        views,
+        stop,
+        task,
+        trace_log,
+    }
 }
 
 /// A node of the mixed group: a Python lab process, or a Conclave lab node.
@@ -454,6 +488,23 @@ async fn python_and_conclave_lab_nodes_join_one_daemon_and_elect_the_predicted_l
     let leader_view = conclave[1].1.views.borrow().view;
     assert_eq!(leader_view.role, Role::Leader);
     assert_eq!(conclave[0].1.views.borrow().view.role, Role::Follower);
+    // Each Conclave node's trace log replays through the model, the members it learnt from
+    // the daemon and from ELECTION included (`conclave conform`'s check).
+    for (_, node) in conclave {
+        let path = node.stop().await;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let replayed =
+            replay::<GcdBully>(&text).unwrap_or_else(|m| panic!("{}: {m}", path.display()));
+        let learnt = text
+            .lines()
+            .filter(|l| l.contains(r#""event":"member""#))
+            .count();
+        assert!(
+            replayed.inputs > 2 && replayed.outputs > 2 && !replayed.cut && learnt >= 4,
+            "{}: {replayed:?}, {learnt} member lines",
+            path.display()
+        );
+    }
     eprintln!(
         "all five nodes (three Python, two Conclave) name {expected:?} {:.1} s after the first started",
         started.elapsed().as_secs_f64()

@@ -9,6 +9,9 @@
 //! same order. The first difference is a [`Mismatch`] naming the line, the
 //! input and what the model would have done instead.
 //!
+//! A `member` line (a node on the lab's wire learns the group as it goes) adds a member to
+//! the replayed cluster, or changes a known one's address, before the inputs after it.
+//!
 //! A node killed while writing its log may end in the middle of an input's outputs: what
 //! is logged must match, what is missing at the very end is not a mismatch
 //! ([`Replayed::cut`] says so).
@@ -358,6 +361,22 @@ where
                     }
                 }
             }
+            "member" => {
+                let Some(r) = node.as_mut() else {
+                    return Err(malformed(line, "a member before the start".into()));
+                };
+                let member = member_of(&v["member"]).map_err(|e| malformed(line, e.into()))?;
+                match r.cluster.members.iter().position(|m| m.name == member.name) {
+                    Some(known) => r.cluster.members[known].address = member.address,
+                    None => {
+                        if member.kind == MemberKind::Voter {
+                            r.voters.push(Pid(r.cluster.len() as u32));
+                        }
+                        r.cluster.members.push(member);
+                    }
+                }
+                continue;
+            }
             "stop" => {
                 if let Some(r) = node.as_mut() {
                     r.driver.stop();
@@ -445,23 +464,7 @@ where
         .as_array()
         .ok_or("the start line lists no members")?
         .iter()
-        .map(|m| {
-            Ok(Member {
-                name: m["name"]
-                    .as_str()
-                    .ok_or("a member without a name")?
-                    .to_string(),
-                priority: m["priority"]
-                    .as_u64()
-                    .ok_or("a member without a priority")?,
-                address: m["address"].as_str().map(str::to_string),
-                kind: if m["voter"].as_bool().unwrap_or(true) {
-                    MemberKind::Voter
-                } else {
-                    MemberKind::Service
-                },
-            })
-        })
+        .map(member_of)
         .collect::<Result<Vec<_>, &str>>()?;
     let me = v["me"]
         .as_u64()
@@ -481,5 +484,24 @@ where
         cluster,
         params,
         incarnation: v["incarnation"].as_u64().unwrap_or(0),
+    })
+}
+
+/// A member as a `start` line lists it, or a `member` line adds it.
+fn member_of(m: &Value) -> Result<Member, &'static str> {
+    Ok(Member {
+        name: m["name"]
+            .as_str()
+            .ok_or("a member without a name")?
+            .to_string(),
+        priority: m["priority"]
+            .as_u64()
+            .ok_or("a member without a priority")?,
+        address: m["address"].as_str().map(str::to_string),
+        kind: if m["voter"].as_bool().unwrap_or(true) {
+            MemberKind::Voter
+        } else {
+            MemberKind::Service
+        },
     })
 }

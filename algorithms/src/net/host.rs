@@ -7,7 +7,7 @@
 
 use super::runtime::{json, micros, run_hook, Draws, Log, Trace};
 use crate::driver::{Driver, Env, Output, Ready};
-use crate::{Algorithm, Cluster, Pid, Random, Role, Time, View};
+use crate::{Algorithm, Cluster, Member, MemberKind, Pid, Random, Role, Time, View};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tokio::time::Instant;
@@ -18,6 +18,14 @@ pub(super) trait Transport<A: Algorithm> {
     fn send(&mut self, cluster: &Cluster, to: Pid, msg: A::Msg);
     /// Publishes a view, after its log line, trace line and command.
     fn publish(&mut self, cluster: &Cluster, view: View);
+}
+
+/// A member as the trace's `start` and `member` lines show it.
+fn member_json(m: &Member) -> serde_json::Value {
+    serde_json::json!({
+        "name": m.name, "priority": m.priority, "address": m.address,
+        "voter": m.kind == MemberKind::Voter,
+    })
 }
 
 /// Sleeps until `due` (a [`Time`] since `start`); forever without one.
@@ -41,7 +49,7 @@ pub(super) struct Host<A: Algorithm> {
     pub(super) driver: Driver<A>,
     /// The members (the lab's transport adds those it learns).
     pub(super) cluster: Cluster,
-    pub(super) voters: Vec<Pid>,
+    voters: Vec<Pid>,
     /// The incarnation in the [`Env`] of every input but a detector's verdict.
     pub(super) incarnation: u64,
     pub(super) log: Log,
@@ -127,7 +135,8 @@ where
         f(&mut self.driver, env, &mut self.draws, &mut self.ready)
     }
 
-    /// Starts the driver; the trace's `start` line has `seed`, `me`, `params` and `fields`.
+    /// Starts the driver; the trace's `start` line has `seed`, `me`, `members`, `params`,
+    /// `incarnation` and `fields`.
     pub(super) fn start(
         &mut self,
         params: &A::Params,
@@ -140,16 +149,49 @@ where
             d.start(params, env, random, ready)
         });
         if self.trace.is_some() {
+            let members: Vec<_> = self.cluster.members.iter().map(member_json).collect();
             let mut all = vec![
                 ("seed", seed.into()),
                 ("me", self.driver.me().0.into()),
+                ("members", members.into()),
                 ("params", json(params)),
+                ("incarnation", self.incarnation.into()),
             ];
             all.extend(fields);
             self.trace_input(now, "start", all);
         }
         self.log.line(format_args!("event=start seed={seed}"));
         self.carry_out(now, net);
+    }
+
+    /// A member learnt after the start (the lab's transport learns the group as it goes):
+    /// the next [`Pid`], a voter if `member` is one; a `member` line in the trace.
+    pub(super) fn add_member(&mut self, member: Member) -> Pid {
+        let pid = Pid(self.cluster.len() as u32);
+        if member.kind == MemberKind::Voter {
+            self.voters.push(pid);
+        }
+        self.cluster.members.push(member);
+        self.trace_member(pid);
+        pid
+    }
+
+    /// A member's address, when it changed; a `member` line in the trace if so.
+    pub(super) fn set_address(&mut self, pid: Pid, address: String) {
+        let member = &mut self.cluster.members[pid.index()];
+        if member.address.as_deref() != Some(address.as_str()) {
+            member.address = Some(address);
+            self.trace_member(pid);
+        }
+    }
+
+    fn trace_member(&mut self, pid: Pid) {
+        if self.trace.is_some() {
+            let now = self.now();
+            let member = member_json(&self.cluster.members[pid.index()]);
+            let fields = vec![("member", member)];
+            self.trace_line(now, "member", fields);
+        }
     }
 
     /// A message from `from` (this node itself for a message it sent itself).

@@ -474,29 +474,29 @@ impl LabNode {
         if identity == self.net.identity {
             return Some(ME);
         }
-        let host = &mut self.host;
         let pid = match self.net.by_identity.get(&identity) {
             Some(&pid) => pid,
-            None if host.cluster.len() >= MAX_MEMBERS => {
-                host.log.line(format_args!(
+            None if self.host.cluster.len() >= MAX_MEMBERS => {
+                self.net.log.line(format_args!(
                     "event=member_ignored days={} student_id={} reason=max_members",
                     identity.0, identity.1
                 ));
                 return None;
             }
             None => {
-                let pid = Pid(host.cluster.len() as u32);
                 let priority = pack_identity(identity.0.into(), identity.1.into());
-                let member = Member::voter(&gcd_name(identity.0, identity.1), priority);
-                host.cluster.members.push(member);
-                host.voters.push(pid);
+                let mut member = Member::voter(&gcd_name(identity.0, identity.1), priority);
+                member.address = address
+                    .as_ref()
+                    .map(|(host, port)| join_address(host, *port));
+                let pid = self.host.add_member(member);
                 self.net.by_identity.insert(identity, pid);
                 pid
             }
         };
-        if let Some((host_name, port)) = address {
-            self.host.cluster.members[pid.index()].address = Some(join_address(&host_name, port));
-            self.net.addresses.insert(pid, (host_name, port));
+        if let Some((host, port)) = address {
+            self.host.set_address(pid, join_address(&host, port));
+            self.net.addresses.insert(pid, (host, port));
         }
         Some(pid)
     }

@@ -104,6 +104,7 @@
 //! | `send` | `to`, `msg`, `msg_json` | the driver asks for a send (whether or not it arrives) |
 //! | `set_timer` | `timer`, `timer_json`, `token`, `due_us` | the driver sets a timer |
 //! | `cancel_timer` | `timer`, `timer_json` | the driver cancels a timer |
+//! | `member` | `member` (`name`, `priority`, `address`, `voter`) | a member learnt after the start, or a new address of one (only the lab's wire, [`super::lab`], learns the group as it goes); the inputs after it see the new cluster |
 //! | `stop` | none | the node stopped after leaving |
 //!
 //! `msg` and `timer` are the Debug renderings the simulator's traces show; `msg_json` and
@@ -122,7 +123,7 @@ use super::{
     handshake, random_nonce, read_frame, write_frame, ClusterKey, Envelope, FrameDecoder,
     FrameEncoder, Hello, WireConfig,
 };
-use crate::{Algorithm, Cluster, MemberKind, Message, Pid, Random, Role, Time, View};
+use crate::{Algorithm, Cluster, Message, Pid, Random, Role, Time, View};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -431,23 +432,7 @@ where
         node.detector = Some(heartbeats);
     }
     node.net.reload_blocks();
-    let members: Vec<_> = node
-        .host
-        .cluster
-        .members
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "name": m.name, "priority": m.priority, "address": m.address,
-                "voter": m.kind == MemberKind::Voter,
-            })
-        })
-        .collect();
-    let fields = vec![
-        ("members", members.into()),
-        ("incarnation", incarnation.into()),
-    ];
-    node.host.start(&params, seed, fields, &mut node.net);
+    node.host.start(&params, seed, Vec::new(), &mut node.net);
     let mut block_poll = tokio::time::interval(BLOCK_POLL);
     block_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let every = node.detector.as_ref().map_or(BLOCK_POLL, |d| d.every);
