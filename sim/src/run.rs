@@ -279,8 +279,19 @@ fn process_of(scenario: &Scenario, name: &str) -> Pid {
 struct Ran<'s, A: Algorithm> {
     world: World<A>,
     props: Vec<&'s Property>,
-    results: Vec<PropertyResult>,
+    /// Each property's outcome, in the order of `props`.
+    results: Vec<Outcome>,
     cut: Option<Cut>,
+}
+
+/// A property's result without its name: the name is written only where it is shown (a
+/// report, or a failed expectation of a sweep's seed).
+#[derive(Clone, Debug)]
+struct Outcome {
+    holds: bool,
+    /// When it first failed.
+    failed_at_us: Option<u64>,
+    detail: Option<String>,
 }
 
 fn run_world<'s, A: Algorithm>(
@@ -305,7 +316,7 @@ fn run_world<'s, A: Algorithm>(
         })
         .collect();
     timed.sort();
-    let mut results: Vec<Option<PropertyResult>> = vec![None; props.len()];
+    let mut results: Vec<Option<Outcome>> = vec![None; props.len()];
     let mut cut = None;
     for (at, i) in timed {
         if let Err(c) = world.run_within(at, &opts.budget) {
@@ -345,6 +356,16 @@ fn run_with<A: Algorithm>(
         results,
         cut,
     } = run_world::<A>(scenario, seed, params, opts);
+    let results = props
+        .iter()
+        .zip(results)
+        .map(|(p, o)| PropertyResult {
+            name: name_of_property(p),
+            holds: o.holds,
+            failed_at_us: o.failed_at_us,
+            detail: o.detail,
+        })
+        .collect();
     let mut r = report(scenario, file, seed, &mut world, &props, results);
     if let Some(cut) = cut {
         r.incomplete = Some(cut_message(scenario, &cut));
@@ -353,15 +374,16 @@ fn run_with<A: Algorithm>(
     r
 }
 
-/// What a run found, without the rest of its report: whether it met its expectations, each
-/// expectation, its trace hash, and why it was cut short if it was. What a sweep keeps of
-/// each seed, for less than a whole [`RunReport`].
+/// What a run found, without the rest of its report: whether it met its expectations, the
+/// expectations it did not meet, its trace hash, and why it was cut short if it was. What a
+/// sweep keeps of each seed, for less than a whole [`RunReport`].
 #[derive(Clone, Debug)]
 pub struct Verdict {
     pub seed: u64,
     pub ok: bool,
     pub trace_hash: String,
-    pub expectations: Vec<Expectation>,
+    /// The expectations not met, in the order of the report's `expectations`.
+    pub failed: Vec<Expectation>,
     pub incomplete: Option<String>,
 }
 
@@ -372,27 +394,65 @@ impl Verdict {
             seed: r.seed,
             ok: r.ok,
             trace_hash: r.trace_hash.clone(),
-            expectations: r.expectations.clone(),
+            failed: r.expectations.iter().filter(|e| !e.ok).cloned().collect(),
             incomplete: r.incomplete.clone(),
         }
     }
 }
 
 /// [`run_scenario`] for its verdict only: the same run, the same fields as its report has.
+/// Only the expectations not met are named (a name is written, where a passing one's is not
+/// needed).
 pub fn run_verdict(scenario: &Scenario, seed: u64, opts: &RunOptions) -> Verdict {
     let scenario = &*scenario.for_seed(seed);
     crate::with_algorithm!(&scenario.algorithm, |A, p| {
         let mut ran = run_world::<A>(scenario, seed, p.clone(), opts);
-        let expectations = expectations(scenario, &ran.props, &ran.results);
+        let mut failed = Vec::new();
+        each_expectation(scenario, &ran.props, &ran.results, |p, expected, r| {
+            if r.holds != (expected == "holds") {
+                failed.push(expectation(p, expected, r));
+            }
+        });
         let incomplete = ran.cut.as_ref().map(|cut| cut_message(scenario, cut));
         Verdict {
             seed,
-            ok: incomplete.is_none() && expectations.iter().all(|e| e.ok),
+            ok: incomplete.is_none() && failed.is_empty(),
             trace_hash: hash_hex(ran.world.trace_hash()),
-            expectations,
+            failed,
             incomplete,
         }
     })
+}
+
+/// Calls `f` with each expected result of the scenario (`expect`, then `expect_violated`),
+/// its property (as the list of every property has it) and the property's outcome.
+fn each_expectation<'s>(
+    scenario: &Scenario,
+    props: &[&'s Property],
+    results: &[Outcome],
+    mut f: impl FnMut(&'s Property, &'static str, &Outcome),
+) {
+    for (list, expected) in [
+        (&scenario.expect, "holds"),
+        (&scenario.expect_violated, "violated"),
+    ] {
+        for p in list {
+            let i = props.iter().position(|q| *q == p).unwrap_or(0);
+            f(props[i], expected, &results[i]);
+        }
+    }
+}
+
+/// An expected result beside the property's outcome.
+fn expectation(p: &Property, expected: &'static str, r: &Outcome) -> Expectation {
+    Expectation {
+        // The property's name as its result has it (equal properties print alike).
+        name: name_of_property(p),
+        expected,
+        ok: r.holds == (expected == "holds"),
+        failed_at_us: r.failed_at_us,
+        detail: r.detail.clone(),
+    }
 }
 
 /// Each expected result of the scenario, beside the property's result.
@@ -464,7 +524,7 @@ fn evaluate<A: Algorithm>(
     world: &World<A>,
     scenario: &Scenario,
     now: Time,
-) -> PropertyResult {
+) -> Outcome {
     let (status, topo, names) = (world.status(), world.topology(), world.names());
     let monitor = world.monitor();
     let stats = world.stats();
@@ -513,8 +573,7 @@ fn evaluate<A: Algorithm>(
             Err(format!("{} election messages sent", stats.election_sent))
         }),
     };
-    PropertyResult {
-        name: name_of_property(p),
+    Outcome {
         holds,
         failed_at_us: failed_at.map(Time::as_micros),
         detail,

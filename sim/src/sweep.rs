@@ -358,9 +358,8 @@ pub fn verdict_result(scenario: &Scenario, r: Verdict) -> SeedResult {
         ok: r.ok,
         trace_hash: r.trace_hash,
         failed: r
-            .expectations
+            .failed
             .iter()
-            .filter(|e| !e.ok)
             .map(|e| Failed {
                 property: e.name.clone(),
                 expected: e.expected.to_string(),
