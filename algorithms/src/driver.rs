@@ -254,6 +254,25 @@ impl<A: Algorithm> Driver<A> {
             effects: Vec::new(),
         }
     }
+    /// As [`Driver::new`]: not started, no timers, no tokens given, no verdicts told (the
+    /// room of its lists is kept).
+    pub fn reset(&mut self) {
+        let Driver {
+            me: _,
+            node,
+            view,
+            timers,
+            tokens,
+            suspects,
+            effects,
+        } = self;
+        *node = None;
+        *view = View::DOWN;
+        timers.clear();
+        *tokens = 0;
+        suspects.clear();
+        effects.clear();
+    }
     pub fn me(&self) -> Pid {
         self.me
     }

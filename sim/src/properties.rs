@@ -392,6 +392,22 @@ pub struct Monitor {
 }
 
 impl Monitor {
+    /// As new: nothing seen (the scratch space is kept).
+    pub fn reset(&mut self) {
+        let Monitor {
+            at_most_one,
+            per_component,
+            settled,
+            named,
+            agreed,
+        } = self;
+        *at_most_one = None;
+        *per_component = None;
+        *settled = None;
+        named.clear();
+        agreed.clear();
+    }
+
     /// Call after anything that can change a property: a role change, a crash, a restart, a
     /// pause, a resume, a topology change.
     pub fn observe(&mut self, now: Time, status: &[NodeStatus], topo: &Topology, names: &[String]) {

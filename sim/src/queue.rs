@@ -83,6 +83,32 @@ impl<E> EventQueue<E> {
         }
     }
 
+    /// Empty, as new (the room is kept): the events waiting are dropped.
+    pub fn clear(&mut self) {
+        let EventQueue {
+            last,
+            sorted,
+            batch,
+            buckets,
+            radix_len,
+            slab,
+            free,
+            nonempty,
+            seq,
+            len,
+        } = self;
+        *last = 0;
+        sorted.0.clear();
+        batch.clear();
+        buckets.iter_mut().for_each(Vec::clear);
+        *radix_len = 0;
+        slab.clear();
+        free.clear();
+        *nonempty = 0;
+        *seq = 0;
+        *len = 0;
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }

@@ -276,8 +276,7 @@ fn process_of(scenario: &Scenario, name: &str) -> Pid {
 }
 
 /// What running a world to the end found, before it is reported.
-struct Ran<'s, A: Algorithm> {
-    world: World<A>,
+struct Ran<'s> {
     props: Vec<&'s Property>,
     /// Each property's outcome, in the order of `props`.
     results: Vec<Outcome>,
@@ -294,15 +293,84 @@ struct Outcome {
     detail: Option<String>,
 }
 
-fn run_world<'s, A: Algorithm>(
-    scenario: &'s Scenario,
+/// The world of `scenario` for `seed`, as [`World::new`] makes it.
+fn world_of<A: Algorithm>(
+    scenario: &Scenario,
     seed: u64,
     params: A::Params,
     opts: &RunOptions,
-) -> Ran<'s, A> {
+) -> World<A> {
     let mut config = world_config(scenario, seed, opts.record_trace);
     config.trace_sink = opts.trace_sink;
-    let mut world = World::<A>::new(cluster_of(scenario, seed), params, config);
+    World::<A>::new(cluster_of(scenario, seed), params, config)
+}
+
+/// What a thread that runs many seeds of one scenario keeps from one run to the next: the
+/// last run's world, renewed for the next seed ([`World::renew`]) rather than built and
+/// dropped again. Each thread has its own.
+#[derive(Default)]
+pub struct Kept {
+    world: Option<Box<dyn std::any::Any>>,
+}
+
+/// The world of `scenario` for `seed`: `kept`'s renewed when it holds one of the same
+/// processes (names, addresses and kinds; the priorities are the seed's), else a new one.
+fn kept_world<'k, A: Algorithm + 'static>(
+    kept: &'k mut Kept,
+    scenario: &Scenario,
+    seed: u64,
+    params: A::Params,
+    opts: &RunOptions,
+) -> &'k mut World<A> {
+    let reusable = kept
+        .world
+        .as_mut()
+        .and_then(|w| w.downcast_mut::<World<A>>())
+        .is_some_and(|w| same_processes(scenario, w.cluster()));
+    if reusable {
+        let world = kept
+            .world
+            .as_mut()
+            .and_then(|w| w.downcast_mut::<World<A>>())
+            .expect("checked above");
+        let mut config = world_config(scenario, seed, opts.record_trace);
+        config.trace_sink = opts.trace_sink;
+        // The nodes' priorities, then the services' (0, as `cluster_of` gives them).
+        let mut priorities = priorities_of(scenario, seed);
+        priorities.resize(world.cluster().len(), 0);
+        world.renew(&priorities, params, config);
+    } else {
+        kept.world = Some(Box::new(world_of::<A>(scenario, seed, params, opts)));
+    }
+    kept.world
+        .as_mut()
+        .and_then(|w| w.downcast_mut::<World<A>>())
+        .expect("a world of this algorithm was just put there")
+}
+
+/// Whether `cluster` has the processes [`cluster_of`] makes of `scenario`, but for their
+/// priorities.
+fn same_processes(scenario: &Scenario, cluster: &Cluster) -> bool {
+    let services = scenario.services();
+    cluster.len() == scenario.nodes.len() + services.len()
+        && scenario
+            .nodes
+            .iter()
+            .zip(&cluster.members)
+            .all(|(n, m)| m.kind == MemberKind::Voter && m.name == n.name && m.address == n.address)
+        && services
+            .iter()
+            .zip(&cluster.members[scenario.nodes.len()..])
+            .all(|((name, _), m)| {
+                m.kind == MemberKind::Service && m.name == *name && m.address.is_none()
+            })
+}
+
+fn run_world<'s, A: Algorithm>(
+    scenario: &'s Scenario,
+    world: &mut World<A>,
+    opts: &RunOptions,
+) -> Ran<'s> {
     let end = Time(scenario.run_for.as_micros());
     let props = properties_of(scenario);
 
@@ -336,7 +404,6 @@ fn run_world<'s, A: Algorithm>(
     }
     let results = results.into_iter().flatten().collect();
     Ran {
-        world,
         props,
         results,
         cut,
@@ -350,12 +417,12 @@ fn run_with<A: Algorithm>(
     params: A::Params,
     opts: &RunOptions,
 ) -> RunReport {
+    let mut world = world_of::<A>(scenario, seed, params, opts);
     let Ran {
-        mut world,
         props,
         results,
         cut,
-    } = run_world::<A>(scenario, seed, params, opts);
+    } = run_world::<A>(scenario, &mut world, opts);
     let results = props
         .iter()
         .zip(results)
@@ -404,9 +471,21 @@ impl Verdict {
 /// Only the expectations not met are named (a name is written, where a passing one's is not
 /// needed).
 pub fn run_verdict(scenario: &Scenario, seed: u64, opts: &RunOptions) -> Verdict {
+    run_verdict_kept(scenario, seed, opts, &mut Kept::default())
+}
+
+/// [`run_verdict`] in the world `kept` holds from the thread's last run, if it can be
+/// renewed for this one (the same verdict as in a new world).
+pub fn run_verdict_kept(
+    scenario: &Scenario,
+    seed: u64,
+    opts: &RunOptions,
+    kept: &mut Kept,
+) -> Verdict {
     let scenario = &*scenario.for_seed(seed);
     crate::with_algorithm!(&scenario.algorithm, |A, p| {
-        let mut ran = run_world::<A>(scenario, seed, p.clone(), opts);
+        let world = kept_world::<A>(kept, scenario, seed, p.clone(), opts);
+        let ran = run_world::<A>(scenario, world, opts);
         let mut failed = Vec::new();
         each_expectation(scenario, &ran.props, &ran.results, |p, expected, r| {
             if r.holds != (expected == "holds") {
@@ -417,7 +496,7 @@ pub fn run_verdict(scenario: &Scenario, seed: u64, opts: &RunOptions) -> Verdict
         Verdict {
             seed,
             ok: incomplete.is_none() && failed.is_empty(),
-            trace_hash: hash_hex(ran.world.trace_hash()),
+            trace_hash: hash_hex(world.trace_hash()),
             failed,
             incomplete,
         }

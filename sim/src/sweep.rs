@@ -27,7 +27,7 @@
 //! ```
 
 use crate::locate::Seg;
-use crate::run::{run_verdict, RunOptions, RunReport, Verdict};
+use crate::run::{run_verdict_kept, Kept, RunOptions, RunReport, Verdict};
 use crate::scenario::{
     field, validate_fault_list, Delay, Duration, Fault, FaultSpec, Invalid, Scenario,
 };
@@ -416,13 +416,17 @@ pub fn run_seeds(
             .map(|_| {
                 scope.spawn(|| {
                     let mut mine = Vec::new();
+                    let mut kept = Kept::default();
                     while !INTERRUPTED.load(Ordering::Relaxed) {
                         let start = next.fetch_add(BATCH, Ordering::Relaxed);
                         if start >= seeds.len() {
                             break;
                         }
                         for &seed in &seeds[start..(start + BATCH).min(seeds.len())] {
-                            let r = verdict_result(scenario, run_verdict(scenario, seed, opts));
+                            let r = verdict_result(
+                                scenario,
+                                run_verdict_kept(scenario, seed, opts, &mut kept),
+                            );
                             done(&r);
                             mine.push(r);
                         }

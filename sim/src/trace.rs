@@ -194,6 +194,11 @@ impl TraceHasher {
         head[9..].copy_from_slice(&node.0.to_le_bytes());
         self.buf.extend_from_slice(&head);
     }
+    /// As new: nothing written (the buffer's room is kept).
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.state = None;
+    }
     /// Hashes the buffer into the streaming state and empties it (apart, so that the
     /// common path of `event` stays short).
     #[cold]

@@ -91,6 +91,20 @@ pub fn stream(seed: u64, purpose: u64) -> ChaCha8Rng {
 #[derive(Default)]
 struct Draws(Option<Box<ChaCha8Rng>>);
 
+impl Draws {
+    fn new(seed: u64, lowest: bool) -> Self {
+        Draws((!lowest).then(|| Box::new(stream(seed, ALGORITHM_STREAM))))
+    }
+
+    /// As [`Draws::new`], in the room it has.
+    fn renew(&mut self, seed: u64, lowest: bool) {
+        match (&mut self.0, lowest) {
+            (Some(rng), false) => **rng = stream(seed, ALGORITHM_STREAM),
+            _ => *self = Draws::new(seed, lowest),
+        }
+    }
+}
+
 impl Random for Draws {
     fn between(&mut self, lo: u64, hi: u64) -> u64 {
         match &mut self.0 {
@@ -235,6 +249,16 @@ struct LogService {
     server: LogServer,
 }
 
+impl LogService {
+    fn of(config: &WorldConfig) -> Option<Self> {
+        config.log_server.map(|(pid, interval)| LogService {
+            pid,
+            interval,
+            server: LogServer::default(),
+        })
+    }
+}
+
 /// The world's failure detector.
 struct FailureDetector {
     spec: Detector,
@@ -247,6 +271,20 @@ struct FailureDetector {
     /// Scripted worlds: notices on their way, in the order they were sent.
     pending: Vec<Notice>,
     rng: ChaCha8Rng,
+}
+
+impl FailureDetector {
+    /// The detector of a world of `n` processes running `A`, if `A` assumes one.
+    fn of<A: Algorithm>(params: &A::Params, n: usize, seed: u64) -> Option<Self> {
+        A::detector(params).map(|spec| FailureDetector {
+            spec,
+            announced: vec![false; n * n],
+            last: vec![Time::ZERO; n * n],
+            deferred: vec![Vec::new(); n],
+            pending: Vec::new(),
+            rng: stream(seed, FAULT_STREAM),
+        })
+    }
 }
 
 /// A verdict of the failure detector on its way to an observer.
@@ -301,6 +339,13 @@ impl<M> Wire<M> {
                 (self.slots.len() as u32 - 1, 0)
             }
         }
+    }
+
+    /// Empty, as new (the room is kept).
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.free.clear();
+        self.sends = 0;
     }
 
     fn take(&mut self, slot: u32, gen: u32) -> Option<Flying<M>> {
@@ -397,6 +442,37 @@ pub struct KindCounts {
     counts: Vec<(&'static str, u64)>,
     /// Per slot, a kind's name as last seen and the place of its count.
     places: [Option<(&'static str, usize)>; 16],
+}
+
+impl Stats {
+    /// All counts zero, as new (the room is kept).
+    fn reset(&mut self) {
+        let Stats {
+            events,
+            sent,
+            election_sent,
+            delivered,
+            dropped,
+            duplicated,
+            by_kind,
+            elections_started,
+            leaders_elected,
+            role_changes,
+            detector_notices,
+        } = self;
+        *events = 0;
+        *sent = 0;
+        *election_sent = 0;
+        *delivered = 0;
+        *dropped = 0;
+        *duplicated = 0;
+        by_kind.counts.clear();
+        by_kind.places = Default::default();
+        *elections_started = 0;
+        *leaders_elected = 0;
+        role_changes.fill(0);
+        *detector_notices = 0;
+    }
 }
 
 impl KindCounts {
@@ -531,29 +607,133 @@ impl<A: Algorithm> World<A> {
     /// `config.faults` at their times.
     pub fn new(cluster: Cluster, params: A::Params, config: WorldConfig) -> Self {
         let mut world = Self::blank(cluster, params, &config);
-        // Processes that start at the same instant start together, services first.
-        let mut batches: BTreeMap<Time, Vec<Pid>> = BTreeMap::new();
-        let mut order: Vec<usize> = (0..config.starts.len()).collect();
-        order.sort_by_key(|&i| (config.starts[i], world.status[i].voter, i));
-        for i in order {
-            let t = config.starts[i];
-            batches.entry(t).or_default().push(Pid(i as u32));
-            world.last_disturbance = world.last_disturbance.max(t);
+        world.schedule(config);
+        world
+    }
+
+    /// Makes this world the one [`World::new`] would build from the same processes with
+    /// `priorities` (by Pid), `params` and `config`, keeping the room it has made (the event
+    /// queue, the wire, the nodes' drivers, the trace hasher's buffer, the monitor's scratch
+    /// space): a sweep runs one world per thread, renewed for each seed, instead of building
+    /// and dropping one.
+    pub fn renew(&mut self, priorities: &[u64], params: A::Params, config: WorldConfig) {
+        // Every field, so that a field added to the world is not left as the last run left it.
+        let World {
+            names,
+            params: old_params,
+            lent,
+            status,
+            lives,
+            deferred,
+            popped,
+            restarts,
+            queue,
+            wire,
+            now,
+            topo,
+            delay,
+            loss,
+            duplicate,
+            fifo_last,
+            net_rng,
+            detector,
+            notice_jitter,
+            log,
+            faults,
+            hasher,
+            trace,
+            sink,
+            steps,
+            script,
+            monitor,
+            observed,
+            stats,
+            last_disturbance,
+        } = self;
+        let n = names.len();
+        assert_eq!(
+            priorities.len(),
+            n,
+            "a world is renewed with its own processes"
+        );
+        let net = &config.network;
+        for (m, &priority) in lent.cluster.members.iter_mut().zip(priorities) {
+            m.priority = priority;
         }
-        for (t, batch) in batches {
-            world.push(t, Ev::Start(batch));
+        for driver in &mut lent.nodes {
+            driver.reset();
+        }
+        lent.draws.renew(config.seed, config.lowest_draws);
+        for (st, m) in status.iter_mut().zip(&lent.cluster.members) {
+            *st = NodeStatus {
+                up: false,
+                paused: false,
+                voter: m.kind == MemberKind::Voter,
+                priority: m.priority,
+                view: NodeStatus::DOWN_VIEW,
+            };
+        }
+        lives.fill(0);
+        deferred.iter_mut().for_each(Vec::clear);
+        *popped = 0;
+        *restarts = 0;
+        queue.clear();
+        wire.clear();
+        *now = Time::ZERO;
+        topo.heal();
+        *delay = net.delay.clone();
+        *loss = net.loss;
+        *duplicate = net.duplicate;
+        fifo_last.clear();
+        if net.fifo {
+            fifo_last.resize(n * n, Time::ZERO);
+        }
+        *net_rng = stream(config.seed, NETWORK_STREAM);
+        *detector = FailureDetector::of::<A>(&params, n, config.seed);
+        *old_params = params;
+        *notice_jitter = config.notice_jitter;
+        *log = LogService::of(&config);
+        faults.clear();
+        hasher.reset();
+        *trace = (config.record_trace && config.trace_sink.is_none()).then(Vec::new);
+        *sink = config.trace_sink;
+        *steps = config.log_steps.then(Vec::new);
+        *script = None;
+        monitor.reset();
+        *observed = false;
+        stats.reset();
+        *last_disturbance = Time::ZERO;
+        self.schedule(config);
+    }
+
+    /// Queues the starts, the faults, the log server's first round and the detector's first
+    /// mistake of a world just made.
+    fn schedule(&mut self, config: WorldConfig) {
+        // Processes that start at the same instant start together, services first.
+        let mut order: Vec<usize> = (0..config.starts.len()).collect();
+        order.sort_by_key(|&i| (config.starts[i], self.status[i].voter, i));
+        let mut i = 0;
+        while i < order.len() {
+            let t = config.starts[order[i]];
+            let same = order[i..]
+                .iter()
+                .take_while(|&&k| config.starts[k] == t)
+                .count();
+            let batch = order[i..i + same].iter().map(|&k| Pid(k as u32)).collect();
+            self.push(t, Ev::Start(batch));
+            self.last_disturbance = self.last_disturbance.max(t);
+            i += same;
         }
         for (i, (t, _)) in config.faults.iter().enumerate() {
-            world.push(*t, Ev::Fault(i as u32));
-            world.last_disturbance = world.last_disturbance.max(*t);
+            self.push(*t, Ev::Fault(i as u32));
+            self.last_disturbance = self.last_disturbance.max(*t);
         }
-        world.faults = config.faults;
-        if let Some(log) = &world.log {
+        self.faults = config.faults;
+        if let Some(log) = &self.log {
             let first = Time::ZERO + log.interval;
-            world.push(first, Ev::ReportTick);
+            self.push(first, Ev::ReportTick);
         }
-        world.schedule_mistake();
-        world
+        self.schedule_mistake();
     }
 
     /// A world driven by a schedule: every process starts at time 0 (services first), the
@@ -592,14 +772,7 @@ impl<A: Algorithm> World<A> {
                 view: NodeStatus::DOWN_VIEW,
             })
             .collect();
-        let detector = A::detector(&params).map(|spec| FailureDetector {
-            spec,
-            announced: vec![false; n * n],
-            last: vec![Time::ZERO; n * n],
-            deferred: vec![Vec::new(); n],
-            pending: Vec::new(),
-            rng: stream(config.seed, FAULT_STREAM),
-        });
+        let detector = FailureDetector::of::<A>(&params, n, config.seed);
         let joins = cluster
             .members
             .iter()
@@ -612,9 +785,7 @@ impl<A: Algorithm> World<A> {
                 nodes: (0..n as u32).map(|p| Driver::new(Pid(p))).collect(),
                 voters: cluster.voters().collect(),
                 cluster,
-                draws: Draws(
-                    (!config.lowest_draws).then(|| Box::new(stream(config.seed, ALGORITHM_STREAM))),
-                ),
+                draws: Draws::new(config.seed, config.lowest_draws),
             },
             status,
             lives: vec![0; n],
@@ -636,11 +807,7 @@ impl<A: Algorithm> World<A> {
             net_rng: stream(config.seed, NETWORK_STREAM),
             detector,
             notice_jitter: config.notice_jitter,
-            log: config.log_server.map(|(pid, interval)| LogService {
-                pid,
-                interval,
-                server: LogServer::default(),
-            }),
+            log: LogService::of(config),
             faults: Vec::new(),
             hasher: TraceHasher::default(),
             trace: (config.record_trace && config.trace_sink.is_none()).then(Vec::new),

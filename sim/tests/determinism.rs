@@ -139,3 +139,43 @@ fn traces_name_processes_inside_messages() {
         "no process index is left"
     );
 }
+
+/// A sweep renews one world per thread from seed to seed (`run_verdict_kept`): every shipped
+/// scenario gives, seed after seed in one kept world, the verdict a new world gives, and a
+/// world kept from another scenario (other processes, or another algorithm) is not reused
+/// wrongly.
+#[test]
+fn a_renewed_world_runs_as_a_new_one() {
+    use conclave_sim::run::{run_verdict, run_verdict_kept, Kept, Verdict};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<_> = ["", "sweep", "explore"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(dir.join(sub)).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 10, "the shipped scenarios: {files:?}");
+    let opts = RunOptions::default();
+    // One kept world across every scenario, as well as one per scenario.
+    let mut shared = Kept::default();
+    for file in &files {
+        let s = Scenario::load(file).unwrap();
+        let seeds = if file.to_string_lossy().contains("bully32") {
+            3
+        } else {
+            12
+        };
+        let mut kept = Kept::default();
+        for seed in 0..seeds {
+            let fresh = run_verdict(&s, seed, &opts);
+            let report = Verdict::of(&run_scenario(&s, "f.ron", seed, &opts));
+            let renewed = run_verdict_kept(&s, seed, &opts, &mut kept);
+            let across = run_verdict_kept(&s, seed, &opts, &mut shared);
+            let show = |v: &Verdict| format!("{v:?}");
+            assert_eq!(show(&fresh), show(&report), "{file:?} seed {seed}");
+            assert_eq!(show(&fresh), show(&renewed), "{file:?} seed {seed}");
+            assert_eq!(show(&fresh), show(&across), "{file:?} seed {seed}");
+        }
+    }
+}
