@@ -511,24 +511,18 @@ impl KindCounts {
     }
 }
 
-/// What a node's input reads: the nodes, the cluster, the voters and the algorithms' draws.
+/// What a node's input reads: the algorithm's parameters, the nodes, the cluster, the voters
+/// and the algorithms' draws.
 struct Lent<A: Algorithm> {
+    params: A::Params,
     nodes: Vec<Driver<A>>,
     cluster: Cluster,
     voters: Vec<Pid>,
     draws: Draws,
 }
 
-impl<A: Algorithm> Default for Lent<A> {
-    fn default() -> Self {
-        Lent {
-            nodes: Vec::new(),
-            cluster: Cluster::new(Vec::new()),
-            voters: Vec::new(),
-            draws: Draws::default(),
-        }
-    }
-}
+/// Nothing the world does while it carries out a node's input reads what the input was lent.
+const LENT: &str = "the nodes are not lent out";
 
 /// The world carrying out what one node's input asks, as the driver hands it over.
 struct Carry<'w, A: Algorithm> {
@@ -561,9 +555,9 @@ impl<A: Algorithm> Outputs<A::Msg, A::Timer> for Carry<'_, A> {
 /// A world of nodes running algorithm `A`.
 pub struct World<A: Algorithm> {
     names: Vec<String>,
-    params: A::Params,
-    /// The nodes and what their inputs read, lent out of the world for each input.
-    lent: Lent<A>,
+    /// The nodes and what their inputs read, lent out of the world for each input (boxed,
+    /// so that lending it moves a pointer; `None` only while it is lent).
+    lent: Option<Box<Lent<A>>>,
     status: Vec<NodeStatus>,
     /// Bumped when a process stops: a notice for an earlier life is ignored.
     lives: Vec<u32>,
@@ -620,7 +614,6 @@ impl<A: Algorithm> World<A> {
         // Every field, so that a field added to the world is not left as the last run left it.
         let World {
             names,
-            params: old_params,
             lent,
             status,
             lives,
@@ -657,6 +650,7 @@ impl<A: Algorithm> World<A> {
             "a world is renewed with its own processes"
         );
         let net = &config.network;
+        let lent = lent.as_deref_mut().expect(LENT);
         for (m, &priority) in lent.cluster.members.iter_mut().zip(priorities) {
             m.priority = priority;
         }
@@ -664,6 +658,8 @@ impl<A: Algorithm> World<A> {
             driver.reset();
         }
         lent.draws.renew(config.seed, config.lowest_draws);
+        *detector = FailureDetector::of::<A>(&params, n, config.seed);
+        lent.params = params;
         for (st, m) in status.iter_mut().zip(&lent.cluster.members) {
             *st = NodeStatus {
                 up: false,
@@ -689,8 +685,6 @@ impl<A: Algorithm> World<A> {
             fifo_last.resize(n * n, Time::ZERO);
         }
         *net_rng = stream(config.seed, NETWORK_STREAM);
-        *detector = FailureDetector::of::<A>(&params, n, config.seed);
-        *old_params = params;
         *notice_jitter = config.notice_jitter;
         *log = LogService::of(&config);
         faults.clear();
@@ -780,13 +774,13 @@ impl<A: Algorithm> World<A> {
             .collect();
         World {
             names: cluster.members.iter().map(|m| m.name.clone()).collect(),
-            params,
-            lent: Lent {
+            lent: Some(Box::new(Lent {
+                params,
                 nodes: (0..n as u32).map(|p| Driver::new(Pid(p))).collect(),
                 voters: cluster.voters().collect(),
                 cluster,
                 draws: Draws::new(config.seed, config.lowest_draws),
-            },
+            })),
             status,
             lives: vec![0; n],
             deferred: vec![Vec::new(); n],
@@ -824,6 +818,16 @@ impl<A: Algorithm> World<A> {
         }
     }
 
+    /// What the nodes' inputs read (not lent out: no input is under way).
+    #[inline]
+    fn lent(&self) -> &Lent<A> {
+        self.lent.as_deref().expect(LENT)
+    }
+    #[inline]
+    fn lent_mut(&mut self) -> &mut Lent<A> {
+        self.lent.as_deref_mut().expect(LENT)
+    }
+
     fn push(&mut self, time: Time, ev: Ev<A::Timer>) {
         self.queue.push(time.as_micros(), ev);
     }
@@ -841,7 +845,7 @@ impl<A: Algorithm> World<A> {
         &self.names
     }
     pub fn cluster(&self) -> &Cluster {
-        &self.lent.cluster
+        &self.lent().cluster
     }
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -850,7 +854,7 @@ impl<A: Algorithm> World<A> {
         &self.monitor
     }
     pub fn node(&self, p: Pid) -> Option<&A> {
-        self.lent.nodes[p.index()].node()
+        self.lent().nodes[p.index()].node()
     }
     pub fn last_disturbance(&self) -> Time {
         self.last_disturbance
@@ -1085,8 +1089,9 @@ impl<A: Algorithm> World<A> {
         if self.is_log_server(p) {
             self.status[p.index()].view = View::new(Role::Service, None, "LogServer");
         } else {
-            let params = self.params.clone();
-            self.step(p, |d, env, random, out| d.start(&params, env, random, out));
+            self.step(p, |d, params, env, random, out| {
+                d.start(params, env, random, out)
+            });
         }
     }
 
@@ -1120,14 +1125,14 @@ impl<A: Algorithm> World<A> {
                 h.value(&msg);
             },
         );
-        self.step(to, |d, env, random, out| {
+        self.step(to, |d, _, env, random, out| {
             d.on_message(from, msg, env, random, out)
         });
     }
 
     fn fire(&mut self, pid: Pid, timer: A::Timer, token: u64) {
         let i = pid.index();
-        let Some(armed) = self.lent.nodes[i].armed(timer, token) else {
+        let Some(armed) = self.lent().nodes[i].armed(timer, token) else {
             return; // cancelled, restarted or lost in a crash
         };
         if self.status[i].paused {
@@ -1148,7 +1153,7 @@ impl<A: Algorithm> World<A> {
             },
             |h| h.value(&timer),
         );
-        self.step(pid, |d, env, random, out| {
+        self.step(pid, |d, _, env, random, out| {
             d.on_timer(timer, token, env, random, out);
         });
     }
@@ -1157,7 +1162,7 @@ impl<A: Algorithm> World<A> {
     fn step(
         &mut self,
         p: Pid,
-        input: impl FnOnce(&mut Driver<A>, Env<'_>, &mut dyn Random, &mut Carry<'_, A>),
+        input: impl FnOnce(&mut Driver<A>, &A::Params, Env<'_>, &mut dyn Random, &mut Carry<'_, A>),
     ) {
         self.step_with(p, self.restarts, input);
     }
@@ -1167,11 +1172,11 @@ impl<A: Algorithm> World<A> {
         &mut self,
         p: Pid,
         incarnation: u64,
-        input: impl FnOnce(&mut Driver<A>, Env<'_>, &mut dyn Random, &mut Carry<'_, A>),
+        input: impl FnOnce(&mut Driver<A>, &A::Params, Env<'_>, &mut dyn Random, &mut Carry<'_, A>),
     ) {
         // What the input reads is lent out of the world, so that the world can carry out
         // what the node asks as it asks it (nothing that does reads these).
-        let mut lent = std::mem::take(&mut self.lent);
+        let mut lent = self.lent.take().expect(LENT);
         let env = Env {
             now: self.now,
             cluster: &lent.cluster,
@@ -1180,12 +1185,12 @@ impl<A: Algorithm> World<A> {
         };
         input(
             &mut lent.nodes[p.index()],
+            &lent.params,
             env,
             &mut lent.draws,
             &mut Carry { world: self, p },
         );
-        // The world's own (empty) lent parts have nothing to drop.
-        std::mem::forget(std::mem::replace(&mut self.lent, lent));
+        self.lent = Some(lent);
     }
 
     fn role_change(&mut self, p: Pid, view: View) {
@@ -1361,7 +1366,7 @@ impl<A: Algorithm> World<A> {
             }
             Action::Leave(p) => {
                 self.record(tag::LEAVE, p, |_: &[String]| What::Leave, |_| {});
-                self.step(p, |d, env, random, out| d.leave(env, random, out));
+                self.step(p, |d, _, env, random, out| d.leave(env, random, out));
                 self.stop(p);
             }
             Action::Restart(p) => {
@@ -1454,7 +1459,7 @@ impl<A: Algorithm> World<A> {
     /// way to it are lost.
     fn stop(&mut self, p: Pid) {
         let i = p.index();
-        self.lent.nodes[i].stop();
+        self.lent_mut().nodes[i].stop();
         self.deferred[i].clear();
         self.lives[i] += 1;
         self.status[i].up = false;
@@ -1465,8 +1470,8 @@ impl<A: Algorithm> World<A> {
         self.status[i].view = NodeStatus::DOWN_VIEW;
         self.cut(DropReason::Down, |f| f.to == p);
         // A process that starts again knows nothing: the detector must tell it afresh.
+        let n = self.lent().nodes.len();
         if let Some(fd) = &mut self.detector {
-            let n = self.lent.nodes.len();
             fd.announced[i * n..(i + 1) * n].fill(false);
             fd.deferred[i].clear();
             fd.pending.retain(|n| n.observer != p);
@@ -1478,16 +1483,16 @@ impl<A: Algorithm> World<A> {
     /// from the last verdict announced to it gets a notice with the new verdict.
     fn changed(&mut self) {
         self.observe();
-        let Some(n) = self.detector.as_ref().map(|_| self.lent.nodes.len()) else {
+        let Some(n) = self.detector.as_ref().map(|_| self.lent().nodes.len()) else {
             return;
         };
-        for oi in 0..self.lent.voters.len() {
-            let o = self.lent.voters[oi];
+        for oi in 0..self.lent().voters.len() {
+            let o = self.lent().voters[oi];
             if !self.status[o.index()].up {
                 continue;
             }
-            for ti in 0..self.lent.voters.len() {
-                let t = self.lent.voters[ti];
+            for ti in 0..self.lent().voters.len() {
+                let t = self.lent().voters[ti];
                 if t == o {
                     continue;
                 }
@@ -1507,7 +1512,7 @@ impl<A: Algorithm> World<A> {
     /// Puts a notice to `observer` about `target` on its way: within the detector's delay
     /// (exactly it, unless notices are jittered), and not before the pair's last notice.
     fn send_notice(&mut self, observer: Pid, target: Pid, suspected: bool) {
-        let n = self.lent.nodes.len();
+        let n = self.lent().nodes.len();
         let Some(fd) = self.detector.as_mut() else {
             return;
         };
@@ -1561,7 +1566,7 @@ impl<A: Algorithm> World<A> {
             suspected,
             changed_us: changed.as_micros(),
         });
-        if self.lent.nodes[observer.index()].suspects(target) != suspected {
+        if self.lent().nodes[observer.index()].suspects(target) != suspected {
             self.notice(observer, target, suspected, restarts);
         }
     }
@@ -1586,7 +1591,7 @@ impl<A: Algorithm> World<A> {
                 h.u8(suspected as u8);
             },
         );
-        self.step_with(observer, restarts, |d, env, random, out| {
+        self.step_with(observer, restarts, |d, _, env, random, out| {
             d.on_suspect(target, suspected, env, random, out);
         });
     }
@@ -1617,10 +1622,10 @@ impl<A: Algorithm> World<A> {
     fn mistake(&mut self) {
         self.stats.events += 1;
         let candidates: Vec<(Pid, Pid)> = self
-            .lent
+            .lent()
             .voters
             .iter()
-            .flat_map(|&o| self.lent.voters.iter().map(move |&t| (o, t)))
+            .flat_map(|&o| self.lent().voters.iter().map(move |&t| (o, t)))
             .filter(|&(o, t)| {
                 o != t && self.status[o.index()].is_running() && !self.truly_suspect(o, t)
             })
@@ -1628,7 +1633,7 @@ impl<A: Algorithm> World<A> {
         if let Some(fd) = self.detector.as_mut() {
             if !candidates.is_empty() {
                 let (o, t) = candidates[fd.rng.random_range(0..candidates.len())];
-                if !self.lent.nodes[o.index()].suspects(t) {
+                if !self.lent().nodes[o.index()].suspects(t) {
                     // The truth (trusted) follows one delay later.
                     self.send_notice(o, t, false);
                     self.notice(o, t, true, self.restarts);
@@ -1702,7 +1707,7 @@ impl<A: Algorithm> World<A> {
             }
             Step::Timer { node, timer } => {
                 let p = pid(node)?;
-                let armed = self.lent.nodes[p.index()]
+                let armed = self.lent().nodes[p.index()]
                     .timers()
                     .iter()
                     .find(|a| show(&a.timer, &self.names) == *timer)
@@ -1802,7 +1807,7 @@ impl<A: Algorithm> World<A> {
 
     /// Before the clock moves to `at`: nothing that must happen earlier is left undone.
     fn overdue(&self, at: Time, limits: ScriptLimits) -> Result<(), String> {
-        for (i, node) in self.lent.nodes.iter().enumerate() {
+        for (i, node) in self.lent().nodes.iter().enumerate() {
             if let Some(a) = node.timers().iter().find(|a| a.due < at) {
                 return Err(format!(
                     "{}'s timer {} was due at {} and has not fired",
@@ -1905,8 +1910,8 @@ impl<A: Algorithm> World<A> {
             return;
         };
         self.stats.events += 1;
-        for i in 0..self.lent.voters.len() {
-            let p = self.lent.voters[i];
+        for i in 0..self.lent().voters.len() {
+            let p = self.lent().voters[i];
             if !self.status[p.index()].is_running() {
                 continue;
             }
