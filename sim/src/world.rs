@@ -391,19 +391,43 @@ enum Ev<T> {
         timer: T,
         token: u64,
     },
-    /// A notice of the failure detector reaches its observer (in its incarnation `life`).
+    /// A notice of the failure detector reaches its observer (in its incarnation `life`):
+    /// the notice's fields laid out in the event itself, which keeps every event in 32 bytes
+    /// (an event is moved into the queue's slab and out again).
     Notice {
-        notice: Notice,
+        observer: Pid,
+        target: Pid,
+        suspected: bool,
+        changed: Time,
+        restarts: u64,
         life: u32,
     },
     /// The failure detector makes a mistake (eventually perfect detectors only).
     Mistake,
     /// Every running voter reports to the log server.
     ReportTick,
-    Report {
-        from: Pid,
-        report: Report,
-    },
+    /// Boxed, as it is larger than the other events.
+    Report(Box<(Pid, Report)>),
+}
+
+impl<T> Ev<T> {
+    fn notice(notice: Notice, life: u32) -> Self {
+        let Notice {
+            observer,
+            target,
+            suspected,
+            changed,
+            restarts,
+        } = notice;
+        Ev::Notice {
+            observer,
+            target,
+            suspected,
+            changed,
+            restarts,
+            life,
+        }
+    }
 }
 
 /// Counts gathered during a run.
@@ -953,13 +977,15 @@ impl<A: Algorithm> World<A> {
             Ev::Timer { pid, timer, .. } => {
                 format!("timer {} of {}", show(timer, &self.names), name(*pid))
             }
-            Ev::Notice { notice, .. } => format!(
+            Ev::Notice {
+                observer, target, ..
+            } => format!(
                 "detector notice to {} about {}",
-                name(notice.observer),
-                name(notice.target)
+                name(*observer),
+                name(*target)
             ),
             Ev::Mistake => "detector mistake".into(),
-            Ev::ReportTick | Ev::Report { .. } => "log server report".into(),
+            Ev::ReportTick | Ev::Report(_) => "log server report".into(),
         }
     }
 
@@ -999,14 +1025,30 @@ impl<A: Algorithm> World<A> {
                 }
             }
             Ev::Timer { pid, timer, token } => self.fire(pid, timer, token),
-            Ev::Notice { notice, life } => {
-                if self.lives[notice.observer.index()] == life {
-                    self.arrive(notice);
+            Ev::Notice {
+                observer,
+                target,
+                suspected,
+                changed,
+                restarts,
+                life,
+            } => {
+                if self.lives[observer.index()] == life {
+                    self.arrive(Notice {
+                        observer,
+                        target,
+                        suspected,
+                        changed,
+                        restarts,
+                    });
                 }
             }
             Ev::Mistake => self.mistake(),
             Ev::ReportTick => self.report_tick(),
-            Ev::Report { from, report } => self.report(from, report),
+            Ev::Report(report) => {
+                let (from, report) = *report;
+                self.report(from, report);
+            }
         }
     }
 
@@ -1396,10 +1438,7 @@ impl<A: Algorithm> World<A> {
                     .map(|fd| std::mem::take(&mut fd.deferred[p.index()]))
                     .unwrap_or_default();
                 for notice in notices {
-                    let ev = Ev::Notice {
-                        notice,
-                        life: self.lives[p.index()],
-                    };
+                    let ev = Ev::notice(notice, self.lives[p.index()]);
                     self.push(self.now, ev);
                 }
             }
@@ -1537,7 +1576,7 @@ impl<A: Algorithm> World<A> {
         let at = (self.now + Duration(delay)).max(fd.last[slot]);
         fd.last[slot] = at;
         let life = self.lives[observer.index()];
-        self.push(at, Ev::Notice { notice, life });
+        self.push(at, Ev::notice(notice, life));
     }
 
     /// A notice reaches its observer: it is told the notice's verdict, if that is news.
@@ -1942,7 +1981,7 @@ impl<A: Algorithm> World<A> {
             }
             let at = self.now + Duration(self.draw_delay());
             let report = Report::of(&view);
-            self.push(at, Ev::Report { from: p, report });
+            self.push(at, Ev::Report(Box::new((p, report))));
         }
         let next = self.now + interval;
         self.push(next, Ev::ReportTick);
@@ -2005,5 +2044,16 @@ impl<A: Algorithm> World<A> {
             (Some(trace), None) => trace.push(event),
             (None, None) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    /// Every event is moved into the queue's slab and out again: it stays in 32 bytes
+    /// (a larger kind goes in a box).
+    #[test]
+    fn an_event_fits_in_32_bytes() {
+        use conclave_algorithms::bully::BullyTimer;
+        assert!(std::mem::size_of::<super::Ev<BullyTimer>>() <= 32);
     }
 }
