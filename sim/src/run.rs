@@ -185,7 +185,16 @@ pub fn cluster_of(scenario: &Scenario, seed: u64) -> Cluster {
 
 /// How the world of a scenario is set up for one seed.
 pub fn world_config(scenario: &Scenario, seed: u64, record_trace: bool) -> WorldConfig {
-    let services = scenario.services();
+    world_config_with(scenario, seed, record_trace, &scenario.services())
+}
+
+/// [`world_config`] with the scenario's services given.
+fn world_config_with(
+    scenario: &Scenario,
+    seed: u64,
+    record_trace: bool,
+    services: &[(String, ServiceKind)],
+) -> WorldConfig {
     let n = scenario.nodes.len();
     let mut starts: Vec<Time> = scenario
         .nodes
@@ -251,9 +260,14 @@ static STANDARD: [Property; 4] = [
 
 /// Every property to evaluate: the standard safety and agreement ones, then the expected ones.
 fn properties_of(scenario: &Scenario) -> Vec<&Property> {
-    let mut all: Vec<&Property> = STANDARD.iter().collect();
+    let mut all: Vec<&Property> =
+        Vec::with_capacity(STANDARD.len() + scenario.expect.len() + scenario.expect_violated.len());
+    all.extend(STANDARD.iter());
     for p in scenario.expect.iter().chain(&scenario.expect_violated) {
-        if !all.contains(&p) {
+        // Kinds compared first: most pairs differ in kind, found without a call.
+        let same =
+            |q: &&Property| std::mem::discriminant(*q) == std::mem::discriminant(p) && *q == p;
+        if !all.iter().any(same) {
             all.push(p);
         }
     }
@@ -322,18 +336,19 @@ fn kept_world<'k, A: Algorithm + 'static>(
     params: A::Params,
     opts: &RunOptions,
 ) -> &'k mut World<A> {
+    let services = scenario.services();
     let reusable = kept
         .world
         .as_mut()
         .and_then(|w| w.downcast_mut::<World<A>>())
-        .is_some_and(|w| same_processes(scenario, w.cluster()));
+        .is_some_and(|w| same_processes(scenario, &services, w.cluster()));
     if reusable {
         let world = kept
             .world
             .as_mut()
             .and_then(|w| w.downcast_mut::<World<A>>())
             .expect("checked above");
-        let mut config = world_config(scenario, seed, opts.record_trace);
+        let mut config = world_config_with(scenario, seed, opts.record_trace, &services);
         config.trace_sink = opts.trace_sink;
         // The nodes' priorities, then the services' (0, as `cluster_of` gives them).
         let mut priorities = priorities_of(scenario, seed);
@@ -350,8 +365,11 @@ fn kept_world<'k, A: Algorithm + 'static>(
 
 /// Whether `cluster` has the processes [`cluster_of`] makes of `scenario`, but for their
 /// priorities.
-fn same_processes(scenario: &Scenario, cluster: &Cluster) -> bool {
-    let services = scenario.services();
+fn same_processes(
+    scenario: &Scenario,
+    services: &[(String, ServiceKind)],
+    cluster: &Cluster,
+) -> bool {
     cluster.len() == scenario.nodes.len() + services.len()
         && scenario
             .nodes
