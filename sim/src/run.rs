@@ -409,7 +409,7 @@ fn run_world<'s, A: Algorithm>(
             cut = Some(c);
             break;
         }
-        results[i] = Some(evaluate(props[i], &world, scenario, at));
+        results[i] = Some(evaluate(props[i], world, scenario, at));
     }
     if cut.is_none() {
         cut = world.run_within(end, &opts.budget).err();
@@ -417,7 +417,7 @@ fn run_world<'s, A: Algorithm>(
     let now = world.now();
     for (i, p) in props.iter().enumerate() {
         if results[i].is_none() {
-            results[i] = Some(evaluate(p, &world, scenario, now));
+            results[i] = Some(evaluate(p, world, scenario, now));
         }
     }
     let results = results.into_iter().flatten().collect();
