@@ -299,6 +299,13 @@ impl<A: Algorithm> Driver<A> {
             .find(|a| a.timer == timer && a.token == token)
             .copied()
     }
+    /// Where the timer `timer` runs with this token among [`Driver::timers`], if it does.
+    #[inline]
+    pub fn armed_at(&self, timer: A::Timer, token: u64) -> Option<usize> {
+        self.timers
+            .iter()
+            .position(|a| a.timer == timer && a.token == token)
+    }
     /// Whether the node was last told that `who` is suspected.
     pub fn suspects(&self, who: Pid) -> bool {
         self.suspects.get(who.index()).copied().unwrap_or(false)
@@ -343,16 +350,25 @@ impl<A: Algorithm> Driver<A> {
         random: &mut dyn Random,
         out: &mut impl Outputs<A::Msg, A::Timer>,
     ) -> bool {
-        let Some(slot) = self
-            .timers
-            .iter()
-            .position(|a| a.timer == timer && a.token == token)
-        else {
+        let Some(slot) = self.armed_at(timer, token) else {
             return false;
         };
-        self.timers.swap_remove(slot);
-        self.handle(env, random, out, |node, ctx| node.on_timer(timer, ctx));
+        self.on_timer_at(slot, env, random, out);
         true
+    }
+
+    /// [`Driver::on_timer`] for the running timer at `slot` of [`Driver::timers`], as
+    /// [`Driver::armed_at`] found it (a host that looked it up already does not again).
+    #[inline]
+    pub fn on_timer_at(
+        &mut self,
+        slot: usize,
+        env: Env<'_>,
+        random: &mut dyn Random,
+        out: &mut impl Outputs<A::Msg, A::Timer>,
+    ) {
+        let timer = self.timers.swap_remove(slot).timer;
+        self.handle(env, random, out, |node, ctx| node.on_timer(timer, ctx));
     }
 
     /// The failure detector's verdict on `who`, as the host's truth has it. Returns false,

@@ -351,9 +351,15 @@ fn kept_world<'k, A: Algorithm + 'static>(
         let mut config = world_config_with(scenario, seed, opts.record_trace, &services);
         config.trace_sink = opts.trace_sink;
         // The nodes' priorities, then the services' (0, as `cluster_of` gives them).
-        let mut priorities = priorities_of(scenario, seed);
-        priorities.resize(world.cluster().len(), 0);
-        world.renew(&priorities, params, config);
+        let drawn;
+        let nodes = if scenario.random_ids {
+            drawn = priorities_of(scenario, seed);
+            &drawn
+        } else {
+            &scenario.priorities
+        };
+        let services = std::iter::repeat_n(0, services.len());
+        world.renew(nodes.iter().copied().chain(services), params, config);
     } else {
         kept.world = Some(Box::new(world_of::<A>(scenario, seed, params, opts)));
     }

@@ -634,7 +634,12 @@ impl<A: Algorithm> World<A> {
     /// queue, the wire, the nodes' drivers, the trace hasher's buffer, the monitor's scratch
     /// space): a sweep runs one world per thread, renewed for each seed, instead of building
     /// and dropping one.
-    pub fn renew(&mut self, priorities: &[u64], params: A::Params, config: WorldConfig) {
+    pub fn renew(
+        &mut self,
+        priorities: impl IntoIterator<Item = u64>,
+        params: A::Params,
+        config: WorldConfig,
+    ) {
         // Every field, so that a field added to the world is not left as the last run left it.
         let World {
             names,
@@ -668,16 +673,14 @@ impl<A: Algorithm> World<A> {
             last_disturbance,
         } = self;
         let n = names.len();
-        assert_eq!(
-            priorities.len(),
-            n,
-            "a world is renewed with its own processes"
-        );
         let net = &config.network;
         let lent = lent.as_deref_mut().expect(LENT);
-        for (m, &priority) in lent.cluster.members.iter_mut().zip(priorities) {
+        let mut given = 0;
+        for (m, priority) in lent.cluster.members.iter_mut().zip(priorities) {
             m.priority = priority;
+            given += 1;
         }
+        assert_eq!(given, n, "a world is renewed with its own processes");
         for driver in &mut lent.nodes {
             driver.reset();
         }
@@ -1174,11 +1177,12 @@ impl<A: Algorithm> World<A> {
 
     fn fire(&mut self, pid: Pid, timer: A::Timer, token: u64) {
         let i = pid.index();
-        let Some(armed) = self.lent().nodes[i].armed(timer, token) else {
+        let Some(slot) = self.lent().nodes[i].armed_at(timer, token) else {
             return; // cancelled, restarted or lost in a crash
         };
         if self.status[i].paused {
             // A frozen process: the timer fires when it resumes.
+            let armed = self.lent().nodes[i].timers()[slot];
             self.deferred[i].push(armed);
             return;
         }
@@ -1195,8 +1199,9 @@ impl<A: Algorithm> World<A> {
             },
             |h| h.value(&timer),
         );
+        // The timer found above, not looked up again (nothing since changed the node's timers).
         self.step(pid, |d, _, env, random, out| {
-            d.on_timer(timer, token, env, random, out);
+            d.on_timer_at(slot, env, random, out)
         });
     }
 
