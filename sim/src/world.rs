@@ -87,7 +87,8 @@ pub fn stream(seed: u64, purpose: u64) -> ChaCha8Rng {
 }
 
 /// The algorithms' source of randomness: the run's algorithm stream, or the lowest value of
-/// every draw (as the explorer draws). Boxed: it is lent out of the world for every input.
+/// every draw (as the explorer draws). It lives in the boxed [`Lent`] that every input
+/// borrows; its own box is a leftover of when it was lent out alone.
 #[derive(Default)]
 struct Draws(Option<Box<ChaCha8Rng>>);
 

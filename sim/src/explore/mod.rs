@@ -49,7 +49,7 @@
 //! kept whole: packed rows of interned ids (see `packed`), each stored as its difference
 //! from the state before it (see `frontier`). Each job also remembers handler outcomes (a
 //! node state meeting an input at a time at a process), which the transitions of a model
-//! meet again and again (see [`model::MemoKey`]). Liveness and message bounds also keep
+//! meet again and again (see `model::MemoKey`). Liveness and message bounds also keep
 //! edges: 12 bytes each (ends and messages sent, no choice), in chunks (see `chunks`).
 //!
 //! Liveness (`EventualLeader(within)`): from every reachable state whose time is at least
