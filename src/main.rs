@@ -579,6 +579,7 @@ fn cmd_run(
             ..budget
         },
         trace_sink: (trace && !keep).then_some(sink),
+        no_trace_hash: false,
     };
     let mut report = run_scenario(&scenario, &given, seed, &opts);
     let kept = report.trace.take();

@@ -47,11 +47,13 @@ fn run_all(
     seeds: &[u64],
     jobs: usize,
     budget: Budget,
+    hash: bool,
     bar: &ProgressBar,
 ) -> Vec<SeedResult> {
     let failed = AtomicUsize::new(0);
     let opts = RunOptions {
         budget,
+        no_trace_hash: !hash,
         ..RunOptions::default()
     };
     run_seeds(scenario, seeds, jobs, &opts, &|r: &SeedResult| {
@@ -123,7 +125,9 @@ pub fn cmd_sweep(file: &Path, flags: &Flags) -> u8 {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let bar = progress_bar(seeds.len() as u64);
     let started = Instant::now();
-    let results = run_all(&scenario, &seeds, jobs, flags.budget, &bar);
+    // The per-seed trace hashes are computed only where something reads them.
+    let hash = flags.results.is_some() || flags.save_failures.is_some() || flags.check_determinism;
+    let results = run_all(&scenario, &seeds, jobs, flags.budget, hash, &bar);
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let interrupted = INTERRUPTED.load(Ordering::Relaxed);

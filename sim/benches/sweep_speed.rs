@@ -5,6 +5,9 @@
 //! - `bully32_random_faults/jobs=1` and `jobs=2`: 32 nodes under random faults drawn from
 //!   the scenario's `sweep` block (a different mix each seed); the ratio of the two is the
 //!   sweep's scaling over cores.
+//! - `.../jobs=1,no-trace-hash`: each scenario on one core without the per-seed trace hash,
+//!   as a plain `conclave sweep` (no `--results`, `--save-failures` or
+//!   `--check-determinism`) runs it.
 //!
 //! Run: `cargo bench -p conclave-sim --bench sweep_speed`. Criterion's throughput line is
 //! runs per second ("elem/s"). The bench allocates with mimalloc, as the `conclave` binary
@@ -49,6 +52,23 @@ fn sweeps(c: &mut Criterion) {
                 |b, &j| b.iter(|| run_seeds(&scenario, &seeds, j, &RunOptions::default(), &|_| {})),
             );
         }
+        // As a plain `conclave sweep` runs them: no trace hash, since no one reads it.
+        let unhashed = RunOptions {
+            no_trace_hash: true,
+            ..RunOptions::default()
+        };
+        let plain = run_seeds(&scenario, &seeds, 1, &unhashed, &|_| {});
+        let verdicts = |r: &[conclave_sim::sweep::SeedResult]| {
+            r.iter()
+                .map(|s| (s.seed, s.ok, s.failed.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(verdicts(&plain), verdicts(&one));
+        g.bench_with_input(
+            BenchmarkId::new(name.as_ref(), "jobs=1,no-trace-hash"),
+            &1,
+            |b, &j| b.iter(|| run_seeds(&scenario, &seeds, j, &unhashed, &|_| {})),
+        );
     }
     g.finish();
 }

@@ -137,6 +137,9 @@ pub struct WorldConfig {
     /// Hand each readable trace event to this as it happens, instead of keeping the trace
     /// (a long run's trace streams out in constant memory).
     pub trace_sink: Option<fn(&TraceEvent)>,
+    /// Hash every event into the trace hash ([`World::trace_hash`]). Off only where no one
+    /// reads the hash (a sweep without `--results`): the run is the same either way.
+    pub hash_trace: bool,
 }
 
 impl WorldConfig {
@@ -153,6 +156,7 @@ impl WorldConfig {
             lowest_draws: false,
             log_steps: false,
             trace_sink: None,
+            hash_trace: true,
         }
     }
 }
@@ -606,6 +610,8 @@ pub struct World<A: Algorithm> {
     log: Option<LogService>,
     faults: Vec<(Time, Action)>,
     hasher: TraceHasher,
+    /// Whether events go into the hash (`WorldConfig::hash_trace`).
+    hashing: bool,
     trace: Option<Vec<TraceEvent>>,
     sink: Option<fn(&TraceEvent)>,
     steps: Option<Vec<Timed>>,
@@ -664,6 +670,7 @@ impl<A: Algorithm> World<A> {
             log,
             faults,
             hasher,
+            hashing,
             trace,
             sink,
             steps,
@@ -717,6 +724,7 @@ impl<A: Algorithm> World<A> {
         *log = LogService::of(&config);
         faults.clear();
         hasher.reset();
+        *hashing = config.hash_trace;
         *trace = (config.record_trace && config.trace_sink.is_none()).then(Vec::new);
         *sink = config.trace_sink;
         *steps = config.log_steps.then(Vec::new);
@@ -832,6 +840,7 @@ impl<A: Algorithm> World<A> {
             log: LogService::of(config),
             faults: Vec::new(),
             hasher: TraceHasher::default(),
+            hashing: config.hash_trace,
             trace: (config.record_trace && config.trace_sink.is_none()).then(Vec::new),
             sink: config.trace_sink,
             steps: config.log_steps.then(Vec::new),
@@ -909,9 +918,10 @@ impl<A: Algorithm> World<A> {
     pub fn next_event_time(&mut self) -> Option<Time> {
         self.queue.peek_time().map(Time)
     }
-    /// The hash of the trace so far.
-    pub fn trace_hash(&mut self) -> u64 {
-        self.hasher.finish()
+    /// The hash of the trace so far; `None` when the world was made not to hash
+    /// (`WorldConfig::hash_trace`).
+    pub fn trace_hash(&mut self) -> Option<u64> {
+        self.hashing.then(|| self.hasher.finish())
     }
 
     /// [`World::run_until`] within a budget: stops at the first limit passed, and says
@@ -2025,8 +2035,10 @@ impl<A: Algorithm> World<A> {
         what: impl FnOnce(&[String]) -> What,
         fields: impl FnOnce(&mut TraceHasher),
     ) {
-        self.hasher.event(self.now, tag, node);
-        fields(&mut self.hasher);
+        if self.hashing {
+            self.hasher.event(self.now, tag, node);
+            fields(&mut self.hasher);
+        }
         if self.trace.is_some() || self.sink.is_some() {
             self.keep(node, what);
         }

@@ -145,7 +145,7 @@ fn traces_name_processes_inside_messages() {
 /// world kept from another scenario (other processes, or another algorithm) is not reused
 /// wrongly.
 #[test]
-fn a_renewed_world_runs_as_a_new_one() {
+fn a_renewed_world_runs_as_a_new_one_and_a_run_without_the_hash_is_the_same_run() {
     use conclave_sim::run::{run_verdict, run_verdict_kept, Kept, Verdict};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut files: Vec<_> = ["", "sweep", "explore"]
@@ -157,6 +157,10 @@ fn a_renewed_world_runs_as_a_new_one() {
     files.sort();
     assert!(files.len() > 10, "the shipped scenarios: {files:?}");
     let opts = RunOptions::default();
+    let no_hash = RunOptions {
+        no_trace_hash: true,
+        ..RunOptions::default()
+    };
     // One kept world across every scenario, as well as one per scenario.
     let mut shared = Kept::default();
     for file in &files {
@@ -171,11 +175,21 @@ fn a_renewed_world_runs_as_a_new_one() {
             let fresh = run_verdict(&s, seed, &opts);
             let report = Verdict::of(&run_scenario(&s, "f.ron", seed, &opts));
             let renewed = run_verdict_kept(&s, seed, &opts, &mut kept);
+            // Without the hash (as a plain sweep runs), in the shared world, which then
+            // hashes again for the next run.
+            let unhashed = run_verdict_kept(&s, seed, &no_hash, &mut shared);
             let across = run_verdict_kept(&s, seed, &opts, &mut shared);
             let show = |v: &Verdict| format!("{v:?}");
             assert_eq!(show(&fresh), show(&report), "{file:?} seed {seed}");
             assert_eq!(show(&fresh), show(&renewed), "{file:?} seed {seed}");
             assert_eq!(show(&fresh), show(&across), "{file:?} seed {seed}");
+            assert_eq!(unhashed.trace_hash, "", "{file:?} seed {seed}");
+            assert_eq!(fresh.trace_hash.len(), 16, "{file:?} seed {seed}");
+            let unhashed = Verdict {
+                trace_hash: fresh.trace_hash.clone(),
+                ..unhashed
+            };
+            assert_eq!(show(&fresh), show(&unhashed), "{file:?} seed {seed}");
         }
     }
 }
