@@ -211,6 +211,37 @@ impl Drop for Nodes {
     }
 }
 
+/// Starts the Python lab node (`tests/py/gcd_lab_node.py`) of `identity` against the
+/// daemon; a thread sends its stdout lines, tagged `i`, to `lines`.
+fn python_lab_node(
+    gcd: SocketAddr,
+    (days, student_id): (u32, u32),
+    i: usize,
+    lines: &mpsc::Sender<(usize, String)>,
+) -> Child {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/gcd_lab_node.py");
+    let mut child = Command::new("python3")
+        .args([
+            script,
+            "127.0.0.1",
+            &gcd.port().to_string(),
+            &days.to_string(),
+            &student_id.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 runs");
+    let stdout = child.stdout.take().unwrap();
+    let tx = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send((i, line));
+        }
+    });
+    child
+}
+
 /// The leader the simulator predicts for lab nodes of these identities joining in this order,
 /// one second apart.
 fn predicted_leader(identities: &[(u32, u32)]) -> (u32, u32) {
@@ -253,32 +284,14 @@ async fn python_lab_nodes_join_the_daemon_and_elect_the_leader_the_simulator_pre
     ];
     let expected = predicted_leader(&identities);
     assert_eq!(expected, (300, 2_345_678), "highest identity pair wins");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/gcd_lab_node.py");
     let (lines_tx, lines) = mpsc::channel::<(usize, String)>();
     let mut nodes = Nodes(Vec::new());
     let started = Instant::now();
     let mut leaders = vec![None; identities.len()];
     for (i, (days, student_id)) in identities.iter().enumerate() {
-        let mut child = Command::new("python3")
-            .args([
-                script,
-                "127.0.0.1",
-                &gcd.port().to_string(),
-                &days.to_string(),
-                &student_id.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs");
-        let stdout = child.stdout.take().unwrap();
-        nodes.0.push(child);
-        let tx = lines_tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send((i, line));
-            }
-        });
+        nodes
+            .0
+            .push(python_lab_node(gcd, (*days, *student_id), i, &lines_tx));
         // The next node starts once this one has joined (the simulator's order).
         wait_for_lines(&lines, &mut leaders, |from, line, _| {
             from == i && line.starts_with("joined ")
@@ -441,7 +454,6 @@ async fn python_and_conclave_lab_nodes_join_one_daemon_and_elect_the_predicted_l
     let identities: Vec<(u32, u32)> = group.iter().map(|(_, id)| *id).collect();
     let expected = predicted_leader(&identities);
     assert_eq!(expected, (300, 2_345_678), "highest identity pair wins");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/gcd_lab_node.py");
     let (lines_tx, lines) = mpsc::channel::<(usize, String)>();
     let mut python = Nodes(Vec::new());
     let mut conclave = Vec::new();
@@ -450,26 +462,9 @@ async fn python_and_conclave_lab_nodes_join_one_daemon_and_elect_the_predicted_l
     for (i, (kind, (days, student_id))) in group.iter().enumerate() {
         match kind {
             Kind::Python => {
-                let mut child = Command::new("python3")
-                    .args([
-                        script,
-                        "127.0.0.1",
-                        &gcd.port().to_string(),
-                        &days.to_string(),
-                        &student_id.to_string(),
-                    ])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect("python3 runs");
-                let stdout = child.stdout.take().unwrap();
-                python.0.push(child);
-                let tx = lines_tx.clone();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                        let _ = tx.send((i, line));
-                    }
-                });
+                python
+                    .0
+                    .push(python_lab_node(gcd, (*days, *student_id), i, &lines_tx));
             }
             Kind::Conclave => {
                 conclave.push((i, start_conclave_lab_node(gcd, (*days, *student_id))));

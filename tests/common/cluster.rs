@@ -55,11 +55,11 @@ pub fn process_state(pid: u32) -> char {
     state.chars().next().unwrap_or('?')
 }
 
-/// The node pids cluster.json lists.
-pub fn node_pids(dir: &Path) -> Vec<u32> {
+/// The pids cluster.json lists under `key` ("nodes" or "services").
+fn pids(dir: &Path, key: &str) -> Vec<u32> {
     let text = std::fs::read_to_string(dir.join("cluster.json")).unwrap_or_default();
     let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    state["nodes"]
+    state[key]
         .as_array()
         .into_iter()
         .flatten()
@@ -68,17 +68,14 @@ pub fn node_pids(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// The node pids cluster.json lists.
+pub fn node_pids(dir: &Path) -> Vec<u32> {
+    pids(dir, "nodes")
+}
+
 /// The service pids cluster.json lists.
 pub fn service_pids(dir: &Path) -> Vec<u32> {
-    let text = std::fs::read_to_string(dir.join("cluster.json")).unwrap_or_default();
-    let state: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-    state["services"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n["pid"].as_u64())
-        .map(|pid| pid as u32)
-        .collect()
+    pids(dir, "services")
 }
 
 /// The runner, and on drop: SIGKILL to it and to every node and service pid of its
