@@ -56,12 +56,13 @@ fn run_all(
         no_trace_hash: !hash,
         ..RunOptions::default()
     };
-    run_seeds(scenario, seeds, jobs, &opts, &|r: &SeedResult| {
-        if !r.ok {
-            let f = failed.fetch_add(1, Ordering::Relaxed) + 1;
+    run_seeds(scenario, seeds, jobs, &opts, &|batch: &[SeedResult]| {
+        let new = batch.iter().filter(|r| !r.ok).count();
+        if new > 0 {
+            let f = failed.fetch_add(new, Ordering::Relaxed) + new;
             bar.set_message(format!("{f} failed"));
         }
-        bar.inc(1);
+        bar.inc(batch.len() as u64);
     })
 }
 
