@@ -26,9 +26,9 @@
 
 use crate::{print_scenario_error, BAD_INPUT, HELD};
 use conclave_algorithms::net::discovery::{Peer, Registration, Registry};
-use conclave_algorithms::net::report::{run_node_reporting, temp_block_file, Monitor, Reporting};
+use conclave_algorithms::net::flags::{read_token, Runtime, RuntimeFlags};
+use conclave_algorithms::net::report::{run_node_reporting, Reporting};
 use conclave_algorithms::net::runtime::{stop_on_signals, stop_on_stdin, Listen, NodeConfig};
-use conclave_algorithms::net::ClusterKey;
 use conclave_algorithms::{Algorithm, Cluster, Pid};
 use conclave_sim::scenario::Scenario;
 use serde::Serialize;
@@ -56,22 +56,9 @@ pub struct Args {
     /// scenario with random ids, the same on every node; node i draws from S + i.
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
-    /// A file holding the cluster key (at least 16 bytes): every frame is authenticated.
-    #[arg(long, value_name = "FILE")]
-    pub cluster_key_file: Option<PathBuf>,
-    /// A command (`sh -c`) started when this node becomes leader.
-    #[arg(long, value_name = "CMD")]
-    pub on_leader: Option<String>,
-    /// A command (`sh -c`) started when this node becomes a follower.
-    #[arg(long, value_name = "CMD")]
-    pub on_follower: Option<String>,
-    /// Where to write the trace log, one JSON object per event.
-    #[arg(long, value_name = "FILE")]
-    pub trace_log: Option<PathBuf>,
-    /// A file of blocked links, `a b` a line (node names): messages between them are
-    /// dropped both ways. Read again when it changes.
-    #[arg(long, value_name = "FILE")]
-    pub block_file: Option<PathBuf>,
+    /// The cluster key, the role hooks, the trace log, the block file and the monitor.
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
     /// Register with the Consul-compatible registry at this URL, and take the other nodes'
     /// addresses from it.
     #[arg(long, value_name = "URL")]
@@ -89,12 +76,6 @@ pub struct Args {
     /// How long to wait between registering and listing, with --registry or --gcd.
     #[arg(long, value_name = "DUR", default_value = "8s")]
     pub discovery_wait: conclave_algorithms::Duration,
-    /// Report every view to the monitor at this URL each second, and take its block list.
-    #[arg(long, value_name = "URL")]
-    pub monitor: Option<String>,
-    /// A file holding the monitor's token, sent as a bearer token.
-    #[arg(long, value_name = "FILE", requires = "monitor")]
-    pub monitor_token_file: Option<PathBuf>,
     /// Stop gracefully when stdin ends (`conclave cluster up` holds each node's stdin, so
     /// its nodes stop when it dies).
     #[arg(long)]
@@ -198,13 +179,8 @@ fn lab_node(scenario: &Scenario, args: &Args) -> u8 {
     let Some(gcd) = args.gcd else {
         return usage("--wire lab needs --gcd ADDR (a `conclave gcd --wire lab` daemon)".into());
     };
-    let unsupported = [
-        (args.cluster_key_file.is_some(), "--cluster-key-file"),
-        (args.block_file.is_some(), "--block-file"),
-        (args.monitor.is_some(), "--monitor"),
-        (args.registry.is_some(), "--registry"),
-    ];
-    if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
+    let unsupported = args.runtime.unsupported_by_lab();
+    if let Some(flag) = unsupported.or(args.registry.is_some().then_some("--registry")) {
         return usage(format!("{flag} is not supported with --wire lab"));
     }
     let setup = match prepare(scenario, args) {
@@ -239,9 +215,7 @@ fn lab_node(scenario: &Scenario, args: &Args) -> u8 {
     let mut config = LabConfig::new(gcd, identity, Listen::Address(setup.listen), shutdown);
     config.params = params.clone();
     config.seed = node_seed;
-    config.trace_log = args.trace_log.clone();
-    config.on_leader = args.on_leader.clone();
-    config.on_follower = args.on_follower.clone();
+    args.runtime.configure_lab(&mut config);
     let eof_stops = args.stop_on_stdin_eof;
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), eof_stops);
@@ -262,9 +236,9 @@ struct Setup {
     cluster: Cluster,
     me: Pid,
     listen: String,
-    key: Option<ClusterKey>,
     seed: u64,
-    monitor: Option<Monitor>,
+    /// The key, the monitor and the block file.
+    runtime: Runtime,
     registry: Option<Registry>,
     gcd: Option<std::net::SocketAddr>,
 }
@@ -301,27 +275,17 @@ fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
             member.name
         );
     }
-    let key = match &args.cluster_key_file {
-        Some(path) => Some(ClusterKey::load(path).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    let monitor = match &args.monitor {
-        Some(url) => Some(Monitor::new(
-            url,
-            read_token(args.monitor_token_file.as_deref())?,
-        )),
-        None => None,
-    };
+    let runtime = args.runtime.read()?;
     let registry = match &args.registry {
         Some(url) => Some(Registry::new(
             url,
             &args.service,
-            read_token(args.registry_token_file.as_deref())?,
+            read_token(args.registry_token_file.as_deref(), "--registry-token-file")?,
         )),
         None => None,
     };
     Ok(Setup {
-        monitor,
+        runtime,
         registry,
         gcd: args.gcd,
         cluster,
@@ -330,7 +294,6 @@ fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
             .listen
             .clone()
             .unwrap_or_else(|| places[index].address.clone()),
-        key,
         seed,
     })
 }
@@ -377,25 +340,17 @@ where
             return NOT_STARTED;
         }
     }
-    let temp_block_file = match (&setup.monitor, &args.block_file) {
-        (Some(_), None) => Some(temp_block_file()),
-        _ => None,
-    };
-    let block_file = args.block_file.clone().or(temp_block_file.clone());
+    let mut runtime_flags = setup.runtime;
     let reporting = Reporting {
         name: args.name.clone(),
         address: cluster.member(setup.me).address.clone().unwrap_or_default(),
         names: cluster.members.iter().map(|m| m.name.clone()).collect(),
-        block_file: block_file.clone().unwrap_or_default(),
+        block_file: runtime_flags.block_file.clone().unwrap_or_default(),
     };
     let (stop, shutdown) = watch::channel(false);
     let mut config = NodeConfig::<A>::new(cluster, setup.me, params, listen, shutdown);
-    config.key = setup.key;
+    runtime_flags.configure(&args.runtime, &mut config);
     config.seed = node_seed;
-    config.trace_log = args.trace_log.clone();
-    config.block_file = block_file;
-    config.on_leader = args.on_leader.clone();
-    config.on_follower = args.on_follower.clone();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -407,15 +362,13 @@ where
         }
     };
     let eof_stops = args.stop_on_stdin_eof;
-    let monitor = setup.monitor;
+    let monitor = runtime_flags.monitor.take();
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), eof_stops);
         tokio::spawn(stop_on_signals(stop.clone()));
         run_node_reporting(config, monitor.map(|m| (m, reporting)), stop).await
     });
-    if let Some(path) = temp_block_file {
-        let _ = std::fs::remove_file(path);
-    }
+    drop(runtime_flags);
     drop(registration);
     match result {
         Ok(()) => HELD,
@@ -509,14 +462,4 @@ fn join_and_list(
         found.join(",")
     );
     Ok(())
-}
-
-/// The token in `path` (one trailing newline removed), if a path is given.
-fn read_token(path: Option<&Path>) -> Result<Option<String>, String> {
-    let Some(path) = path else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(Some(text.trim_end_matches(['\n', '\r']).to_string()))
 }

@@ -985,3 +985,77 @@ fn the_trace_streams_in_text_and_json() {
     assert_eq!(lines, trace.len());
     assert!(lines > 200, "{lines}");
 }
+
+/// `conclave node` takes the runtime flags `conclave-node` takes (`net::flags`): an empty
+/// token file is refused naming its flag, a monitor token without `--monitor` is a usage
+/// error, and `--wire lab` refuses the flags its nodes would not carry out. Nothing starts:
+/// exit 2 each time.
+#[test]
+fn conclave_node_refuses_an_empty_token_and_what_the_lab_wire_does_not_carry_out() {
+    let dir = std::env::temp_dir().join(format!("conclave-node-flags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.token");
+    std::fs::write(&empty, "\r\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    let node = [
+        "node",
+        "--scenario",
+        "scenarios/consul_four_nodes.ron",
+        "--name",
+        "node1",
+    ];
+    for (flags, error) in [
+        (
+            vec![
+                "--monitor",
+                "http://127.0.0.1:1",
+                "--monitor-token-file",
+                empty,
+            ],
+            format!("error: --monitor-token-file {empty} is empty\n"),
+        ),
+        (
+            vec![
+                "--registry",
+                "http://127.0.0.1:1",
+                "--registry-token-file",
+                empty,
+            ],
+            format!("error: --registry-token-file {empty} is empty\n"),
+        ),
+    ] {
+        let o = conclave(&[&node[..], &flags[..]].concat());
+        expect_code(&o, 2);
+        // (After the warning that the scenario's registry has no process here, when no
+        // registry stands in for it.)
+        assert!(stderr(&o).ends_with(&error), "{}", stderr(&o));
+    }
+    let o = conclave(&[&node[..], &["--monitor-token-file", empty]].concat());
+    expect_code(&o, 2);
+    assert!(
+        stderr(&o).contains("the following required arguments were not provided")
+            && stderr(&o).contains("--monitor <URL>"),
+        "{}",
+        stderr(&o)
+    );
+    let lab = [
+        "node",
+        "--wire",
+        "lab",
+        "--scenario",
+        "scenarios/gcd_lab_feigning.ron",
+        "--name",
+        "alice",
+        "--gcd",
+        "127.0.0.1:1",
+    ];
+    for flag in ["--block-file", "--cluster-key-file"] {
+        let o = conclave(&[&lab[..], &[flag, empty]].concat());
+        expect_code(&o, 2);
+        assert_eq!(
+            stderr(&o),
+            format!("error: {flag} is not supported with --wire lab\n")
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

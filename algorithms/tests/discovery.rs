@@ -290,3 +290,63 @@ fn broadcast_four_processes_find_each_other_report_to_the_monitor_and_obey_its_b
     drop(monitor);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `conclave-node` takes the runtime flags `conclave node` takes (`net::flags`): an empty
+/// monitor token is refused naming its flag, and `--wire lab` refuses `--monitor`. Nothing
+/// starts: exit 2.
+#[test]
+fn conclave_node_refuses_an_empty_monitor_token_and_a_lab_node_with_a_monitor() {
+    let dir = std::env::temp_dir().join(format!("conclave-node-flags-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.token");
+    std::fs::write(&empty, "\n").unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_conclave-node"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("conclave-node runs");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let empty = empty.to_str().unwrap();
+    let (code, err) = run(&[
+        "--algorithm",
+        "bully",
+        "--name",
+        "a",
+        "--peers",
+        "a=127.0.0.1:1,b=127.0.0.1:2",
+        "--monitor",
+        "http://127.0.0.1:1",
+        "--monitor-token-file",
+        empty,
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.ends_with(&format!("--monitor-token-file {empty} is empty\n")),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "--algorithm",
+        "gcd",
+        "--wire",
+        "lab",
+        "--gcd",
+        "127.0.0.1:1",
+        "--identity",
+        "120,4123456",
+        "--listen",
+        "127.0.0.1:0",
+        "--monitor",
+        "http://127.0.0.1:1",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--monitor is not supported with --wire lab"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

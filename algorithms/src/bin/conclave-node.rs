@@ -40,15 +40,15 @@ use conclave_algorithms::gcd::GcdParams;
 use conclave_algorithms::net::discovery::{
     self, cluster_of, Broadcast, Peer, Registration, Registry,
 };
+use conclave_algorithms::net::flags::{read_token, RuntimeFlags};
 use conclave_algorithms::net::lab::{run_lab_node, LabConfig};
-use conclave_algorithms::net::report::{run_node_reporting, temp_block_file, Monitor, Reporting};
+use conclave_algorithms::net::report::{run_node_reporting, Reporting};
 use conclave_algorithms::net::runtime::{stop_on_signals, stop_on_stdin, Listen, NodeConfig};
-use conclave_algorithms::net::ClusterKey;
 use conclave_algorithms::{Algorithm, Cluster, Member, Pid};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::sync::watch;
 
@@ -124,12 +124,6 @@ struct Args {
     /// How long discovery gathers members before the node starts.
     #[arg(long, default_value = "8s")]
     discovery_wait: conclave_algorithms::Duration,
-    /// Report every view to the monitor at this URL each second, and take its block list.
-    #[arg(long)]
-    monitor: Option<String>,
-    /// A file holding the monitor's token, sent as a bearer token.
-    #[arg(long, requires = "monitor")]
-    monitor_token_file: Option<PathBuf>,
     /// The algorithm's parameters in RON, such as `(answer_timeout: "200ms")`.
     #[arg(long)]
     params: Option<String>,
@@ -139,22 +133,9 @@ struct Args {
     /// The cluster's name, checked in every handshake.
     #[arg(long, default_value = "conclave")]
     cluster: String,
-    /// A file holding the cluster key (at least 16 bytes): every frame is authenticated.
-    #[arg(long)]
-    cluster_key_file: Option<PathBuf>,
-    /// A command (`sh -c`) started when this node becomes leader.
-    #[arg(long)]
-    on_leader: Option<String>,
-    /// A command (`sh -c`) started when this node becomes a follower.
-    #[arg(long)]
-    on_follower: Option<String>,
-    /// Where to write the trace log, one JSON object per event.
-    #[arg(long)]
-    trace_log: Option<PathBuf>,
-    /// A file of blocked links, `a b` a line (node names): messages between them are
-    /// dropped both ways. Read again when it changes.
-    #[arg(long)]
-    block_file: Option<PathBuf>,
+    /// The cluster key, the role hooks, the trace log, the block file and the monitor.
+    #[command(flatten)]
+    runtime: RuntimeFlags,
     /// The wire: `lab` speaks seed 003's pickles with a `conclave gcd --wire lab` daemon
     /// and Python lab nodes (needs --algorithm gcd, --gcd, --identity, --listen; members
     /// are learnt while the node runs, no --discovery-wait).
@@ -220,12 +201,7 @@ fn run_lab(args: &Args) -> Result<ExitCode, Failure> {
             "--wire lab needs --gcd ADDR, --identity DAYS,SID and --listen".to_string(),
         ));
     };
-    let unsupported = [
-        (args.cluster_key_file.is_some(), "--cluster-key-file"),
-        (args.block_file.is_some(), "--block-file"),
-        (args.monitor.is_some(), "--monitor"),
-    ];
-    if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
+    if let Some(flag) = args.runtime.unsupported_by_lab() {
         return Err(Failure::Usage(format!(
             "{flag} is not supported with --wire lab"
         )));
@@ -255,9 +231,7 @@ fn run_lab(args: &Args) -> Result<ExitCode, Failure> {
     config.advertise = advertise;
     config.params = params;
     config.seed = seed;
-    config.trace_log = args.trace_log.clone();
-    config.on_leader = args.on_leader.clone();
-    config.on_follower = args.on_follower.clone();
+    args.runtime.configure_lab(&mut config);
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), false);
         tokio::spawn(stop_on_signals(stop.clone()));
@@ -329,37 +303,19 @@ where
         broadcast,
     } = membership;
     let name = cluster.member(me).name.clone();
-    let key = match &args.cluster_key_file {
-        Some(path) => Some(ClusterKey::load(path).map_err(|e| Usage(e.to_string()))?),
-        None => None,
-    };
-    let monitor = match &args.monitor {
-        Some(url) => Some(Monitor::new(
-            url,
-            read_token(args.monitor_token_file.as_deref(), "--monitor-token-file")?,
-        )),
-        None => None,
-    };
+    // With --monitor and no --block-file, the monitor's block list goes to a file of ours.
+    let mut flags = args.runtime.read().map_err(Usage)?;
     let seed = seed_of(args)?;
     eprintln!(
         "conclave-node: node={name} seed={seed} (rerun with --seed {seed} for the same draws)"
     );
-    // With --monitor and no --block-file, the monitor's block list goes to a file of ours.
-    let temp_block_file = match (&monitor, &args.block_file) {
-        (Some(_), None) => Some(temp_block_file()),
-        _ => None,
-    };
-    let block_file = args.block_file.clone().or(temp_block_file.clone());
     let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
     let (stop, shutdown) = watch::channel(false);
     let mut config = NodeConfig::<A>::new(cluster, me, params, listen, shutdown);
-    config.key = key;
+    flags.configure(&args.runtime, &mut config);
     config.cluster_name = args.cluster.clone();
     config.seed = seed;
-    config.trace_log = args.trace_log.clone();
-    config.block_file = block_file.clone();
-    config.on_leader = args.on_leader.clone();
-    config.on_follower = args.on_follower.clone();
+    let (monitor, block_file) = (flags.monitor.take(), flags.block_file.clone());
 
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), false);
@@ -378,9 +334,7 @@ where
         });
         run_node_reporting(config, reporting, stop).await
     });
-    if let Some(path) = temp_block_file {
-        let _ = std::fs::remove_file(path);
-    }
+    drop(flags);
     drop(registered);
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -453,7 +407,8 @@ fn discover(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<Membership
     };
     let (mut registered, mut broadcast) = (None, None);
     let (via, peers) = if let Some(url) = &args.registry {
-        let token = read_token(args.registry_token_file.as_deref(), "--registry-token-file")?;
+        let token = read_token(args.registry_token_file.as_deref(), "--registry-token-file")
+            .map_err(Usage)?;
         let registry = Registry::new(url, &args.service, token);
         registered = Some(registry.register_until_dropped(&me).map_err(start)?);
         eprintln!(
@@ -519,20 +474,6 @@ fn parse_identity(text: &str) -> Result<(u32, u32), Usage> {
     let days = days.trim().parse().map_err(|_| bad())?;
     let student_id = student_id.trim().parse().map_err(|_| bad())?;
     Ok((days, student_id))
-}
-
-/// The token in `path` (one trailing newline removed), if a path is given.
-fn read_token(path: Option<&Path>, flag: &str) -> Result<Option<String>, Usage> {
-    let Some(path) = path else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Usage(format!("cannot read {flag} {}: {e}", path.display())))?;
-    let token = text.trim_end_matches(['\n', '\r']).to_string();
-    if token.is_empty() {
-        return Err(Usage(format!("{flag} {} is empty", path.display())));
-    }
-    Ok(Some(token))
 }
 
 /// The members of `entries`, each `[name[:priority]=]address`.

@@ -120,6 +120,7 @@
 
 pub mod conform;
 pub mod discovery;
+pub mod flags;
 mod frame;
 pub mod gcd_wire;
 mod host;
