@@ -399,10 +399,10 @@ pub fn shard_seeds(from: u64, count: u64, shard: Option<Shard>) -> Vec<u64> {
 }
 
 /// Runs `seeds` of `scenario` on `jobs` threads, calling `done` with the results of each
-/// batch of a few runs (from the thread that ran them; a progress bar's update costs as much
-/// as a tenth of a four-node run); the results in seed order, the same for any number of
-/// jobs. Stops
-/// handing out seeds on Ctrl-C ([`INTERRUPTED`]; the runs under way end INCOMPLETE).
+/// batch of a few runs (from the thread that ran them: a progress bar's update costs about
+/// 600 instructions, which a four-node run should not pay); the results in seed order, the
+/// same for any number of jobs. Stops handing out seeds on Ctrl-C ([`INTERRUPTED`]; the runs
+/// under way end INCOMPLETE).
 pub fn run_seeds(
     scenario: &Scenario,
     seeds: &[u64],
