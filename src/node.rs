@@ -26,7 +26,7 @@
 
 use crate::{print_scenario_error, BAD_INPUT, HELD};
 use conclave_algorithms::net::discovery::{Peer, Registration, Registry};
-use conclave_algorithms::net::flags::{read_token, Runtime, RuntimeFlags};
+use conclave_algorithms::net::flags::{read_token, RuntimeFlags, RuntimeInputs};
 use conclave_algorithms::net::report::{run_node_reporting, Reporting};
 use conclave_algorithms::net::runtime::{stop_on_signals, stop_on_stdin, Listen, NodeConfig};
 use conclave_algorithms::{Algorithm, Cluster, Pid};
@@ -238,7 +238,7 @@ struct Setup {
     listen: String,
     seed: u64,
     /// The key, the monitor and the block file.
-    runtime: Runtime,
+    inputs: RuntimeInputs,
     registry: Option<Registry>,
     gcd: Option<std::net::SocketAddr>,
 }
@@ -275,7 +275,7 @@ fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
             member.name
         );
     }
-    let runtime = args.runtime.read()?;
+    let inputs = args.runtime.read()?;
     let registry = match &args.registry {
         Some(url) => Some(Registry::new(
             url,
@@ -285,7 +285,7 @@ fn prepare(scenario: &Scenario, args: &Args) -> Result<Setup, String> {
         None => None,
     };
     Ok(Setup {
-        runtime,
+        inputs,
         registry,
         gcd: args.gcd,
         cluster,
@@ -340,16 +340,16 @@ where
             return NOT_STARTED;
         }
     }
-    let mut runtime_flags = setup.runtime;
+    let mut inputs = setup.inputs;
     let reporting = Reporting {
         name: args.name.clone(),
         address: cluster.member(setup.me).address.clone().unwrap_or_default(),
         names: cluster.members.iter().map(|m| m.name.clone()).collect(),
-        block_file: runtime_flags.block_file.clone().unwrap_or_default(),
+        block_file: inputs.block_file.clone().unwrap_or_default(),
     };
     let (stop, shutdown) = watch::channel(false);
     let mut config = NodeConfig::<A>::new(cluster, setup.me, params, listen, shutdown);
-    runtime_flags.configure(&args.runtime, &mut config);
+    inputs.configure(&args.runtime, &mut config);
     config.seed = node_seed;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -362,13 +362,13 @@ where
         }
     };
     let eof_stops = args.stop_on_stdin_eof;
-    let monitor = runtime_flags.monitor.take();
+    let monitor = inputs.monitor.take();
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), eof_stops);
         tokio::spawn(stop_on_signals(stop.clone()));
         run_node_reporting(config, monitor.map(|m| (m, reporting)), stop).await
     });
-    drop(runtime_flags);
+    drop(inputs);
     drop(registration);
     match result {
         Ok(()) => HELD,

@@ -987,11 +987,10 @@ fn the_trace_streams_in_text_and_json() {
 }
 
 /// `conclave node` takes the runtime flags `conclave-node` takes (`net::flags`): an empty
-/// token file is refused naming its flag, a monitor token without `--monitor` is a usage
-/// error, and `--wire lab` refuses the flags its nodes would not carry out. Nothing starts:
-/// exit 2 each time.
+/// token file is refused naming its flag, and a monitor token without `--monitor` is a usage
+/// error. Nothing starts: exit 2 each time. (What `--wire lab` refuses: `tests/gcd_cli.rs`.)
 #[test]
-fn conclave_node_refuses_an_empty_token_and_what_the_lab_wire_does_not_carry_out() {
+fn conclave_node_refuses_an_empty_token_and_a_token_without_its_flag() {
     let dir = std::env::temp_dir().join(format!("conclave-node-flags-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let empty = dir.join("empty.token");
@@ -1038,24 +1037,5 @@ fn conclave_node_refuses_an_empty_token_and_what_the_lab_wire_does_not_carry_out
         "{}",
         stderr(&o)
     );
-    let lab = [
-        "node",
-        "--wire",
-        "lab",
-        "--scenario",
-        "scenarios/gcd_lab_feigning.ron",
-        "--name",
-        "alice",
-        "--gcd",
-        "127.0.0.1:1",
-    ];
-    for flag in ["--block-file", "--cluster-key-file"] {
-        let o = conclave(&[&lab[..], &[flag, empty]].concat());
-        expect_code(&o, 2);
-        assert_eq!(
-            stderr(&o),
-            format!("error: {flag} is not supported with --wire lab\n")
-        );
-    }
     let _ = std::fs::remove_dir_all(&dir);
 }

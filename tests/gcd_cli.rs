@@ -196,8 +196,10 @@ fn conclave_node_wire_lab_nodes_join_a_lab_daemon_and_elect_the_highest_identity
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Also the runtime flags (`net::flags`) that a lab node would not carry out: the lab's
+/// pickles carry no tag, and its nodes read no block list.
 #[test]
-fn conclave_node_wire_lab_refuses_another_algorithm_and_a_missing_daemon() {
+fn conclave_node_wire_lab_refuses_another_algorithm_a_missing_daemon_and_runtime_flags() {
     let o = conclave(&[
         "node",
         "--wire",
@@ -230,4 +232,27 @@ fn conclave_node_wire_lab_refuses_another_algorithm_and_a_missing_daemon() {
         "{}",
         stderr(&o)
     );
+    let lab = [
+        "node",
+        "--wire",
+        "lab",
+        "--scenario",
+        "scenarios/gcd_lab_feigning.ron",
+        "--name",
+        "alice",
+        "--gcd",
+        "127.0.0.1:1",
+    ];
+    for (flag, value) in [
+        ("--block-file", "blocks.txt"),
+        ("--cluster-key-file", "cluster.key"),
+        ("--monitor", "http://127.0.0.1:1"),
+    ] {
+        let o = conclave(&[&lab[..], &[flag, value]].concat());
+        expect_code(&o, 2);
+        assert_eq!(
+            stderr(&o),
+            format!("error: {flag} is not supported with --wire lab\n")
+        );
+    }
 }

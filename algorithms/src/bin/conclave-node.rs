@@ -304,7 +304,7 @@ where
     } = membership;
     let name = cluster.member(me).name.clone();
     // With --monitor and no --block-file, the monitor's block list goes to a file of ours.
-    let mut flags = args.runtime.read().map_err(Usage)?;
+    let mut inputs = args.runtime.read().map_err(Usage)?;
     let seed = seed_of(args)?;
     eprintln!(
         "conclave-node: node={name} seed={seed} (rerun with --seed {seed} for the same draws)"
@@ -312,10 +312,10 @@ where
     let names: Vec<String> = cluster.members.iter().map(|m| m.name.clone()).collect();
     let (stop, shutdown) = watch::channel(false);
     let mut config = NodeConfig::<A>::new(cluster, me, params, listen, shutdown);
-    flags.configure(&args.runtime, &mut config);
+    inputs.configure(&args.runtime, &mut config);
     config.cluster_name = args.cluster.clone();
     config.seed = seed;
-    let (monitor, block_file) = (flags.monitor.take(), flags.block_file.clone());
+    let (monitor, block_file) = (inputs.monitor.take(), inputs.block_file.clone());
 
     let result = runtime.block_on(async move {
         stop_on_stdin(stop.clone(), false);
@@ -334,7 +334,7 @@ where
         });
         run_node_reporting(config, reporting, stop).await
     });
-    drop(flags);
+    drop(inputs);
     drop(registered);
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,

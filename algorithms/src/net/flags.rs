@@ -53,7 +53,7 @@ pub struct RuntimeFlags {
 
 /// What [`RuntimeFlags`] name, read: the key, the monitor with its token, and the block file
 /// the node reads.
-pub struct Runtime {
+pub struct RuntimeInputs {
     pub key: Option<ClusterKey>,
     pub monitor: Option<Monitor>,
     /// `--block-file`, or with `--monitor` alone a file of ours for the monitor's list.
@@ -85,7 +85,7 @@ impl RuntimeFlags {
     }
 
     /// Reads the key and the monitor's token. An error names the flag and the file.
-    pub fn read(&self) -> Result<Runtime, String> {
+    pub fn read(&self) -> Result<RuntimeInputs, String> {
         let key = match &self.cluster_key_file {
             Some(path) => Some(ClusterKey::load(path).map_err(|e| e.to_string())?),
             None => None,
@@ -105,7 +105,7 @@ impl RuntimeFlags {
             .block_file
             .clone()
             .or_else(|| temp.as_ref().map(|t| t.0.clone()));
-        Ok(Runtime {
+        Ok(RuntimeInputs {
             key,
             monitor,
             block_file,
@@ -114,7 +114,7 @@ impl RuntimeFlags {
     }
 
     /// Gives a node's configuration the trace log and the hooks (the key and the block file
-    /// come from [`RuntimeFlags::read`]: see [`Runtime::configure`]).
+    /// come from [`RuntimeFlags::read`]: see [`RuntimeInputs::configure`]).
     pub fn configure_lab(&self, config: &mut LabConfig) {
         config.trace_log = self.trace_log.clone();
         config.on_leader = self.on_leader.clone();
@@ -122,7 +122,7 @@ impl RuntimeFlags {
     }
 }
 
-impl Runtime {
+impl RuntimeInputs {
     /// Gives a node's configuration the key (taken from here), the block file, the trace log
     /// and the hooks.
     pub fn configure<A: Algorithm>(&mut self, flags: &RuntimeFlags, config: &mut NodeConfig<A>) {
