@@ -75,12 +75,7 @@ fn conclave_node_wire_lab_nodes_join_a_lab_daemon_and_elect_the_highest_identity
         .and_then(|rest| rest.strip_suffix(" wire=lab\n"))
         .unwrap_or_else(|| panic!("first line: {line:?}"))
         .to_string();
-    let ports: Vec<u16> = (0..3)
-        .map(|_| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        })
-        .collect();
+    let ports = conclave_testkit::ports::ports(3);
     // carol's (300, 2345678) is the highest pair, not the highest student id (bob's).
     let scenario = dir.join("lab.ron");
     std::fs::write(

@@ -457,10 +457,8 @@ where
     let dir = std::env::temp_dir().join(format!("conclave-real-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let listeners: Vec<_> = NAMES
-        .iter()
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
+    // Outside the ephemeral range: the leader restarts on its address.
+    let listeners = conclave_testkit::ports::listeners(NAMES.len() as u16);
     let addresses: Vec<String> = listeners
         .iter()
         .map(|l| l.local_addr().unwrap().to_string())

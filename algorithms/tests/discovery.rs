@@ -82,10 +82,9 @@ impl Drop for Processes {
     }
 }
 
-/// A UDP port from the OS, released for the nodes to share (a short race, as usual).
+/// A free UDP port outside the ephemeral range, released for the nodes to share.
 fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
+    conclave_testkit::ports::udp_port()
 }
 
 /// The latest report of each node: (role, coordinator).

@@ -78,10 +78,8 @@ impl Nodes {
         blocks: Option<&Path>,
         timing: Timing,
     ) -> (Nodes, Cluster) {
-        let listeners: Vec<_> = NAMES
-            .iter()
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-            .collect();
+        // Outside the ephemeral range: a node restarts on its address.
+        let listeners = conclave_testkit::ports::listeners(NAMES.len() as u16);
         let members = NAMES
             .iter()
             .zip(&listeners)
@@ -522,14 +520,8 @@ fn conclave_node_processes_elect_again_when_the_leaders_process_is_killed() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("runtime-processes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    // Ports from the OS, released for the processes to bind (a short race, as usual).
-    let ports: Vec<u16> = NAMES
-        .iter()
-        .map(|_| {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        })
-        .collect();
+    // Free ports outside the ephemeral range, released for the processes to bind.
+    let ports = conclave_testkit::ports::ports(NAMES.len() as u16);
     let peers: Vec<String> = NAMES
         .iter()
         .zip(&ports)
@@ -668,11 +660,9 @@ fn conclave_node_reads_a_server_config_and_the_last_line_is_highest() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("runtime-server-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let addresses: Vec<String> = (0..2)
-        .map(|_| {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().to_string()
-        })
+    let addresses: Vec<String> = conclave_testkit::ports::ports(2)
+        .into_iter()
+        .map(|port| format!("127.0.0.1:{port}"))
         .collect();
     let config = dir.join("server_config");
     let text = format!("# the lab's nodes\n{}\n\n{}\n", addresses[0], addresses[1]);

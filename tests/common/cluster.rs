@@ -22,22 +22,10 @@ pub fn folder(test: &str) -> PathBuf {
     dir
 }
 
-/// A port P with P..P+n free on 127.0.0.1 (the OS picks P; a short race, as usual).
+/// A port P with P..P+n free on 127.0.0.1 and outside the ephemeral range, so that a node
+/// killed and restarted finds its port still free (see [`conclave_testkit::ports`]).
 pub fn base_port(n: u16) -> u16 {
-    for _ in 0..50 {
-        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = first.local_addr().unwrap().port();
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let rest: Vec<_> = (1..n)
-            .map(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)))
-            .collect();
-        if rest.iter().all(Result::is_ok) {
-            return base;
-        }
-    }
-    panic!("no {n} free ports in a row");
+    conclave_testkit::ports::port_block(n)
 }
 
 /// A pid that runs (a zombie, which only waits to be reaped, does not).
@@ -150,10 +138,27 @@ impl Runner {
             }
             assert!(
                 started.elapsed() < BOUND,
-                "no agreement of {nodes:?} on {leader} within {BOUND:?}: {roles:?}"
+                "no agreement of {nodes:?} on {leader} within {BOUND:?}: {roles:?}\n{}",
+                self.diagnosis(nodes)
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The runner's output and the stderr of `nodes`, their last lines: what a failed wait
+    /// prints (a node that could not bind its port says so there).
+    pub fn diagnosis(&self, nodes: &[&str]) -> String {
+        let tail = |path: PathBuf| {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let last = lines[lines.len().saturating_sub(15)..].join("\n");
+            format!("--- {} (last lines):\n{last}\n", path.display())
+        };
+        let mut out = tail(self.dir.with_file_name("runner.out"));
+        for node in nodes {
+            out += &tail(self.dir.join(format!("{node}.log")));
+        }
+        out
     }
 
     /// Waits for the runner's exit; its status.

@@ -143,8 +143,8 @@ pub async fn wait_for(addr: SocketAddr, path: &str, done: impl Fn(&Answer) -> bo
     answer
 }
 
-/// A port nothing listens on (bound, then closed).
+/// A port nothing listens on (free, outside the ephemeral range where no connection's
+/// source port lands).
 pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    conclave_testkit::ports::port_block(1)
 }

@@ -1,0 +1,6 @@
+//! What the tests of Conclave's crates share.
+//!
+//! [`ports`]: loopback ports for tests that start node processes on ports they choose, or
+//! restart a node on its address.
+
+pub mod ports;
