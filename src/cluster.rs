@@ -29,6 +29,7 @@
 use crate::node::{self, Place};
 use crate::{BAD_INPUT, HELD};
 use conclave_algorithms::bully::{BullyParams, Discovery};
+use conclave_algorithms::net::ports;
 use conclave_algorithms::net::report::Monitor;
 use conclave_sim::scenario::{AlgorithmSpec, Scenario, ServiceKind};
 use nix::sys::signal::{kill, Signal};
@@ -402,6 +403,11 @@ fn up(
                 old.runner_pid
             );
             return BAD_INPUT;
+        }
+    }
+    for place in &places {
+        if let Some(warning) = ports::restart_warning(&place.name, &place.address) {
+            eprintln!("{warning}");
         }
     }
     let seed = seed.unwrap_or_else(|| scenario.seeds.first().copied().unwrap_or(0));

@@ -27,6 +27,7 @@
 use crate::{print_scenario_error, BAD_INPUT, HELD};
 use conclave_algorithms::net::discovery::{Peer, Registration, Registry};
 use conclave_algorithms::net::flags::{read_token, RuntimeFlags, RuntimeInputs};
+use conclave_algorithms::net::ports;
 use conclave_algorithms::net::report::{run_node_reporting, Reporting};
 use conclave_algorithms::net::runtime::{stop_on_signals, stop_on_stdin, Listen, NodeConfig};
 use conclave_algorithms::{Algorithm, Cluster, Pid};
@@ -317,7 +318,8 @@ where
         match std::net::TcpListener::bind(&setup.listen) {
             Ok(listener) => Listen::Listener(listener),
             Err(e) => {
-                eprintln!("error: cannot listen on {}: {e}", setup.listen);
+                let hint = ports::listen_hint(&setup.listen, &e);
+                eprintln!("error: cannot listen on {}: {e}{hint}", setup.listen);
                 return NOT_STARTED;
             }
         }

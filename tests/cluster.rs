@@ -316,3 +316,63 @@ fn cluster_of_gcd_bully_starts_conclave_gcd_and_the_nodes_join_it_then_elect() {
         "gcd",
     );
 }
+
+/// A node port in the kernel's ephemeral range: `cluster up` warns of it (a restart may find
+/// it taken), and a node whose port an outgoing connection holds as its source port, which
+/// is that failure, says so beside the bind error.
+#[test]
+fn a_port_in_the_ephemeral_range_is_warned_of_and_a_bind_it_fails_says_why() {
+    let dir = folder("ephemeral");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+    let taken = client.local_addr().unwrap().port();
+    let safe = conclave_testkit::ports::port_block(1);
+    let scenario = dir.join("two.ron");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"Scenario(
+    algorithm: Bully(answer_timeout: "100ms", coordinator_timeout: "300ms"),
+    nodes: [
+        (name: "a", id: 1, address: "127.0.0.1:{taken}"),
+        (name: "b", id: 2, address: "127.0.0.1:{safe}"),
+    ],
+    run_for: "1s",
+)
+"#
+        ),
+    )
+    .unwrap();
+    let path = scenario.to_string_lossy().into_owned();
+
+    let output = conclave(&["node", "--scenario", &path, "--name", "a"]);
+    expect_code(&output, 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!("error: cannot listen on 127.0.0.1:{taken}: "))
+            && text.contains(&format!(
+                "(port {taken} is in the kernel's ephemeral range "
+            )),
+        "{text}"
+    );
+
+    // The runner warns before it starts anything; here it cannot make its folder (a file
+    // stands in the way), so nothing starts.
+    std::fs::write(dir.join("file"), "").unwrap();
+    let bad_dir = dir
+        .join("file")
+        .join("cluster")
+        .to_string_lossy()
+        .into_owned();
+    let output = conclave(&["cluster", "up", &path, "--dir", &bad_dir]);
+    expect_code(&output, 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains(&format!(
+            "warning: node \"a\" listens on port {taken}, in the kernel's ephemeral range "
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("node \"b\""), "{text}");
+    drop((client, server));
+}

@@ -42,6 +42,7 @@ use conclave_algorithms::net::discovery::{
 };
 use conclave_algorithms::net::flags::{read_token, RuntimeFlags};
 use conclave_algorithms::net::lab::{run_lab_node, LabConfig};
+use conclave_algorithms::net::ports;
 use conclave_algorithms::net::report::{run_node_reporting, Reporting};
 use conclave_algorithms::net::runtime::{stop_on_signals, stop_on_stdin, Listen, NodeConfig};
 use conclave_algorithms::{Algorithm, Cluster, Member, Pid};
@@ -385,8 +386,10 @@ fn static_members(args: &Args) -> Result<Membership, Usage> {
 fn discover(args: &Args, runtime: &tokio::runtime::Runtime) -> Result<Membership, Failure> {
     let start = |e: discovery::DiscoveryError| Failure::Start(e.to_string());
     let listen = args.listen.as_deref().unwrap_or_default();
-    let listener = std::net::TcpListener::bind(listen)
-        .map_err(|e| Failure::Start(format!("cannot listen on {listen}: {e}")))?;
+    let listener = std::net::TcpListener::bind(listen).map_err(|e| {
+        let hint = ports::listen_hint(listen, &e);
+        Failure::Start(format!("cannot listen on {listen}: {e}{hint}"))
+    })?;
     let bound = listener
         .local_addr()
         .map_err(|e| Failure::Start(format!("cannot listen on {listen}: {e}")))?;

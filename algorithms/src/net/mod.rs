@@ -128,6 +128,7 @@ mod io;
 mod key;
 pub mod lab;
 pub mod pickle;
+pub mod ports;
 pub mod report;
 pub mod runtime;
 

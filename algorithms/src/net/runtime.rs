@@ -281,7 +281,10 @@ impl<A: Algorithm> NodeConfig<A> {
 pub enum RuntimeError {
     #[error("node {me:?} is not one of the cluster's {len} members")]
     NotAMember { me: Pid, len: usize },
-    #[error("cannot listen on {address}: {source}")]
+    #[error(
+        "cannot listen on {address}: {source}{}",
+        super::ports::listen_hint(address, source)
+    )]
     Listen {
         address: String,
         source: std::io::Error,
