@@ -8,7 +8,8 @@
 //! prints each role change the trace logs show; on Ctrl-C or SIGTERM stops every node
 //! (SIGTERM, SIGKILL after [`STOP_BOUND`]) and exits. The other commands read
 //! `DIR/cluster.json`; `restart` asks the runner (a file in `DIR/requests/`), so that every
-//! node stays the runner's child.
+//! node stays the runner's child, and waits for the node's first trace-log line: a node that
+//! exits first (its port taken) fails the command with the end of its stderr.
 //!
 //! The scenario's services start first, each as a `conclave` process on 127.0.0.1 (after the
 //! nodes' ports with `--base-port`, else on a port the OS picks), also with their stdin the
@@ -280,16 +281,57 @@ fn restart(dir: &Path, name: &str) -> Outcome {
         let state = read_state(dir)?;
         let node = find(&state, name)?;
         if node.restarts > restarts {
-            return Ok(format!(
-                "restarted {name} (pid {})",
-                node.pid.unwrap_or_default()
-            ));
+            let pid = node.pid.unwrap_or_default();
+            return started(dir, node, pid, asked);
         }
     }
     Err((
         FAILED,
         format!("the runner did not restart {name} within {RESTART_BOUND:?}"),
     ))
+}
+
+/// Waits, within [`RESTART_BOUND`] of `asked`, for a restarted node's first trace-log line
+/// (written once it listens): an error if its process exits first (its port taken, say),
+/// with the last lines of its stderr, which say why.
+fn started(dir: &Path, node: &NodeState, pid: u32, asked: Instant) -> Outcome {
+    let name = &node.name;
+    loop {
+        let has_started = std::fs::metadata(&node.trace_log).is_ok_and(|m| m.len() > 0);
+        if has_started {
+            return Ok(format!("restarted {name} (pid {pid})"));
+        }
+        if !running(pid) {
+            let log = dir.join(format!("{name}.log"));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let last = lines[lines.len().saturating_sub(5)..].join("\n");
+            return Err((
+                FAILED,
+                format!(
+                    "{name} (pid {pid}) exited as it restarted; the end of {}:\n{last}",
+                    log.display()
+                ),
+            ));
+        }
+        if asked.elapsed() >= RESTART_BOUND {
+            return Ok(format!(
+                "restarted {name} (pid {pid}), which has not started within {RESTART_BOUND:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process that runs: alive, and not a zombie (an exited child the runner has not
+/// reaped yet).
+fn running(pid: u32) -> bool {
+    if !alive(pid) {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+    !state.starts_with('Z')
 }
 
 /// A blocked pair, its names in order; an error unless both are nodes, and different.

@@ -376,3 +376,34 @@ fn a_port_in_the_ephemeral_range_is_warned_of_and_a_bind_it_fails_says_why() {
     assert!(!text.contains("node \"b\""), "{text}");
     drop((client, server));
 }
+
+/// `cluster restart` waits for the node to start: when its port is taken while it is down,
+/// the command fails (exit 1) with the node's own reason; freed, the next restart brings it
+/// back and it leads again.
+#[test]
+fn cluster_restart_of_a_node_whose_port_is_taken_fails_with_its_reason_then_succeeds() {
+    let dir = folder("restart-taken");
+    let scenario = dir.join("bully4.ron");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let base = base_port(4);
+    let runner = Runner::up(&dir, &scenario, base);
+    let all = ["a", "b", "c", "d"];
+    runner.wait_for_leader(&all, "d");
+    runner.command(&["kill", "d"]);
+    runner.wait_for_leader(&["a", "b", "c"], "c");
+
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", base + 3)).unwrap();
+    let dir_flag = runner.dir.to_string_lossy().into_owned();
+    let output = conclave(&["cluster", "restart", "d", "--dir", &dir_flag]);
+    expect_code(&output, 1);
+    let text = stderr(&output);
+    assert!(
+        text.contains("exited as it restarted")
+            && text.contains(&format!("cannot listen on 127.0.0.1:{}", base + 3)),
+        "{text}"
+    );
+
+    drop(squatter);
+    runner.command(&["restart", "d"]);
+    runner.wait_for_leader(&all, "d");
+}
