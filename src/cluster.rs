@@ -756,7 +756,7 @@ fn follow(
                 _ = tokio::signal::ctrl_c() => break,
                 _ = tick.tick() => {
                     print_role_changes(&mut running, started_us);
-                    reap(&state, &mut running, started_us);
+                    reap(&dir, &state, &mut running, started_us);
                     reap_services(&state, &mut services);
                     take_requests(&dir, &mut state, &mut running, started_us);
                 }
@@ -784,18 +784,38 @@ fn wall_us() -> u64 {
         .unwrap_or(0)
 }
 
-/// Notes each node process that has exited.
-fn reap(state: &State, running: &mut [Running], started_us: u64) {
+/// Notes each node process that has exited; one that failed (an exit code other than 0)
+/// with the error its stderr ends with, as `error="..."`.
+fn reap(dir: &Path, state: &State, running: &mut [Running], started_us: u64) {
     for (node, run) in state.nodes.iter().zip(running.iter_mut()) {
         let Some(child) = &mut run.child else {
             continue;
         };
         if let Ok(Some(status)) = child.try_wait() {
             print_role_changes(std::slice::from_mut(run), started_us);
-            println!("node={} event=exited status={status}", node.name);
+            let error = match status.code() {
+                Some(code) if code != 0 => last_error(&dir.join(format!("{}.log", node.name))),
+                _ => None,
+            };
+            match error {
+                Some(error) => println!(
+                    "node={} event=exited status={status} error={error:?}",
+                    node.name
+                ),
+                None => println!("node={} event=exited status={status}", node.name),
+            }
             run.child = None;
         }
     }
+}
+
+/// The last `error: ` line of a node's stderr, without the prefix.
+fn last_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("error: "))
+        .map(str::to_string)
 }
 
 /// Notes each service process that has exited.

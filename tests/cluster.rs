@@ -378,8 +378,8 @@ fn a_port_in_the_ephemeral_range_is_warned_of_and_a_bind_it_fails_says_why() {
 }
 
 /// `cluster restart` waits for the node to start: when its port is taken while it is down,
-/// the command fails (exit 1) with the node's own reason; freed, the next restart brings it
-/// back and it leads again.
+/// the command fails (exit 1) with the node's own reason, and the runner's line for the exit
+/// carries it; freed, the next restart brings the node back and it leads again.
 #[test]
 fn cluster_restart_of_a_node_whose_port_is_taken_fails_with_its_reason_then_succeeds() {
     let dir = folder("restart-taken");
@@ -401,6 +401,16 @@ fn cluster_restart_of_a_node_whose_port_is_taken_fails_with_its_reason_then_succ
         text.contains("exited as it restarted")
             && text.contains(&format!("cannot listen on 127.0.0.1:{}", base + 3)),
         "{text}"
+    );
+
+    // The runner says so too, with the node's error.
+    let line = runner.wait_for_output("node=d event=exited status=exit status: 1 ");
+    assert!(
+        line.contains(&format!(
+            "error=\"cannot listen on 127.0.0.1:{}: ",
+            base + 3
+        )),
+        "{line}"
     );
 
     drop(squatter);

@@ -161,6 +161,23 @@ impl Runner {
         out
     }
 
+    /// Waits until the runner's output has a line containing `text`; that line.
+    pub fn wait_for_output(&self, text: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let out =
+                std::fs::read_to_string(self.dir.with_file_name("runner.out")).unwrap_or_default();
+            if let Some(line) = out.lines().find(|l| l.contains(text)) {
+                return line.to_string();
+            }
+            assert!(
+                started.elapsed() < BOUND,
+                "no {text:?} in the runner's output within {BOUND:?}: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for the runner's exit; its status.
     pub fn wait(&mut self, bound: Duration) -> std::process::ExitStatus {
         let started = Instant::now();
