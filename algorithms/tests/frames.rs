@@ -14,7 +14,6 @@ use conclave_algorithms::net::{
 use conclave_algorithms::Pid;
 use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 use sha2::Sha256;
 
 const KEY: &[u8] = b"conclave-test-key-0123456789";
@@ -874,20 +873,9 @@ fn any_conversation() -> impl Strategy<Value = Vec<Env>> {
         })
 }
 
-/// 512 cases from a fixed seed, so CI is reproducible; `PROPTEST_CASES` and
-/// `PROPTEST_RNG_SEED` fuzz longer or elsewhere. A failure prints its shrunk input.
+/// 512 cases from seed 18; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` fuzz longer or elsewhere.
 fn fuzz_config() -> ProptestConfig {
-    let mut config = ProptestConfig {
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 512;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(18);
-    }
-    config
+    conclave_testkit::fuzz::config(512, 18)
 }
 
 proptest! {

@@ -12,25 +12,15 @@
 use conclave_algorithms::net::lab::{parse, LabMessage};
 use conclave_algorithms::net::pickle::{read, write, ReadError, Value};
 use proptest::prelude::*;
-use proptest::test_runner::RngSeed;
 
 /// `pickle.dumps(('JOIN', ((120, 4123456), ('127.0.0.1', 50001))))` under Python 3.11's
 /// default protocol (4), and under protocol 2: the shapes the lab's clients send.
 const JOIN_PROTOCOL_4: &[u8] = b"\x80\x04\x95&\x00\x00\x00\x00\x00\x00\x00\x8c\x04JOIN\x94KxJ@\xeb>\x00\x86\x94\x8c\t127.0.0.1\x94MQ\xc3\x86\x94\x86\x94\x86\x94.";
 const JOIN_PROTOCOL_2: &[u8] = b"\x80\x02X\x04\x00\x00\x00JOINq\x00KxJ@\xeb>\x00\x86q\x01X\t\x00\x00\x00127.0.0.1q\x02MQ\xc3\x86q\x03\x86q\x04\x86q\x05.";
 
+/// 512 cases from seed 21; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` fuzz longer or elsewhere.
 fn fuzz_config() -> ProptestConfig {
-    let mut config = ProptestConfig {
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 512;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        config.rng_seed = RngSeed::Fixed(21);
-    }
-    config
+    conclave_testkit::fuzz::config(512, 21)
 }
 
 /// Values of the protocol's shapes, a few levels deep.

@@ -9,7 +9,7 @@ use conclave_sim::run::{run_scenario, RunOptions};
 use conclave_sim::scenario::{ErrorKind, Scenario};
 use conclave_sim::sweep::run_seeds;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::TestRunner;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Every `.ron` under scenarios/, read once.
@@ -158,18 +158,9 @@ fn check(file: &str, text: &str, ran: &AtomicUsize) -> Result<(), TestCaseError>
 fn mutated_scenarios_give_an_error_with_a_place_or_a_run_never_a_panic() {
     let files = shipped();
     assert!(files.len() >= 20, "{} scenarios found", files.len());
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1024);
-    let mut runner = TestRunner::new_with_rng(
-        Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        },
-        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
-    );
+    // 1,024 cases from seed 7; `PROPTEST_CASES` and `PROPTEST_RNG_SEED` fuzz longer or elsewhere.
+    let mut runner = TestRunner::new(conclave_testkit::fuzz::config(1024, 7));
+    let cases = runner.config().cases;
     let strategy = (0..files.len(), prop::collection::vec(edit(), 1..4));
     let ran = AtomicUsize::new(0);
     runner
