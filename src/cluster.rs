@@ -9,7 +9,8 @@
 //! (SIGTERM, SIGKILL after [`STOP_BOUND`]) and exits. The other commands read
 //! `DIR/cluster.json`; `restart` asks the runner (a file in `DIR/requests/`), so that every
 //! node stays the runner's child, and waits for the node's first trace-log line: a node that
-//! exits first (its port taken) fails the command with the end of its stderr.
+//! exits first (its port taken) fails the command with the end of its stderr. `status`
+//! shows the processes, their last roles and the blocks; `down` is SIGTERM to the runner.
 //!
 //! The scenario's services start first, each as a `conclave` process on 127.0.0.1 (after the
 //! nodes' ports with `--base-port`, else on a port the OS picks), also with their stdin the
@@ -25,6 +26,8 @@
 //! conclave cluster kill n4
 //! conclave cluster block n1 n3
 //! conclave cluster heal
+//! conclave cluster status
+//! conclave cluster down
 //! ```
 
 use crate::node::{self, Place};
@@ -100,6 +103,16 @@ pub enum Command {
     Unblock { a: String, b: String },
     /// Remove every block.
     Heal,
+    /// Print each node's process (running, paused, exited), last role and leader (from its
+    /// trace log) and restarts; each service; the blocks; the runner.
+    Status {
+        /// One JSON object instead of lines of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the cluster: SIGTERM to the runner, which stops every node and service; waits
+    /// for it to exit.
+    Down,
 }
 
 /// DIR/cluster.json.
@@ -176,6 +189,8 @@ pub fn cmd_cluster(args: &Args) -> u8 {
             pairs.clear();
             Ok("healed: no blocks".to_string())
         }),
+        Command::Status { json } => status(dir, *json),
+        Command::Down => down(dir),
     };
     match result {
         Ok(message) => {
@@ -332,6 +347,204 @@ fn running(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let state = stat.rsplit(')').next().unwrap_or("").trim_start();
     !state.starts_with('Z')
+}
+
+/// How long `down` waits for the runner: it stops the nodes, then the services, each
+/// within [`STOP_BOUND`].
+const DOWN_BOUND: Duration = Duration::from_secs(10);
+
+fn down(dir: &Path) -> Outcome {
+    let state = read_state(dir)?;
+    let runner = state.runner_pid;
+    if !running(runner) {
+        return Ok(format!(
+            "the cluster's runner (pid {runner}) is not running: nothing to stop"
+        ));
+    }
+    kill(nix::unistd::Pid::from_raw(runner as i32), Signal::SIGTERM)
+        .map_err(|e| (FAILED, format!("the runner (pid {runner}): SIGTERM: {e}")))?;
+    let asked = Instant::now();
+    while running(runner) {
+        if asked.elapsed() > DOWN_BOUND {
+            return Err((
+                FAILED,
+                format!("the runner (pid {runner}) did not exit within {DOWN_BOUND:?} of SIGTERM"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(format!(
+        "stopped the cluster in {} (runner pid {runner})",
+        dir.display()
+    ))
+}
+
+/// A node or service process as `status` shows it.
+fn process_of(pid: Option<u32>) -> &'static str {
+    let Some(pid) = pid else {
+        return "not started";
+    };
+    if !running(pid) {
+        return "exited";
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+    if state.starts_with(['T', 't']) {
+        "paused"
+    } else {
+        "running"
+    }
+}
+
+/// The last role line of a trace log: (role, leader).
+fn last_role(trace_log: &Path) -> Option<(String, Option<String>)> {
+    let text = std::fs::read_to_string(trace_log).ok()?;
+    text.lines()
+        .rev()
+        .filter(|line| line.contains("\"role\""))
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["event"] == "role")
+        .map(|event| {
+            let role = event["role"].as_str().unwrap_or("-").to_string();
+            (role, event["leader"].as_str().map(str::to_string))
+        })
+}
+
+#[derive(Serialize)]
+struct NodeStatus<'a> {
+    name: &'a str,
+    address: &'a str,
+    pid: Option<u32>,
+    process: &'static str,
+    role: Option<String>,
+    leader: Option<String>,
+    restarts: u32,
+}
+
+#[derive(Serialize)]
+struct ServiceStatus<'a> {
+    name: &'a str,
+    kind: &'a str,
+    address: &'a str,
+    url: Option<&'a str>,
+    pid: u32,
+    process: &'static str,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    dir: String,
+    scenario: String,
+    seed: u64,
+    runner_pid: u32,
+    runner: &'static str,
+    nodes: Vec<NodeStatus<'a>>,
+    services: Vec<ServiceStatus<'a>>,
+    /// The blocked pairs; `None` when the monitor that holds them cannot be asked.
+    blocks: Option<Vec<(String, String)>>,
+    /// Why `blocks` is `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocks_error: Option<String>,
+}
+
+fn status(dir: &Path, json: bool) -> Outcome {
+    let state = read_state(dir)?;
+    let nodes = state
+        .nodes
+        .iter()
+        .map(|node| {
+            let (role, leader) = last_role(&node.trace_log).unzip();
+            let leader = leader.flatten();
+            NodeStatus {
+                name: &node.name,
+                address: &node.address,
+                pid: node.pid,
+                process: process_of(node.pid),
+                role,
+                leader,
+                restarts: node.restarts,
+            }
+        })
+        .collect();
+    let services = state
+        .services
+        .iter()
+        .map(|service| ServiceStatus {
+            name: &service.name,
+            kind: &service.kind,
+            address: &service.address,
+            url: service.url.as_deref(),
+            pid: service.pid,
+            process: process_of(Some(service.pid)),
+        })
+        .collect();
+    let (blocks, blocks_error) = match state.monitor() {
+        Some(monitor) => {
+            let url = monitor.url.clone().unwrap_or_default();
+            match Monitor::new(&url, None).blocks() {
+                Ok(text) => (Some(pairs_of(&text)), None),
+                Err(e) => (None, Some(format!("the monitor at {url}: {e}"))),
+            }
+        }
+        None => {
+            let text = std::fs::read_to_string(dir.join("blocks")).unwrap_or_default();
+            (Some(pairs_of(&text)), None)
+        }
+    };
+    let status = Status {
+        dir: dir.display().to_string(),
+        scenario: state.scenario.display().to_string(),
+        seed: state.seed,
+        runner_pid: state.runner_pid,
+        runner: if running(state.runner_pid) {
+            "running"
+        } else {
+            "exited"
+        },
+        nodes,
+        services,
+        blocks,
+        blocks_error,
+    };
+    if json {
+        return serde_json::to_string(&status).map_err(|e| (FAILED, e.to_string()));
+    }
+    Ok(status_text(&status))
+}
+
+fn status_text(status: &Status) -> String {
+    let mut out = format!(
+        "cluster: dir={} scenario={} seed={} runner_pid={} runner={}\n",
+        status.dir, status.scenario, status.seed, status.runner_pid, status.runner
+    );
+    let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
+    for n in &status.nodes {
+        let pid = n.pid.map_or_else(|| "-".into(), |p| p.to_string());
+        out += &format!(
+            "node={} address={} pid={pid} process={} role={} leader={} restarts={}\n",
+            n.name,
+            n.address,
+            n.process,
+            dash(&n.role),
+            dash(&n.leader),
+            n.restarts
+        );
+    }
+    for s in &status.services {
+        out += &format!(
+            "service={} kind={} address={} pid={} process={}\n",
+            s.name, s.kind, s.address, s.pid, s.process
+        );
+    }
+    match (&status.blocks, &status.blocks_error) {
+        (Some(pairs), _) if pairs.is_empty() => out += "blocks: none",
+        (Some(pairs), _) => {
+            let pairs: Vec<String> = pairs.iter().map(|(a, b)| format!("{a} {b}")).collect();
+            out += &format!("blocks: {}", pairs.join(", "));
+        }
+        (None, error) => out += &format!("blocks: unknown ({})", dash(error)),
+    }
+    out
 }
 
 /// A blocked pair, its names in order; an error unless both are nodes, and different.

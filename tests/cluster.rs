@@ -13,7 +13,7 @@ use std::time::Duration;
 
 mod common;
 use common::cluster::*;
-use common::{conclave, expect_code, stderr};
+use common::{conclave, expect_code, stderr, stdout};
 
 /// Four Bully nodes a..d (d highest) with short timeouts: an election takes well under a
 /// second on an idle machine.
@@ -416,4 +416,80 @@ fn cluster_restart_of_a_node_whose_port_is_taken_fails_with_its_reason_then_succ
     drop(squatter);
     runner.command(&["restart", "d"]);
     runner.wait_for_leader(&all, "d");
+}
+
+/// `cluster status` shows each node's process, last role and leader, and the blocks, as
+/// text and as JSON; `cluster down` stops the runner, which stops every node, and says so
+/// again (exit 0) when nothing runs.
+#[test]
+fn cluster_status_shows_processes_roles_and_blocks_and_down_stops_everything() {
+    let dir = folder("status");
+    let scenario = dir.join("bully4.ron");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let base = base_port(4);
+    let runner = Runner::up(&dir, &scenario, base);
+    runner.wait_for_leader(&["a", "b", "c", "d"], "d");
+    let dir_flag = runner.dir.to_string_lossy().into_owned();
+    let status = |json: bool| {
+        let mut args = vec!["cluster", "status", "--dir", &dir_flag];
+        if json {
+            args.push("--json");
+        }
+        let output = conclave(&args);
+        expect_code(&output, 0);
+        stdout(&output)
+    };
+
+    let text = status(false);
+    assert!(text.contains(" runner=running\n"), "{text}");
+    assert!(
+        text.contains(&format!("node=d address=127.0.0.1:{} pid=", base + 3))
+            && text.contains("process=running role=Leader leader=d restarts=0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("process=running role=Follower leader=d"),
+        "{text}"
+    );
+    assert!(text.ends_with("blocks: none\n"), "{text}");
+
+    // d frozen still believes it leads; c killed; a and b cut off from each other.
+    runner.command(&["pause", "d"]);
+    runner.command(&["kill", "c"]);
+    runner.command(&["block", "b", "a"]);
+    let json: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    let node = |name: &str| {
+        json["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(node("d")["process"], "paused", "{json}");
+    assert_eq!(node("d")["role"], "Leader", "{json}");
+    assert_eq!(node("c")["process"], "exited", "{json}");
+    assert_eq!(node("a")["process"], "running", "{json}");
+    assert_eq!(json["blocks"], serde_json::json!([["a", "b"]]), "{json}");
+    assert_eq!(json["runner"], "running");
+
+    let pids = node_pids(&runner.dir);
+    let output = conclave(&["cluster", "down", "--dir", &dir_flag]);
+    expect_code(&output, 0);
+    assert!(
+        stdout(&output).starts_with("stopped the cluster in "),
+        "{}",
+        stdout(&output)
+    );
+    wait_gone(&pids, Duration::from_secs(1));
+    let output = conclave(&["cluster", "down", "--dir", &dir_flag]);
+    expect_code(&output, 0);
+    assert!(stdout(&output).contains("is not running: nothing to stop"));
+    let text = status(false);
+    assert!(text.contains(" runner=exited\n"), "{text}");
+    assert!(
+        !text.contains("process=running") && !text.contains("process=paused"),
+        "{text}"
+    );
 }
