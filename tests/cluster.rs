@@ -186,6 +186,16 @@ fn cluster_with_a_log_server_starts_the_monitor_blocks_through_it_and_stops_it()
         serde_json::json!([["a", "d"], ["b", "d"], ["c", "d"]])
     );
     assert!(!runner.dir.join("blocks").exists());
+    // `cluster status` reads the monitor's list too, and shows the service.
+    let dir_flag = runner.dir.to_string_lossy().into_owned();
+    let output = conclave(&["cluster", "status", "--dir", &dir_flag]);
+    expect_code(&output, 0);
+    let text = stdout(&output);
+    assert!(text.ends_with("blocks: a d, b d, c d\n"), "{text}");
+    assert!(
+        text.contains("kind=monitor") && text.contains("process=running\n"),
+        "{text}"
+    );
     runner.wait_for_leader(&["a", "b", "c"], "c");
     runner.wait_for_leader(&["d"], "d");
     wait_for_reports(&monitor, &["a", "b", "c"], "c");
