@@ -341,12 +341,13 @@ fn started(dir: &Path, node: &NodeState, pid: u32, asked: Instant) -> Outcome {
 /// A process that runs: alive, and not a zombie (an exited child the runner has not
 /// reaped yet).
 fn running(pid: u32) -> bool {
-    if !alive(pid) {
-        return false;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-    !state.starts_with('Z')
+    alive(pid) && proc_state(pid) != Some('Z')
+}
+
+/// A process's state letter in /proc (R, S, T for stopped, Z...), where /proc has it.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.trim_start().chars().next()
 }
 
 /// How long `down` waits for the runner: it stops the nodes, then the services, each
@@ -387,12 +388,9 @@ fn process_of(pid: Option<u32>) -> &'static str {
     if !running(pid) {
         return "exited";
     }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-    if state.starts_with(['T', 't']) {
-        "paused"
-    } else {
-        "running"
+    match proc_state(pid) {
+        Some('T' | 't') => "paused",
+        _ => "running",
     }
 }
 
