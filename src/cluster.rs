@@ -119,6 +119,10 @@ pub enum Command {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct State {
     pub runner_pid: u32,
+    /// When the runner started ([`start_time`]): with the pid, which process it is (a pid
+    /// can be another process's after the runner has gone).
+    #[serde(default)]
+    pub runner_started: Option<u64>,
     pub scenario: PathBuf,
     pub seed: u64,
     pub nodes: Vec<NodeState>,
@@ -146,6 +150,9 @@ pub struct ServiceState {
     /// `http://ADDR` for the registry and the monitor.
     pub url: Option<String>,
     pub pid: u32,
+    /// When the process started ([`start_time`]).
+    #[serde(default)]
+    pub started: Option<u64>,
     pub args: Vec<String>,
 }
 
@@ -155,6 +162,9 @@ pub struct NodeState {
     pub address: String,
     /// The process's pid, the last one started; none for a node not started here.
     pub pid: Option<u32>,
+    /// When that process started ([`start_time`]).
+    #[serde(default)]
+    pub started: Option<u64>,
     pub trace_log: PathBuf,
     /// The `conclave` arguments the node runs with.
     pub args: Vec<String>,
@@ -255,6 +265,24 @@ fn alive(pid: u32) -> bool {
     kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
 }
 
+/// Whether `pid` runs and is the process that `cluster.json` recorded: started at `started`
+/// (when that was recorded), not another that got the pid since.
+fn is_ours(pid: u32, started: Option<u64>) -> bool {
+    running(pid) && started.is_none_or(|s| start_time(pid) == Some(s))
+}
+
+/// When a process started, in clock ticks after boot (/proc/PID/stat's 22nd field).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command's `(name)`, the state (field 3) first.
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
 fn signal_node(dir: &Path, name: &str, signal: Signal, done: &str) -> Outcome {
     let state = read_state(dir)?;
     let node = find(&state, name)?;
@@ -263,6 +291,9 @@ fn signal_node(dir: &Path, name: &str, signal: Signal, done: &str) -> Outcome {
             "{name} was not started by this cluster's runner"
         )));
     };
+    if !is_ours(pid, node.started) {
+        return Err((FAILED, format!("{name} (pid {pid}) is not running")));
+    }
     kill(nix::unistd::Pid::from_raw(pid as i32), signal)
         .map_err(|e| (FAILED, format!("{name} (pid {pid}): {signal}: {e}")))?;
     Ok(format!("{done} {name} (pid {pid}, {signal})"))
@@ -276,7 +307,7 @@ fn restart(dir: &Path, name: &str) -> Outcome {
             "{name} was not started by this cluster's runner"
         )));
     }
-    if !alive(state.runner_pid) {
+    if !is_ours(state.runner_pid, state.runner_started) {
         return Err((
             FAILED,
             format!(
@@ -357,19 +388,32 @@ const DOWN_BOUND: Duration = Duration::from_secs(10);
 fn down(dir: &Path) -> Outcome {
     let state = read_state(dir)?;
     let runner = state.runner_pid;
-    if !running(runner) {
+    if !is_ours(runner, state.runner_started) {
         return Ok(format!(
             "the cluster's runner (pid {runner}) is not running: nothing to stop"
         ));
     }
-    kill(nix::unistd::Pid::from_raw(runner as i32), Signal::SIGTERM)
+    let pid = nix::unistd::Pid::from_raw(runner as i32);
+    kill(pid, Signal::SIGTERM)
         .map_err(|e| (FAILED, format!("the runner (pid {runner}): SIGTERM: {e}")))?;
+    // A runner stopped (Ctrl-Z) takes the SIGTERM once it runs again.
+    let _ = kill(pid, Signal::SIGCONT);
+    // The runner first, then whatever it started: a runner ended before it could stop them
+    // leaves them to stop at the end of their stdin.
+    let processes = state
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.pid?, n.started)))
+        .chain(state.services.iter().map(|s| (s.pid, s.started)));
+    let all: Vec<(u32, Option<u64>)> = std::iter::once((runner, state.runner_started))
+        .chain(processes)
+        .collect();
     let asked = Instant::now();
-    while running(runner) {
+    while let Some((left, _)) = all.iter().find(|(pid, started)| is_ours(*pid, *started)) {
         if asked.elapsed() > DOWN_BOUND {
             return Err((
                 FAILED,
-                format!("the runner (pid {runner}) did not exit within {DOWN_BOUND:?} of SIGTERM"),
+                format!("pid {left} still runs {DOWN_BOUND:?} after SIGTERM to the runner (pid {runner})"),
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -381,11 +425,11 @@ fn down(dir: &Path) -> Outcome {
 }
 
 /// A node or service process as `status` shows it.
-fn process_of(pid: Option<u32>) -> &'static str {
+fn process_of(pid: Option<u32>, started: Option<u64>) -> &'static str {
     let Some(pid) = pid else {
         return "not started";
     };
-    if !running(pid) {
+    if !is_ours(pid, started) {
         return "exited";
     }
     match proc_state(pid) {
@@ -457,7 +501,7 @@ fn status(dir: &Path, json: bool) -> Outcome {
                 name: &node.name,
                 address: &node.address,
                 pid: node.pid,
-                process: process_of(node.pid),
+                process: process_of(node.pid, node.started),
                 role,
                 leader,
                 restarts: node.restarts,
@@ -473,7 +517,7 @@ fn status(dir: &Path, json: bool) -> Outcome {
             address: &service.address,
             url: service.url.as_deref(),
             pid: service.pid,
-            process: process_of(Some(service.pid)),
+            process: process_of(Some(service.pid), service.started),
         })
         .collect();
     let (blocks, blocks_error) = match state.monitor() {
@@ -494,7 +538,7 @@ fn status(dir: &Path, json: bool) -> Outcome {
         scenario: state.scenario.display().to_string(),
         seed: state.seed,
         runner_pid: state.runner_pid,
-        runner: if running(state.runner_pid) {
+        runner: if is_ours(state.runner_pid, state.runner_started) {
             "running"
         } else {
             "exited"
@@ -649,7 +693,7 @@ fn up(
         }
     };
     if let Ok(old) = read_state(dir) {
-        if old.runner_pid != std::process::id() && alive(old.runner_pid) {
+        if old.runner_pid != std::process::id() && is_ours(old.runner_pid, old.runner_started) {
             eprintln!(
                 "error: a cluster runs in {} already (runner pid {}); stop it, or give another --dir",
                 dir.display(),
@@ -658,7 +702,11 @@ fn up(
             return BAD_INPUT;
         }
     }
-    for place in &places {
+    // Only the nodes started here: another machine has its own ephemeral range.
+    for place in places
+        .iter()
+        .filter(|p| !local_only || is_local(&p.address))
+    {
         if let Some(warning) = ports::restart_warning(&place.name, &place.address) {
             eprintln!("{warning}");
         }
@@ -699,6 +747,7 @@ fn start_all(dir: &Path, plan: &Plan) -> Result<(State, Vec<Running>, Vec<Runnin
         .map_err(|e| format!("{}: {e}", plan.scenario_path.display()))?;
     let mut state = State {
         runner_pid: std::process::id(),
+        runner_started: start_time(std::process::id()),
         scenario: scenario.clone(),
         seed,
         nodes: Vec::new(),
@@ -760,6 +809,7 @@ fn start_all(dir: &Path, plan: &Plan) -> Result<(State, Vec<Running>, Vec<Runnin
             name: place.name.clone(),
             address: place.address.clone(),
             pid: child.as_ref().map(Child::id),
+            started: child.as_ref().and_then(|c| start_time(c.id())),
             trace_log: trace_log.clone(),
             args,
             restarts: 0,
@@ -829,6 +879,7 @@ fn start_services(
             address,
             url,
             pid: child.id(),
+            started: start_time(child.id()),
             args,
         });
         running.push(Running {
@@ -1070,6 +1121,7 @@ fn take_requests(dir: &Path, state: &mut State, running: &mut [Running], started
             Ok(child) => {
                 println!("node={name} event=restarted pid={}", child.id());
                 node.pid = Some(child.id());
+                node.started = start_time(child.id());
                 node.restarts += 1;
                 running[i] = Running {
                     child: Some(child),

@@ -157,8 +157,67 @@ fn cluster_commands_without_a_cluster_exit_2() {
         "{}",
         stderr(&output)
     );
-    let output = conclave(&["cluster", "heal", "--dir", &missing]);
-    expect_code(&output, 2);
+    for command in [&["heal"][..], &["status"], &["status", "--json"], &["down"]] {
+        let mut args = vec!["cluster"];
+        args.extend_from_slice(command);
+        args.extend_from_slice(&["--dir", &missing]);
+        let output = conclave(&args);
+        expect_code(&output, 2);
+        assert!(stderr(&output).contains("no cluster in"), "{command:?}");
+    }
+}
+
+/// A cluster.json whose runner and node pids now belong to another process (a `sleep`
+/// started after them, as after a reboot): `down` and `kill` leave that process alone,
+/// and `status` shows them exited.
+#[test]
+fn cluster_commands_leave_alone_a_process_that_got_a_recorded_pid() {
+    let dir = folder("reused");
+    let cluster = dir.join("cluster");
+    std::fs::create_dir_all(&cluster).unwrap();
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = stranger.id();
+    let state = serde_json::json!({
+        "runner_pid": pid, "runner_started": 1, "scenario": "/nowhere.ron", "seed": 0,
+        "nodes": [{
+            "name": "a", "address": "127.0.0.1:1", "pid": pid, "started": 1,
+            "trace_log": cluster.join("a.jsonl"), "args": [], "restarts": 0,
+        }],
+        "services": [],
+    });
+    std::fs::write(cluster.join("cluster.json"), state.to_string()).unwrap();
+    let dir_flag = cluster.to_string_lossy().into_owned();
+
+    let output = conclave(&["cluster", "down", "--dir", &dir_flag]);
+    expect_code(&output, 0);
+    assert!(
+        stdout(&output).contains("is not running: nothing to stop"),
+        "{}",
+        stdout(&output)
+    );
+    let output = conclave(&["cluster", "kill", "a", "--dir", &dir_flag]);
+    expect_code(&output, 1);
+    assert!(
+        stderr(&output).contains(&format!("a (pid {pid}) is not running")),
+        "{}",
+        stderr(&output)
+    );
+    let output = conclave(&["cluster", "status", "--dir", &dir_flag]);
+    expect_code(&output, 0);
+    let text = stdout(&output);
+    assert!(
+        text.contains(" runner=exited\n") && text.contains("process=exited"),
+        "{text}"
+    );
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "the stranger was signalled"
+    );
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
 }
 
 #[test]
