@@ -84,16 +84,31 @@ fn take(n: u16, free: impl Fn(u16) -> bool) -> u16 {
     panic!("no {n} free ports in a row in {low}..{high}");
 }
 
+/// The fewest ports a window outside the ephemeral range must have to be used.
+const MIN_WINDOW: u32 = 1_000;
+
 /// The ports handed out, `low..high`: from FLOOR up to the ephemeral range, or from its end
-/// up, whichever is larger.
+/// up, whichever is larger. Where the range leaves neither MIN_WINDOW ports (some
+/// containers give it all of 1024-65535), FLOOR up to 65535: each port is still checked
+/// free when handed out, only no longer safe from connections' source ports.
 fn window() -> (u32, u32) {
     let (first, last) = ephemeral_range();
+    window_for(first, last)
+}
+
+/// [`window`] for the ephemeral range `first..=last`.
+fn window_for(first: u32, last: u32) -> (u32, u32) {
     let below = (FLOOR, first.max(FLOOR));
-    let above = (last + 1, 65_536);
-    if below.1 - below.0 >= above.1 - above.0 {
+    let above = ((last + 1).max(FLOOR), 65_536);
+    let larger = if below.1 - below.0 >= above.1 - above.0 {
         below
     } else {
         above
+    };
+    if larger.1 - larger.0 >= MIN_WINDOW {
+        larger
+    } else {
+        (FLOOR, 65_536)
     }
 }
 
@@ -113,28 +128,52 @@ fn ephemeral_range() -> (u32, u32) {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    /// One test at a time: they read the shared counter and hold ports.
+    static SERIAL: Mutex<()> = Mutex::new(());
 
     #[test]
     fn blocks_lie_outside_the_ephemeral_range_and_are_never_handed_out_twice() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let (first, last) = ephemeral_range();
+        let (low, high) = window();
+        // Outside the range, unless the range leaves no room (then the fallback, FLOOR up).
+        let outside = high - low >= MIN_WINDOW && (low > last || high <= first);
+        assert!(outside || (low, high) == (FLOOR, 65_536), "{low}..{high}");
         let mut seen = BTreeSet::new();
         for n in [1, 4, 5, 3, 1, 8] {
             let block = ports(n);
             assert_eq!(block.len(), usize::from(n));
             assert!(block.windows(2).all(|w| w[1] == w[0] + 1), "{block:?}");
             for port in block {
-                assert!(!(first..=last).contains(&u32::from(port)), "{port}");
-                assert!(u32::from(port) >= FLOOR.min(last + 1), "{port}");
+                let port32 = u32::from(port);
+                assert!((low..high).contains(&port32), "{port} not in {low}..{high}");
+                assert!(!outside || !(first..=last).contains(&port32), "{port}");
                 assert!(seen.insert(port), "{port} handed out twice");
             }
         }
         let udp = udp_port();
-        assert!(!(first..=last).contains(&u32::from(udp)));
+        assert!((low..high).contains(&u32::from(udp)));
         assert!(seen.insert(udp));
     }
 
     #[test]
+    fn the_window_is_the_larger_side_of_the_range_or_the_fallback() {
+        assert_eq!(window_for(32_768, 60_999), (FLOOR, 32_768));
+        assert_eq!(window_for(40_000, 60_000), (FLOOR, 40_000));
+        assert_eq!(window_for(10_000, 30_000), (30_001, 65_536));
+        assert_eq!(
+            window_for(20_500, 64_999),
+            (FLOOR, 65_536),
+            "neither side has room"
+        );
+        assert_eq!(window_for(1_024, 65_535), (FLOOR, 65_536), "no side at all");
+    }
+
+    #[test]
     fn listeners_listen_on_the_ports_of_one_block() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let listeners = listeners(3);
         let ports: Vec<u16> = listeners
             .iter()
@@ -148,11 +187,13 @@ mod tests {
 
     #[test]
     fn a_port_something_else_listens_on_is_skipped() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let first = port_block(1);
         let (low, high) = window();
         // The port the next search starts at, held as another program would hold it.
         let next = low + NEXT.load(Ordering::Relaxed) % (high - low);
-        let held = TcpListener::bind((Ipv4Addr::LOCALHOST, next as u16)).unwrap();
+        // (Already held by another program, it is just as much in the way.)
+        let held = TcpListener::bind((Ipv4Addr::LOCALHOST, next as u16)).ok();
         let port = port_block(1);
         assert_ne!(u32::from(port), next);
         assert_ne!(port, first);
