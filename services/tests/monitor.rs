@@ -129,6 +129,49 @@ async fn reports_update_the_nodes_and_role_changes_are_recorded_once_each() {
     assert!(page.body.contains("Candidate") && page.body.contains("127.0.0.1:9002"));
 }
 
+/// 64 nodes posting at once, as `conclave node --monitor` does every second: the writer
+/// stores them in batches (one transaction each), and every answer and role change is
+/// as one at a time would make it, also for two reports of one node in the same burst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_64_reports_is_stored_with_each_role_change_counted_once() {
+    let addr = start("burst").await;
+    let name = |i: usize| format!("n{i:02}");
+    let burst = |role: &'static str, copies: usize| {
+        let tasks: Vec<_> = (0..64)
+            .flat_map(|i| std::iter::repeat_n(i, copies))
+            .map(|i| {
+                let body = report(&name(i), 9000 + i as u16, Some("n63"), "Normal", role);
+                tokio::spawn(async move { (i, send_report(addr, &body).await.json()) })
+            })
+            .collect();
+        async move {
+            let mut changed = vec![0; 64];
+            for task in tasks {
+                let (i, answer) = task.await.unwrap();
+                changed[i] += usize::from(answer["role_changed"] == true);
+            }
+            changed
+        }
+    };
+    assert_eq!(burst("Follower", 1).await, vec![1; 64], "first reports");
+    assert_eq!(burst("Follower", 1).await, vec![0; 64], "the same again");
+    // Two identical reports of a new role per node at once: exactly one is the change.
+    assert_eq!(
+        burst("Candidate", 2).await,
+        vec![1; 64],
+        "a new role, twice"
+    );
+
+    let log = get(addr, "/api/log?limit=1000").await.json();
+    assert_eq!(log["reports"].as_array().unwrap().len(), 64 * 4);
+    let roles = get(addr, "/api/roles").await.json();
+    assert_eq!(roles.as_array().unwrap().len(), 64 * 2);
+    let nodes = get(addr, "/api/nodes").await.json();
+    let nodes = nodes.as_array().unwrap();
+    assert_eq!(nodes.len(), 64);
+    assert!(nodes.iter().all(|n| n["role"] == "Candidate"), "{nodes:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_a_report_for_longer_than_stale_after_is_stale() {
     let (addr, _task) = start_with(db_file("stale"), None, Duration::from_millis(300)).await;

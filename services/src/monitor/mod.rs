@@ -137,7 +137,9 @@ impl Options {
 
 /// What the handlers share.
 struct Shared {
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
+    /// The writer of reports ([`spawn_writer`]).
+    writer: std::sync::mpsc::Sender<Pending>,
     db_path: String,
     token: Option<String>,
     stale_after: Duration,
@@ -183,8 +185,11 @@ pub async fn bind(options: Options) -> Result<Monitor, MonitorError> {
     let mut random = [0u8; 16];
     getrandom::fill(&mut random).map_err(|e| MonitorError::Random(e.to_string()))?;
     let csrf = random.iter().map(|b| format!("{b:02x}")).collect();
+    let store = Arc::new(Mutex::new(store));
+    let writer = spawn_writer(Arc::clone(&store)).map_err(MonitorError::Serve)?;
     let shared = Arc::new(Shared {
-        store: Mutex::new(store),
+        store,
+        writer,
         db_path: path.display().to_string(),
         token: options.token,
         stale_after: options.stale_after,
@@ -433,9 +438,77 @@ async fn report(
     if let Some(coordinator) = &report.coordinator {
         check_name("coordinator", coordinator)?;
     }
-    let role_changed = shared.store().insert_report(&report, now_us())?;
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let stopped = || {
+        Refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the monitor's writer has stopped".into(),
+        )
+    };
+    let pending = Pending {
+        report,
+        at_us: now_us(),
+        answer,
+    };
+    shared.writer.send(pending).map_err(|_| stopped())?;
+    let role_changed = answered
+        .await
+        .map_err(|_| stopped())?
+        .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     let _ = shared.changed.send(());
     Ok(json(&serde_json::json!({ "role_changed": role_changed })))
+}
+
+/// A report for the writer, and where its answer goes: whether it changed the node's role,
+/// or why it could not be stored.
+struct Pending {
+    report: NodeReport,
+    at_us: u64,
+    answer: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
+
+/// The most reports one transaction takes.
+const MAX_BATCH: usize = 256;
+
+/// Starts the thread that stores reports: it takes every report waiting, up to
+/// [`MAX_BATCH`], and stores them in one transaction, so that a burst (every node reporting
+/// at the same instant) costs a few syncs of the file, not one each; the sync also waits
+/// off the async workers. It ends when the monitor (the sender) is dropped.
+fn spawn_writer(store: Arc<Mutex<Store>>) -> std::io::Result<std::sync::mpsc::Sender<Pending>> {
+    let (sender, receiver) = std::sync::mpsc::channel::<Pending>();
+    std::thread::Builder::new()
+        .name("monitor-writer".into())
+        .spawn(move || {
+            while let Ok(first) = receiver.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(pending) => batch.push(pending),
+                        Err(_) => break,
+                    }
+                }
+                let reports: Vec<(&NodeReport, u64)> =
+                    batch.iter().map(|p| (&p.report, p.at_us)).collect();
+                let stored = store
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert_reports(&reports);
+                match stored {
+                    Ok(changed) => {
+                        for (pending, changed) in batch.into_iter().zip(changed) {
+                            let _ = pending.answer.send(Ok(changed));
+                        }
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        for pending in batch {
+                            let _ = pending.answer.send(Err(text.clone()));
+                        }
+                    }
+                }
+            }
+        })?;
+    Ok(sender)
 }
 
 /// A node's row in `/api/nodes` and in the events.

@@ -152,48 +152,21 @@ impl Store {
     /// Stores a report; a first report, or one whose role or coordinator differs from the
     /// node's previous one, is also stored as a role change (returns true then).
     pub fn insert_report(&mut self, r: &NodeReport, at_us: u64) -> Result<bool, StoreError> {
+        Ok(self.insert_reports(&[(r, at_us)])?[0])
+    }
+
+    /// Stores reports in order, in one transaction (one sync of the file for them all):
+    /// whether each is a role change, as [`Store::insert_report`] says. Either all are
+    /// stored or, on an error, none.
+    pub fn insert_reports(
+        &mut self,
+        reports: &[(&NodeReport, u64)],
+    ) -> Result<Vec<bool>, StoreError> {
         let tx = self.db.transaction().map_err(doing("starting a report"))?;
-        let previous: Option<(String, Option<String>)> = tx
-            .query_row(
-                "SELECT role, coordinator FROM reports WHERE node = ?1 ORDER BY id DESC LIMIT 1",
-                [&r.node],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(doing("reading the node's last report"))?;
-        let role = role_name(r.role);
-        tx.execute(
-            "INSERT INTO reports (at_us, node, address, coordinator, grp, status, role)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                at_us as i64,
-                r.node,
-                r.address,
-                r.coordinator,
-                r.group as i64,
-                r.status,
-                role
-            ],
-        )
-        .map_err(doing("storing a report"))?;
-        let changed = previous.is_none_or(|(p_role, p_coord)| {
-            p_role != role || p_coord.as_deref() != r.coordinator.as_deref()
-        });
-        if changed {
-            tx.execute(
-                "INSERT INTO roles (at_us, node, role, coordinator, grp, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    at_us as i64,
-                    r.node,
-                    role,
-                    r.coordinator,
-                    r.group as i64,
-                    r.status
-                ],
-            )
-            .map_err(doing("storing a role change"))?;
-        }
+        let changed = reports
+            .iter()
+            .map(|(r, at_us)| insert_in(&tx, r, *at_us))
+            .collect::<Result<Vec<bool>, StoreError>>()?;
         tx.commit().map_err(doing("committing a report"))?;
         Ok(changed)
     }
@@ -313,6 +286,52 @@ impl Store {
     }
 }
 
+/// Stores one report inside `tx`: whether it is a role change.
+fn insert_in(tx: &rusqlite::Transaction, r: &NodeReport, at_us: u64) -> Result<bool, StoreError> {
+    let previous: Option<(String, Option<String>)> = tx
+        .query_row(
+            "SELECT role, coordinator FROM reports WHERE node = ?1 ORDER BY id DESC LIMIT 1",
+            [&r.node],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(doing("reading the node's last report"))?;
+    let role = role_name(r.role);
+    tx.execute(
+        "INSERT INTO reports (at_us, node, address, coordinator, grp, status, role)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            at_us as i64,
+            r.node,
+            r.address,
+            r.coordinator,
+            r.group as i64,
+            r.status,
+            role
+        ],
+    )
+    .map_err(doing("storing a report"))?;
+    let changed = previous.is_none_or(|(p_role, p_coord)| {
+        p_role != role || p_coord.as_deref() != r.coordinator.as_deref()
+    });
+    if changed {
+        tx.execute(
+            "INSERT INTO roles (at_us, node, role, coordinator, grp, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                at_us as i64,
+                r.node,
+                role,
+                r.coordinator,
+                r.group as i64,
+                r.status
+            ],
+        )
+        .map_err(doing("storing a role change"))?;
+    }
+    Ok(changed)
+}
+
 /// The role's name as stored (serde's name).
 pub fn role_name(role: Role) -> &'static str {
     match role {
@@ -331,5 +350,53 @@ fn role_of(name: &str) -> Role {
         "Leader" => Role::Leader,
         "Service" => Role::Service,
         _ => Role::Idle,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(node: &str, coordinator: &str, role: Role) -> NodeReport {
+        NodeReport {
+            node: node.into(),
+            address: "127.0.0.1:7001".into(),
+            coordinator: Some(coordinator.into()),
+            group: 0,
+            status: "Normal".into(),
+            role,
+        }
+    }
+
+    /// One batch, read in order: a node's second report in it is compared with its first.
+    #[test]
+    fn a_batch_counts_role_changes_as_reports_one_at_a_time_would() {
+        let mut store = Store::open_in_memory().unwrap();
+        let (a1, b1) = (
+            report("a", "c", Role::Follower),
+            report("b", "c", Role::Follower),
+        );
+        let a2 = report("a", "c", Role::Follower);
+        let a3 = report("a", "a", Role::Candidate);
+        let batch = [(&a1, 1), (&b1, 2), (&a2, 3), (&a3, 4)];
+        assert_eq!(
+            store.insert_reports(&batch).unwrap(),
+            [true, true, false, true]
+        );
+        let roles: Vec<(String, u64)> = store
+            .roles()
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.node, r.at_us))
+            .collect();
+        assert_eq!(roles, [("a".into(), 1), ("b".into(), 2), ("a".into(), 4)]);
+        let latest = store.latest().unwrap();
+        assert_eq!(latest.len(), 2);
+        assert_eq!(latest[0].report, a3);
+        // The next batch continues from the stored ones.
+        assert_eq!(
+            store.insert_reports(&[(&a3, 5), (&b1, 6)]).unwrap(),
+            [false, false]
+        );
     }
 }
