@@ -265,22 +265,47 @@ fn alive(pid: u32) -> bool {
     kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
 }
 
-/// Whether `pid` runs and is the process that `cluster.json` recorded: started at `started`
-/// (when that was recorded), not another that got the pid since.
-fn is_ours(pid: u32, started: Option<u64>) -> bool {
-    running(pid) && started.is_none_or(|s| start_time(pid) == Some(s))
+/// A process as /proc/PID/stat shows it.
+struct ProcStat {
+    /// The state letter (R, S, T for stopped, Z for a zombie...).
+    state: char,
+    /// When it started, in clock ticks after boot (the 22nd field).
+    started: Option<u64>,
 }
 
-/// When a process started, in clock ticks after boot (/proc/PID/stat's 22nd field).
-fn start_time(pid: u32) -> Option<u64> {
+/// `pid`'s /proc/PID/stat, where /proc has it.
+fn proc_stat(pid: u32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The fields after the command's `(name)`, the state (field 3) first.
-    stat.rsplit(')')
-        .next()?
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    let mut fields = stat.rsplit(')').next()?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let started = fields.nth(18).and_then(|f| f.parse().ok());
+    Some(ProcStat { state, started })
+}
+
+/// When a process started ([`ProcStat::started`]).
+fn start_time(pid: u32) -> Option<u64> {
+    proc_stat(pid)?.started
+}
+
+/// `pid`'s state letter if it runs and is the process that `cluster.json` recorded: started
+/// at `started` (when that was recorded), not another that got the pid since; not a zombie.
+fn ours(pid: u32, started: Option<u64>) -> Option<char> {
+    if !alive(pid) {
+        return None;
+    }
+    match proc_stat(pid) {
+        Some(stat) if stat.state == 'Z' => None,
+        Some(stat) if started.is_some_and(|s| stat.started != Some(s)) => None,
+        Some(stat) => Some(stat.state),
+        // No /proc: alive is all there is to know.
+        None => Some('R'),
+    }
+}
+
+/// Whether `pid` runs and is the process `cluster.json` recorded ([`ours`]).
+fn is_ours(pid: u32, started: Option<u64>) -> bool {
+    ours(pid, started).is_some()
 }
 
 fn signal_node(dir: &Path, name: &str, signal: Signal, done: &str) -> Outcome {
@@ -348,7 +373,7 @@ fn started(dir: &Path, node: &NodeState, pid: u32, asked: Instant) -> Outcome {
             return Ok(format!("restarted {name} (pid {pid})"));
         }
         if !running(pid) {
-            let log = dir.join(format!("{name}.log"));
+            let log = stderr_log(dir, name);
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let last = lines[lines.len().saturating_sub(5)..].join("\n");
@@ -372,13 +397,7 @@ fn started(dir: &Path, node: &NodeState, pid: u32, asked: Instant) -> Outcome {
 /// A process that runs: alive, and not a zombie (an exited child the runner has not
 /// reaped yet).
 fn running(pid: u32) -> bool {
-    alive(pid) && proc_state(pid) != Some('Z')
-}
-
-/// A process's state letter in /proc (R, S, T for stopped, Z...), where /proc has it.
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.trim_start().chars().next()
+    is_ours(pid, None)
 }
 
 /// How long `down` waits for the runner: it stops the nodes, then the services, each
@@ -429,12 +448,10 @@ fn process_of(pid: Option<u32>, started: Option<u64>) -> &'static str {
     let Some(pid) = pid else {
         return "not started";
     };
-    if !is_ours(pid, started) {
-        return "exited";
-    }
-    match proc_state(pid) {
+    match ours(pid, started) {
+        None => "exited",
         Some('T' | 't') => "paused",
-        _ => "running",
+        Some(_) => "running",
     }
 }
 
@@ -923,7 +940,7 @@ fn node_args_for_services(scenario: &Scenario, services: &[ServiceState]) -> Vec
 /// ("... listening on [http://]ADDR[/status] ..."); the rest of its stdout is discarded.
 fn spawn_service(dir: &Path, name: &str, args: &[String]) -> Result<(Child, String), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find conclave itself: {e}"))?;
-    let log = dir.join(format!("{name}.log"));
+    let log = stderr_log(dir, name);
     let stderr = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let mut child = Process::new(exe)
         .args(args)
@@ -971,7 +988,7 @@ fn listening_address(line: &str) -> Option<String> {
 /// DIR/<name>.log.
 fn spawn(dir: &Path, name: &str, args: &[String]) -> Result<Child, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find conclave itself: {e}"))?;
-    let log = dir.join(format!("{name}.log"));
+    let log = stderr_log(dir, name);
     let stderr = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     Process::new(exe)
         .args(args)
@@ -1056,7 +1073,7 @@ fn reap(dir: &Path, state: &State, running: &mut [Running], started_us: u64) {
         if let Ok(Some(status)) = child.try_wait() {
             print_role_changes(std::slice::from_mut(run), started_us);
             let error = match status.code() {
-                Some(code) if code != 0 => last_error(&dir.join(format!("{}.log", node.name))),
+                Some(code) if code != 0 => last_error(&stderr_log(dir, &node.name)),
                 _ => None,
             };
             match error {
@@ -1069,6 +1086,11 @@ fn reap(dir: &Path, state: &State, running: &mut [Running], started_us: u64) {
             run.child = None;
         }
     }
+}
+
+/// Where a node's or service's stderr goes: DIR/<name>.log.
+fn stderr_log(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.log"))
 }
 
 /// The last `error: ` line of a node's stderr, without the prefix.
